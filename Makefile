@@ -1,0 +1,32 @@
+# Parley: `make run` serves a homeserver on http://127.0.0.1:8008; `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-protocol test-api test-e2e lint clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	mkdir -p data
+	$(BIN)/parley --config data/parley.toml serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+test-protocol: $(STAMP)
+	$(BIN)/python -m pytest -q tests/protocol
+
+test-api: $(STAMP)
+	$(BIN)/python -m pytest -q tests/api
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest -q tests/e2e
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,157 @@
+"""HTTP edge helpers: JSON bodies, Matrix error responses, the endpoint wrapper."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Awaitable, Callable
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from homeserver.accounts.service import Requester
+from homeserver.protocol.errors import MatrixError
+
+log = logging.getLogger("parley.http")
+
+MAX_BODY_BYTES = 1024 * 1024
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization, Date",
+}
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    h = dict(CORS_HEADERS)
+    if headers:
+        h.update(headers)
+    return JSONResponse(content, status_code=status, headers=h)
+
+
+def error_response(err: MatrixError) -> Response:
+    headers = {}
+    if err.errcode == "M_LIMIT_EXCEEDED" and "retry_after_ms" in err.extra:
+        headers["Retry-After"] = str(max(1, int(err.extra["retry_after_ms"]) // 1000 + 1))
+    return json_response(err.to_dict(), err.status, headers)
+
+
+async def read_body_bytes(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise MatrixError(413, "M_TOO_LARGE", "Request body too large")
+        except ValueError:
+            raise MatrixError(400, "M_BAD_JSON", "Bad Content-Length") from None
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise MatrixError(413, "M_TOO_LARGE", "Request body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_body(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    """The request's JSON object; M_NOT_JSON for unparsable bodies, M_BAD_JSON for non-objects."""
+    raw = await read_body_bytes(request)
+    if not raw.strip():
+        if allow_empty:
+            return {}
+        raise MatrixError(400, "M_NOT_JSON", "Request body must be JSON")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MatrixError(400, "M_NOT_JSON", "Request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise MatrixError(400, "M_BAD_JSON", "Request body must be a JSON object")
+    return value
+
+
+def query_bool(request: Request, name: str, default: bool = False) -> bool:
+    v = request.query_params.get(name)
+    if v is None:
+        return default
+    if v in ("true", "1"):
+        return True
+    if v in ("false", "0"):
+        return False
+    raise MatrixError(400, "M_INVALID_PARAM", f"'{name}' must be true or false")
+
+
+def query_int(request: Request, name: str, default: int | None = None, *, minimum: int = 0) -> int | None:
+    v = request.query_params.get(name)
+    if v is None:
+        return default
+    try:
+        n = int(v)
+    except ValueError:
+        raise MatrixError(400, "M_INVALID_PARAM", f"'{name}' must be an integer") from None
+    if n < minimum or n > 2**53:
+        raise MatrixError(400, "M_INVALID_PARAM", f"'{name}' is out of range")
+    return n
+
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+def endpoint(auth: bool = True, optional_auth: bool = False) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap a handler: authenticate, map MatrixError/unknown errors to JSON, serialize dicts.
+
+    Handlers take (request, hs, requester) when auth is on, else (request, hs); they return a
+    dict (200), a (dict, status) tuple, or a Response.
+    """
+
+    def deco(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(fn)
+        async def wrapper(request: Request) -> Response:
+            hs = request.app.state.hs
+            try:
+                if auth or optional_auth:
+                    requester = await authenticate(request, hs, optional=optional_auth)
+                    result = await fn(request, hs, requester)
+                else:
+                    result = await fn(request, hs)
+            except MatrixError as e:
+                return error_response(e)
+            except Exception:
+                log.exception("unhandled error in %s %s", request.method, request.url.path)
+                return error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
+            if isinstance(result, Response):
+                return result
+            if isinstance(result, tuple):
+                return json_response(result[0], result[1])
+            return json_response(result)
+
+        return wrapper
+
+    return deco
+
+
+def access_token_of(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise MatrixError(401, "M_MISSING_TOKEN", "Malformed Authorization header")
+        return token.strip()
+    return request.query_params.get("access_token")
+
+
+async def authenticate(request: Request, hs: Any, optional: bool = False) -> Requester | None:
+    token = access_token_of(request)
+    if token is None:
+        if optional:
+            return None
+        raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token")
+    return await hs.accounts.authenticate(token)

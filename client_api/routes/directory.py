@@ -1,0 +1,98 @@
+"""Room aliases and the public rooms directory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from client_api.http import endpoint, json_body, query_int
+from homeserver.accounts.service import Requester
+from homeserver.protocol.errors import MatrixError
+from homeserver.protocol.ids import is_valid_room_id
+
+V3 = "/_matrix/client/v3"
+
+
+@endpoint()
+async def put_alias(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    body = await json_body(request)
+    await hs.directory.create_alias(req.user_id, request.path_params["alias"], body.get("room_id"))
+    return {}
+
+
+@endpoint(auth=False)
+async def get_alias(request: Request, hs: Any) -> dict[str, Any]:
+    return await hs.directory.resolve(request.path_params["alias"])
+
+
+@endpoint()
+async def delete_alias(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    await hs.directory.delete_alias(req.user_id, req.is_admin, request.path_params["alias"])
+    return {}
+
+
+@endpoint()
+async def room_aliases(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    room_id = request.path_params["room_id"]
+    if not is_valid_room_id(room_id):
+        raise MatrixError(400, "M_INVALID_PARAM", "Invalid room ID")
+    await hs.reader.visibility(req.user_id, room_id)
+    return {"aliases": await hs.directory.aliases(room_id)}
+
+
+@endpoint(auth=False)
+async def get_visibility(request: Request, hs: Any) -> dict[str, Any]:
+    return {"visibility": await hs.directory.get_visibility(request.path_params["room_id"])}
+
+
+@endpoint()
+async def put_visibility(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    body = await json_body(request)
+    await hs.directory.set_visibility(req.user_id, request.path_params["room_id"],
+                                      body.get("visibility", "public"))
+    return {}
+
+
+@endpoint(auth=False)
+async def get_public_rooms(request: Request, hs: Any) -> dict[str, Any]:
+    server = request.query_params.get("server")
+    if server is not None and server != hs.server_name:
+        raise MatrixError(404, "M_NOT_FOUND", "Remote room directories are not available yet")
+    return await hs.directory.public_rooms(
+        query_int(request, "limit"), request.query_params.get("since"), None
+    )
+
+
+@endpoint()
+async def post_public_rooms(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    body = await json_body(request)
+    server = request.query_params.get("server")
+    if server is not None and server != hs.server_name:
+        raise MatrixError(404, "M_NOT_FOUND", "Remote room directories are not available yet")
+    limit = body.get("limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+        raise MatrixError(400, "M_BAD_JSON", "'limit' must be a non-negative integer")
+    since = body.get("since")
+    if since is not None and not isinstance(since, str):
+        raise MatrixError(400, "M_BAD_JSON", "'since' must be a string")
+    flt = body.get("filter", {})
+    if not isinstance(flt, dict):
+        raise MatrixError(400, "M_BAD_JSON", "'filter' must be an object")
+    term = flt.get("generic_search_term")
+    if term is not None and not isinstance(term, str):
+        raise MatrixError(400, "M_BAD_JSON", "'generic_search_term' must be a string")
+    return await hs.directory.public_rooms(limit, since, term)
+
+
+routes = [
+    Route(f"{V3}/directory/room/{{alias}}", put_alias, methods=["PUT"]),
+    Route(f"{V3}/directory/room/{{alias}}", get_alias, methods=["GET"]),
+    Route(f"{V3}/directory/room/{{alias}}", delete_alias, methods=["DELETE"]),
+    Route(f"{V3}/rooms/{{room_id}}/aliases", room_aliases, methods=["GET"]),
+    Route(f"{V3}/directory/list/room/{{room_id}}", get_visibility, methods=["GET"]),
+    Route(f"{V3}/directory/list/room/{{room_id}}", put_visibility, methods=["PUT"]),
+    Route(f"{V3}/publicRooms", get_public_rooms, methods=["GET"]),
+    Route(f"{V3}/publicRooms", post_public_rooms, methods=["POST"]),
+]

@@ -1,0 +1,95 @@
+"""Assembly: config -> stores, keys, services. The HTTP layer gets one `Homeserver`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from homeserver.accounts.account_data import AccountDataService
+from homeserver.accounts.profile import ProfileService
+from homeserver.accounts.service import AccountService, token_secret_from_seed
+from homeserver.config import Config
+from homeserver.events.notifier import Notifier
+from homeserver.events.persister import EventPersister
+from homeserver.protocol.signing import (
+    encode_signing_key_seed,
+    generate_signing_key,
+    signing_key_from_seed,
+)
+from homeserver.ratelimit import RateLimiter
+from homeserver.rooms.directory import DirectoryService
+from homeserver.rooms.reads import RoomReader
+from homeserver.rooms.serialize import EventSerializer
+from homeserver.rooms.service import RoomService
+from homeserver.storage.events import StoredEvent
+from homeserver.storage.stores import Stores
+from homeserver.sync.service import SyncService
+
+log = logging.getLogger("parley")
+
+
+def load_or_create_signing_key(path: str) -> Any:
+    """`ed25519 <version> <seed>` in one line, the format Synapse uses too."""
+    p = Path(path)
+    if p.exists():
+        parts = p.read_text().split()
+        if len(parts) != 3 or parts[0] != "ed25519":
+            raise ValueError(f"{path}: expected 'ed25519 <version> <seed>'")
+        return signing_key_from_seed(parts[2], parts[1])
+    p.parent.mkdir(parents=True, exist_ok=True)
+    key = generate_signing_key("a_" + os.urandom(3).hex())
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(f"ed25519 {key.version} {encode_signing_key_seed(key)}\n")
+    os.chmod(tmp, 0o600)
+    tmp.replace(p)
+    log.info("generated a new signing key at %s", path)
+    return key
+
+
+class Homeserver:
+    def __init__(self, config: Config, stores: Stores, signing_key: Any) -> None:
+        self.config = config
+        self.server_name = config.server_name
+        self.stores = stores
+        self.signing_key = signing_key
+        self.notifier = Notifier()
+        self.ratelimiter = RateLimiter(config.rate_limits.enabled)
+        self.serializer = EventSerializer(stores)
+        self.persister = EventPersister(
+            stores, config.server_name, signing_key, self.notifier, self._on_persisted
+        )
+        seed = encode_signing_key_seed(signing_key).encode()
+        self.accounts = AccountService(
+            stores, config.server_name, token_secret_from_seed(seed), config.admins,
+            config.access_token_lifetime_ms,
+        )
+        self.rooms = RoomService(
+            stores, self.persister, self.serializer, config.server_name, config.default_room_version
+        )
+        self.reader = RoomReader(stores, self.serializer)
+        self.sync = SyncService(stores, self.serializer, self.notifier)
+        self.account_data = AccountDataService(stores, self.notifier)
+        self.profile = ProfileService(stores, self.rooms)
+        self.directory = DirectoryService(stores, self.rooms, config.server_name)
+
+    @classmethod
+    async def start(cls, config: Config) -> "Homeserver":
+        key = load_or_create_signing_key(config.signing_key_path)
+        stores = await Stores.open(config.database)
+        return cls(config, stores, key)
+
+    async def close(self) -> None:
+        await self.stores.close()
+
+    async def _on_persisted(self, ev: StoredEvent) -> None:
+        """Wake everyone who can see the event: the room's joined and invited members, and the
+        target of a membership change (who may just have left)."""
+        waiting = self.notifier.waiting_users()
+        if not waiting:
+            return
+        members = set(await self.stores.state.members(ev.room_id, ("join", "invite")))
+        if ev.type == "m.room.member" and ev.state_key:
+            members.add(ev.state_key)
+        self.notifier.wake(members & waiting)

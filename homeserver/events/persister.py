@@ -1,0 +1,243 @@
+"""Build, authorize and persist new local events: the one path every local event takes.
+
+Per room, one event at a time (Database.room_lock). Inside the lock: read the forward
+extremities and the auth state, build the PDU (prev_events, auth_events, depth, hashes,
+signature), run the authorization rules, then write event + edges + extremities + state delta +
+current state + membership in one transaction. Only after the commit are waiters woken.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from homeserver.events.notifier import Notifier
+from homeserver.protocol.auth_rules import auth_types_for_event, check_auth
+from homeserver.protocol.errors import MatrixError
+from homeserver.protocol.events import (
+    check_event_size_and_format,
+    compute_event_id,
+    hash_and_sign_event,
+    room_id_for_create_event,
+)
+from homeserver.protocol.room_versions import RoomVersion
+from homeserver.storage.events import StoredEvent
+from homeserver.storage.stores import Stores
+
+MAX_PREV_EVENTS = 10
+
+
+@dataclass
+class TxnInfo:
+    device_id: str
+    txn_key: str  # the full request path: the spec's idempotency scope
+    txn_id: str
+
+
+def relation_of(content: dict[str, Any]) -> tuple[str | None, str | None]:
+    rel = content.get("m.relates_to")
+    if not isinstance(rel, dict):
+        return None, None
+    rel_type, target = rel.get("rel_type"), rel.get("event_id")
+    if isinstance(rel_type, str) and isinstance(target, str):
+        return rel_type, target
+    return None, None
+
+
+def redaction_target(pdu: dict[str, Any]) -> str | None:
+    target = pdu.get("content", {}).get("redacts")
+    if not isinstance(target, str):
+        target = pdu.get("redacts")
+    return target if isinstance(target, str) else None
+
+
+class EventPersister:
+    def __init__(
+        self,
+        stores: Stores,
+        server_name: str,
+        signing_key: Any,
+        notifier: Notifier,
+        on_persisted: Callable[[StoredEvent], Awaitable[None]] | None = None,
+    ) -> None:
+        self.stores = stores
+        self.server_name = server_name
+        self.signing_key = signing_key
+        self.notifier = notifier
+        self.on_persisted = on_persisted
+
+    async def create_room_event(
+        self, rv: RoomVersion, create_content: dict[str, Any], sender: str, room_id_hint: str | None
+    ) -> StoredEvent:
+        """Persist an m.room.create event: the first event of a new room."""
+        pdu: dict[str, Any] = {
+            "type": "m.room.create",
+            "state_key": "",
+            "sender": sender,
+            "content": create_content,
+            "origin_server_ts": int(time.time() * 1000),
+            "depth": 1,
+            "prev_events": [],
+            "auth_events": [],
+        }
+        if not rv.room_id_from_create:
+            assert room_id_hint is not None
+            pdu["room_id"] = room_id_hint
+        check_auth(rv, pdu, {}, create_event=pdu)
+        pdu = hash_and_sign_event(pdu, self.server_name, self.signing_key, rv)
+        check_event_size_and_format(pdu, rv)
+        event_id = compute_event_id(pdu, rv)
+        room_id = room_id_for_create_event(pdu, rv) if rv.room_id_from_create else room_id_hint
+        assert room_id is not None
+        return await self._persist(rv, room_id, pdu, event_id, None, None, None)
+
+    async def send(
+        self,
+        rv: RoomVersion,
+        room_id: str,
+        event_type: str,
+        sender: str,
+        content: dict[str, Any],
+        state_key: str | None = None,
+        txn: TxnInfo | None = None,
+        check: Callable[[dict[str, Any], dict[tuple[str, str], StoredEvent]], Awaitable[None]] | None = None,
+    ) -> StoredEvent:
+        """Build and persist one event; `check` may veto it with the auth state at hand."""
+        st = self.stores
+        async with st.db.room_lock(room_id):
+            if txn is not None:
+                prior = await st.userdata.get_txn(sender, txn.device_id, txn.txn_key)
+                if prior is not None:
+                    ev = await st.events.get(prior["event_id"])
+                    if ev is not None:
+                        return ev
+            async with st.db.transaction() as c:
+                extremities = await st.events.forward_extremities(c, room_id)
+            if not extremities:
+                raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
+            extremities.sort(key=lambda e: (e.depth, e.stream_ordering), reverse=True)
+            extremities = extremities[:MAX_PREV_EVENTS]
+            depth = min(extremities[0].depth + 1, 2**53 - 1)
+            prev_group = extremities[0].state_group
+
+            pdu: dict[str, Any] = {
+                "room_id": room_id,
+                "type": event_type,
+                "sender": sender,
+                "content": content,
+                "origin_server_ts": int(time.time() * 1000),
+                "depth": depth,
+                "prev_events": [e.event_id for e in extremities],
+            }
+            if state_key is not None:
+                pdu["state_key"] = state_key
+            if event_type == "m.room.redaction" and not rv.redacts_in_content:
+                target = content.get("redacts")
+                if isinstance(target, str):
+                    pdu["redacts"] = target
+
+            state_ids = await st.state.get_state(prev_group)
+            keys = set(auth_types_for_event(rv, pdu)) | {("m.room.create", "")}
+            auth_state_events = await st.events.get_many(
+                [state_ids[k] for k in keys if k in state_ids]
+            )
+            auth_state: dict[tuple[str, str], StoredEvent] = {}
+            for k in keys:
+                eid = state_ids.get(k)
+                if eid is not None and eid in auth_state_events:
+                    auth_state[k] = auth_state_events[eid]
+            create = auth_state.get(("m.room.create", ""))
+            if create is None:
+                raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
+            pdu["auth_events"] = [
+                ev.event_id
+                for k, ev in sorted(auth_state.items())
+                if not (rv.room_id_from_create and k == ("m.room.create", ""))
+                and k in set(auth_types_for_event(rv, pdu))
+            ]
+            if check is not None:
+                await check(pdu, auth_state)
+            check_auth(
+                rv,
+                pdu,
+                {k: _with_id(ev) for k, ev in auth_state.items()},
+                create_event=_with_id(create),
+            )
+            pdu = hash_and_sign_event(pdu, self.server_name, self.signing_key, rv)
+            check_event_size_and_format(pdu, rv)
+            event_id = compute_event_id(pdu, rv)
+            if state_key is not None:
+                replaced = state_ids.get((event_type, state_key))
+                if replaced is not None:
+                    old = await st.events.get(replaced)
+                    unsigned: dict[str, Any] = {"replaces_state": replaced}
+                    if old is not None:
+                        unsigned["prev_content"] = old.pdu.get("content", {})
+                        unsigned["prev_sender"] = old.sender
+                    pdu["unsigned"] = unsigned
+            return await self._persist(rv, room_id, pdu, event_id, prev_group, extremities, txn)
+
+    async def _persist(
+        self,
+        rv: RoomVersion,
+        room_id: str,
+        pdu: dict[str, Any],
+        event_id: str,
+        prev_group: int | None,
+        extremities: list[StoredEvent] | None,
+        txn: TxnInfo | None,
+    ) -> StoredEvent:
+        st = self.stores
+        state_key = pdu.get("state_key")
+        rel_type, relates_to = relation_of(pdu.get("content", {}))
+        thread_root = relates_to if rel_type == "m.thread" else None
+        delta = {(pdu["type"], state_key): event_id} if state_key is not None else {}
+        async with st.stream.next() as pos:
+            async with st.db.transaction() as c:
+                group = prev_group
+                if delta or group is None:
+                    group = await st.state.new_group(c, room_id, prev_group, delta)
+                ev = StoredEvent(
+                    event_id=event_id,
+                    stream_ordering=pos,
+                    room_id=room_id,
+                    type=pdu["type"],
+                    state_key=state_key,
+                    sender=pdu["sender"],
+                    depth=pdu["depth"],
+                    origin_server_ts=pdu["origin_server_ts"],
+                    pdu=pdu,
+                    state_group=group,
+                    redacted_by=None,
+                    txn_device=txn.device_id if txn else None,
+                    txn_id=txn.txn_id if txn else None,
+                )
+                await st.events.insert(
+                    c, ev, pdu.get("prev_events", []), rel_type, relates_to, thread_root
+                )
+                if state_key is not None:
+                    await st.state.set_current(c, room_id, (pdu["type"], state_key), event_id)
+                    if pdu["type"] == "m.room.member":
+                        membership = pdu["content"].get("membership")
+                        await st.state.set_membership(c, room_id, state_key, membership, event_id, pos)
+                if pdu["type"] == "m.room.redaction":
+                    target = redaction_target(pdu)
+                    if target is not None:
+                        await st.events.mark_redacted(c, target, event_id)
+                if txn is not None:
+                    await st.userdata.put_txn(
+                        c, pdu["sender"], txn.device_id, txn.txn_key, {"event_id": event_id}
+                    )
+        if group is not None and delta:
+            await st.state.prime(group, prev_group, delta)
+        st.events.remember_committed(ev)
+        if self.on_persisted is not None:
+            await self.on_persisted(ev)
+        return ev
+
+
+def _with_id(ev: StoredEvent) -> dict[str, Any]:
+    d = dict(ev.pdu)
+    d["event_id"] = ev.event_id
+    return d

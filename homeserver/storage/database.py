@@ -1,0 +1,243 @@
+"""Database facade: one async API over SQLite (embedded) and PostgreSQL (asyncpg).
+
+SQL is written once, in PostgreSQL's `$1` placeholder style; the SQLite adapter rewrites the
+placeholders. Both dialects understand `ON CONFLICT`, `RETURNING` and the column types used in
+the migrations (TEXT, BIGINT, INTEGER, BOOLEAN stored as INTEGER on SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Protocol, Sequence
+
+Row = dict[str, Any]
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+class Conn(Protocol):
+    """What a store sees inside a transaction (or for a single autocommit statement)."""
+
+    async def execute(self, sql: str, *args: Any) -> None: ...
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
+    async def fetchval(self, sql: str, *args: Any) -> Any: ...
+
+
+class Database:
+    dialect: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    def transaction(self) -> Any:  # async context manager yielding Conn
+        raise NotImplementedError
+
+    def room_lock(self, room_id: str) -> Any:
+        """Serialize writers of one room (in-process lock; advisory lock on PostgreSQL)."""
+        raise NotImplementedError
+
+    # Convenience single-statement helpers (each its own transaction).
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        async with self.transaction() as c:
+            return await c.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        async with self.transaction() as c:
+            return await c.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self.transaction() as c:
+            return await c.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        async with self.transaction() as c:
+            await c.execute(sql, *args)
+
+
+# --------------------------------------------------------------------------- SQLite
+
+
+class _SqliteConn:
+    def __init__(self, db: "SqliteDatabase") -> None:
+        self._db = db
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._db._run(lambda c: c.execute(self._db._sql(sql), args))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._db._run(lambda c: c.executemany(self._db._sql(sql), rows))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        def go(c: sqlite3.Connection) -> list[Row]:
+            cur = c.execute(self._db._sql(sql), args)
+            cols = [d[0] for d in cur.description or ()]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+        return await self._db._run(go)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        def go(c: sqlite3.Connection) -> Any:
+            r = c.execute(self._db._sql(sql), args).fetchone()
+            return r[0] if r else None
+
+        return await self._db._run(go)
+
+
+class SqliteDatabase(Database):
+    """One connection, driven from a dedicated thread; writes serialize on one lock.
+
+    SQLite allows one writer at a time anyway, so a single connection with a transaction lock
+    is both the simplest and the fastest arrangement for the embedded default.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._room_locks: dict[str, asyncio.Lock] = {}
+        self._sql_cache: dict[str, str] = {}
+        self._executor: Any = None
+
+    def _sql(self, sql: str) -> str:
+        out = self._sql_cache.get(sql)
+        if out is None:
+            out = _PLACEHOLDER.sub(r"?\1", sql)
+            self._sql_cache[sql] = out
+        return out
+
+    async def open(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+
+        def connect() -> sqlite3.Connection:
+            c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=NORMAL")
+            c.execute("PRAGMA foreign_keys=ON")
+            c.execute("PRAGMA busy_timeout=5000")
+            return c
+
+        self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn = self._conn
+            self._conn = None
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Any) -> Any:
+        conn = self._conn
+        assert conn is not None, "database not open"
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        async with self._lock:
+            await self._run(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _SqliteConn(self)
+            except BaseException:
+                await asyncio.shield(self._run(lambda c: c.execute("ROLLBACK")))
+                raise
+            else:
+                await self._run(lambda c: c.execute("COMMIT"))
+
+    async def read(self, fn: Any) -> Any:
+        return await self._run(fn)
+
+    @asynccontextmanager
+    async def room_lock(self, room_id: str) -> AsyncIterator[None]:
+        lock = self._room_locks.setdefault(room_id, asyncio.Lock())
+        async with lock:
+            yield
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+class _PgConn:
+    def __init__(self, conn: Any) -> None:
+        self._c = conn
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self._c.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._c.executemany(sql, rows)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return [dict(r) for r in await self._c.fetch(sql, *args)]
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        r = await self._c.fetchrow(sql, *args)
+        return dict(r) if r is not None else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._c.fetchval(sql, *args)
+
+
+class PostgresDatabase(Database):
+    dialect = "postgres"
+
+    def __init__(self, dsn: str, min_size: int = 2, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self._pool: Any = None
+        self._min = min_size
+        self._max = max_size
+        self._room_locks: dict[str, asyncio.Lock] = {}
+
+    async def open(self) -> None:
+        import asyncpg
+
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=self._min, max_size=self._max)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                yield _PgConn(conn)
+
+    @asynccontextmanager
+    async def room_lock(self, room_id: str) -> AsyncIterator[None]:
+        # In-process first (cheap, fair), then a session advisory lock so that other workers
+        # on the same database serialize too.
+        lock = self._room_locks.setdefault(room_id, asyncio.Lock())
+        async with lock:
+            async with self._pool.acquire() as conn:
+                await conn.execute("SELECT pg_advisory_lock(hashtext($1))", room_id)
+                try:
+                    yield
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", room_id)
+
+
+def open_database(url: str) -> Database:
+    if url.startswith("sqlite://"):
+        path = url[len("sqlite://"):]
+        if path.startswith("/") and not url.startswith("sqlite:////"):
+            path = path[1:]  # sqlite:///data/x.db -> data/x.db (relative)
+        return SqliteDatabase(path or ":memory:")
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresDatabase(url)
+    raise ValueError(f"unsupported database URL {url!r}")

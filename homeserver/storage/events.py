@@ -1,0 +1,274 @@
+"""Events, the event graph (edges, forward extremities) and stream-ordered reads."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import orjson
+
+from homeserver.storage.database import Conn, Database
+
+
+@dataclass
+class StoredEvent:
+    event_id: str
+    stream_ordering: int
+    room_id: str
+    type: str
+    state_key: str | None
+    sender: str
+    depth: int
+    origin_server_ts: int
+    pdu: dict[str, Any]
+    state_group: int
+    redacted_by: str | None
+    txn_device: str | None
+    txn_id: str | None
+
+    @property
+    def is_state(self) -> bool:
+        return self.state_key is not None
+
+
+_COLS = (
+    "event_id, stream_ordering, room_id, type, state_key, sender, depth, origin_server_ts, json,"
+    " state_group, redacted_by, txn_device, txn_id"
+)
+
+
+def _row_to_event(r: dict[str, Any]) -> StoredEvent:
+    return StoredEvent(
+        event_id=r["event_id"],
+        stream_ordering=r["stream_ordering"],
+        room_id=r["room_id"],
+        type=r["type"],
+        state_key=r["state_key"],
+        sender=r["sender"],
+        depth=r["depth"],
+        origin_server_ts=r["origin_server_ts"],
+        pdu=orjson.loads(r["json"]),
+        state_group=r["state_group"],
+        redacted_by=r["redacted_by"],
+        txn_device=r["txn_device"],
+        txn_id=r["txn_id"],
+    )
+
+
+class EventStore:
+    def __init__(self, db: Database, cache_size: int = 50_000) -> None:
+        self.db = db
+        self._cache: OrderedDict[str, StoredEvent] = OrderedDict()
+        self._cache_size = cache_size
+
+    # ------------------------------------------------------------------ cache
+
+    def _remember(self, ev: StoredEvent) -> None:
+        self._cache[ev.event_id] = ev
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def invalidate(self, event_id: str) -> None:
+        self._cache.pop(event_id, None)
+
+    # ------------------------------------------------------------------ writes
+
+    async def insert(
+        self,
+        c: Conn,
+        ev: StoredEvent,
+        prev_events: Iterable[str],
+        rel_type: str | None,
+        relates_to: str | None,
+        thread_root: str | None,
+    ) -> None:
+        await c.execute(
+            "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, depth,"
+            " origin_server_ts, json, state_group, rel_type, relates_to, thread_root, txn_device,"
+            " txn_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+            ev.stream_ordering, ev.event_id, ev.room_id, ev.type, ev.state_key, ev.sender,
+            ev.depth, ev.origin_server_ts, orjson.dumps(ev.pdu).decode(), ev.state_group,
+            rel_type, relates_to, thread_root, ev.txn_device, ev.txn_id,
+        )
+        prevs = list(prev_events)
+        if prevs:
+            await c.executemany(
+                "INSERT INTO event_edges (event_id, prev_event_id) VALUES ($1, $2)",
+                [(ev.event_id, p) for p in prevs],
+            )
+            await c.executemany(
+                "DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2",
+                [(ev.room_id, p) for p in prevs],
+            )
+        await c.execute(
+            "INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)",
+            ev.room_id, ev.event_id,
+        )
+
+    def remember_committed(self, ev: StoredEvent) -> None:
+        self._remember(ev)
+
+    async def mark_redacted(self, c: Conn, event_id: str, redaction_id: str) -> None:
+        await c.execute(
+            "UPDATE events SET redacted_by = $1, rel_type = NULL, relates_to = NULL,"
+            " thread_root = NULL WHERE event_id = $2 AND redacted_by IS NULL",
+            redaction_id, event_id,
+        )
+        self.invalidate(event_id)
+
+    # ------------------------------------------------------------------ reads
+
+    async def get(self, event_id: str) -> StoredEvent | None:
+        ev = self._cache.get(event_id)
+        if ev is not None:
+            return ev
+        r = await self.db.fetchrow(f"SELECT {_COLS} FROM events WHERE event_id = $1", event_id)
+        if r is None:
+            return None
+        ev = _row_to_event(r)
+        self._remember(ev)
+        return ev
+
+    async def get_many(self, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
+        out: dict[str, StoredEvent] = {}
+        missing = []
+        for eid in event_ids:
+            ev = self._cache.get(eid)
+            if ev is not None:
+                out[eid] = ev
+            else:
+                missing.append(eid)
+        for i in range(0, len(missing), 500):
+            chunk = missing[i:i + 500]
+            params = ",".join(f"${n + 1}" for n in range(len(chunk)))
+            rows = await self.db.fetch(
+                f"SELECT {_COLS} FROM events WHERE event_id IN ({params})", *chunk
+            )
+            for r in rows:
+                ev = _row_to_event(r)
+                self._remember(ev)
+                out[ev.event_id] = ev
+        return out
+
+    async def forward_extremities(self, c: Conn, room_id: str) -> list[StoredEvent]:
+        rows = await c.fetch(
+            f"SELECT {', '.join('e.' + col.strip() for col in _COLS.split(','))}"
+            " FROM forward_extremities f JOIN events e ON e.event_id = f.event_id"
+            " WHERE f.room_id = $1",
+            room_id,
+        )
+        return [_row_to_event(r) for r in rows]
+
+    async def room_events_between(
+        self, room_id: str, after: int, upto: int, limit: int, newest_first: bool
+    ) -> list[StoredEvent]:
+        """Events of a room with after < stream_ordering <= upto."""
+        order = "DESC" if newest_first else "ASC"
+        rows = await self.db.fetch(
+            f"SELECT {_COLS} FROM events WHERE room_id = $1 AND stream_ordering > $2"
+            f" AND stream_ordering <= $3 ORDER BY stream_ordering {order} LIMIT $4",
+            room_id, after, upto, limit,
+        )
+        evs = [_row_to_event(r) for r in rows]
+        for ev in evs:
+            self._remember(ev)
+        return evs
+
+    async def rooms_with_events_between(self, room_ids: list[str], after: int, upto: int) -> set[str]:
+        if not room_ids or after >= upto:
+            return set()
+        out: set[str] = set()
+        for i in range(0, len(room_ids), 500):
+            chunk = room_ids[i:i + 500]
+            params = ",".join(f"${n + 3}" for n in range(len(chunk)))
+            rows = await self.db.fetch(
+                "SELECT DISTINCT room_id FROM events WHERE stream_ordering > $1"
+                f" AND stream_ordering <= $2 AND room_id IN ({params})",
+                after, upto, *chunk,
+            )
+            out.update(r["room_id"] for r in rows)
+        return out
+
+    async def last_event_at_or_before(self, room_id: str, pos: int) -> StoredEvent | None:
+        r = await self.db.fetchrow(
+            f"SELECT {_COLS} FROM events WHERE room_id = $1 AND stream_ordering <= $2"
+            " ORDER BY stream_ordering DESC LIMIT 1",
+            room_id, pos,
+        )
+        return _row_to_event(r) if r else None
+
+    async def relations(
+        self,
+        room_id: str,
+        parent_ids: list[str],
+        rel_type: str | None,
+        event_type: str | None,
+        after: int,
+        before: int,
+        limit: int,
+        newest_first: bool,
+    ) -> list[StoredEvent]:
+        if not parent_ids:
+            return []
+        params: list[Any] = [room_id, after, before]
+        marks = []
+        for pid in parent_ids:
+            params.append(pid)
+            marks.append(f"${len(params)}")
+        sql = (
+            f"SELECT {_COLS} FROM events WHERE room_id = $1 AND stream_ordering > $2"
+            f" AND stream_ordering < $3 AND relates_to IN ({','.join(marks)})"
+        )
+        if rel_type is not None:
+            params.append(rel_type)
+            sql += f" AND rel_type = ${len(params)}"
+        if event_type is not None:
+            params.append(event_type)
+            sql += f" AND type = ${len(params)}"
+        params.append(limit)
+        sql += f" ORDER BY stream_ordering {'DESC' if newest_first else 'ASC'} LIMIT ${len(params)}"
+        return [_row_to_event(r) for r in await self.db.fetch(sql, *params)]
+
+    async def thread_roots(
+        self, room_id: str, before: int, limit: int, participant: str | None
+    ) -> list[tuple[str, int]]:
+        """Thread roots ordered by their latest reply (newest first): (root_id, latest_pos)."""
+        params: list[Any] = [room_id, before]
+        sql = (
+            "SELECT thread_root, MAX(stream_ordering) AS latest FROM events"
+            " WHERE room_id = $1 AND thread_root IS NOT NULL"
+        )
+        if participant is not None:
+            params.append(participant)
+            sql += (
+                f" AND thread_root IN (SELECT thread_root FROM events WHERE room_id = $1"
+                f" AND thread_root IS NOT NULL AND sender = ${len(params)}"
+                f" UNION SELECT event_id FROM events WHERE room_id = $1"
+                f" AND sender = ${len(params)})"
+            )
+        params.append(limit)
+        sql += (
+            f" GROUP BY thread_root HAVING MAX(stream_ordering) < $2"
+            f" ORDER BY latest DESC LIMIT ${len(params)}"
+        )
+        return [(r["thread_root"], r["latest"]) for r in await self.db.fetch(sql, *params)]
+
+    async def thread_summary(self, room_id: str, root_id: str) -> tuple[int, str | None]:
+        r = await self.db.fetchrow(
+            "SELECT COUNT(*) AS n, MAX(stream_ordering) AS latest FROM events"
+            " WHERE room_id = $1 AND thread_root = $2",
+            room_id, root_id,
+        )
+        if not r or not r["n"]:
+            return 0, None
+        latest = await self.db.fetchval(
+            "SELECT event_id FROM events WHERE stream_ordering = $1", r["latest"]
+        )
+        return int(r["n"]), latest
+
+    async def find_txn_event(self, room_id: str, device: str, txn_id: str) -> str | None:
+        return await self.db.fetchval(
+            "SELECT event_id FROM events WHERE room_id = $1 AND txn_device = $2 AND txn_id = $3",
+            room_id, device, txn_id,
+        )

@@ -1,0 +1,188 @@
+"""Room state stored as deltas (state groups), current state, and memberships.
+
+A state group is "its parent group plus these entries". Message events share the group of the
+state before them; each state event adds a group holding just its own entry. Every
+`SNAPSHOT_EVERY` links a full copy is written instead, so reading a state never walks more
+than that many groups.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterable
+
+from homeserver.storage.database import Conn, Database
+from homeserver.storage.ids import Counter
+
+StateKey = tuple[str, str]
+StateMap = dict[StateKey, str]
+
+SNAPSHOT_EVERY = 64
+
+
+class StateStore:
+    def __init__(self, db: Database, group_ids: Counter, cache_size: int = 2_000) -> None:
+        self.db = db
+        self._ids = group_ids
+        self._cache: OrderedDict[int, StateMap] = OrderedDict()
+        self._cache_size = cache_size
+
+    def _remember(self, group: int, state: StateMap) -> None:
+        self._cache[group] = state
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def get_state(self, group: int, c: Conn | None = None) -> StateMap:
+        """Full state map of a group (callers must not mutate it)."""
+        cached = self._cache.get(group)
+        if cached is not None:
+            self._cache.move_to_end(group)
+            return cached
+        conn_fetch = c.fetch if c is not None else self.db.fetch
+        chain: list[int] = []
+        base: StateMap | None = None
+        g: int | None = group
+        while g is not None:
+            if g in self._cache:
+                base = self._cache[g]
+                break
+            chain.append(g)
+            row = await conn_fetch("SELECT prev_group FROM state_groups WHERE id = $1", g)
+            g = row[0]["prev_group"] if row else None
+        state: StateMap = dict(base) if base else {}
+        if chain:
+            params = ",".join(f"${i + 1}" for i in range(len(chain)))
+            rows = await conn_fetch(
+                f"SELECT group_id, type, state_key, event_id FROM state_group_entries"
+                f" WHERE group_id IN ({params})",
+                *chain,
+            )
+            by_group: dict[int, list[tuple[StateKey, str]]] = {}
+            for r in rows:
+                by_group.setdefault(r["group_id"], []).append(
+                    ((r["type"], r["state_key"]), r["event_id"])
+                )
+            for gid in reversed(chain):  # oldest first, newest overrides
+                for key, eid in by_group.get(gid, ()):
+                    state[key] = eid
+        self._remember(group, state)
+        return state
+
+    async def new_group(
+        self, c: Conn, room_id: str, prev_group: int | None, delta: StateMap
+    ) -> int:
+        gid = await self._ids.next()
+        chain_len = 0
+        if prev_group is not None:
+            row = await c.fetchrow("SELECT chain_len FROM state_groups WHERE id = $1", prev_group)
+            chain_len = (row["chain_len"] + 1) if row else 0
+        if prev_group is not None and chain_len >= SNAPSHOT_EVERY:
+            full = dict(await self.get_state(prev_group, c))
+            full.update(delta)
+            entries, parent, chain_len = full, None, 0
+        else:
+            entries, parent = delta, prev_group
+        await c.execute(
+            "INSERT INTO state_groups (id, room_id, prev_group, chain_len) VALUES ($1,$2,$3,$4)",
+            gid, room_id, parent, chain_len,
+        )
+        if entries:
+            await c.executemany(
+                "INSERT INTO state_group_entries (group_id, type, state_key, event_id)"
+                " VALUES ($1,$2,$3,$4)",
+                [(gid, t, sk, eid) for (t, sk), eid in entries.items()],
+            )
+        return gid
+
+    async def prime(self, group: int, prev_group: int | None, delta: StateMap) -> None:
+        """After commit: derive the new group's map from a cached parent without a query."""
+        if prev_group is not None and prev_group in self._cache:
+            state = dict(self._cache[prev_group])
+            state.update(delta)
+            self._remember(group, state)
+        elif prev_group is None:
+            self._remember(group, dict(delta))
+
+    # ------------------------------------------------------------------ current state
+
+    async def set_current(self, c: Conn, room_id: str, key: StateKey, event_id: str) -> None:
+        await c.execute(
+            "INSERT INTO current_state (room_id, type, state_key, event_id) VALUES ($1,$2,$3,$4)"
+            " ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id",
+            room_id, key[0], key[1], event_id,
+        )
+
+    async def current_ids(
+        self, room_id: str, keys: Iterable[StateKey], c: Conn | None = None
+    ) -> StateMap:
+        keys = list(keys)
+        if not keys:
+            return {}
+        params: list[str] = [room_id]
+        clauses = []
+        for t, sk in keys:
+            params += [t, sk]
+            clauses.append(f"(type = ${len(params) - 1} AND state_key = ${len(params)})")
+        sql = (
+            "SELECT type, state_key, event_id FROM current_state WHERE room_id = $1 AND ("
+            + " OR ".join(clauses) + ")"
+        )
+        rows = await (c.fetch(sql, *params) if c else self.db.fetch(sql, *params))
+        return {(r["type"], r["state_key"]): r["event_id"] for r in rows}
+
+    async def current_of_type(self, room_id: str, event_type: str) -> StateMap:
+        rows = await self.db.fetch(
+            "SELECT type, state_key, event_id FROM current_state WHERE room_id = $1 AND type = $2",
+            room_id, event_type,
+        )
+        return {(r["type"], r["state_key"]): r["event_id"] for r in rows}
+
+    async def current_all(self, room_id: str) -> StateMap:
+        rows = await self.db.fetch(
+            "SELECT type, state_key, event_id FROM current_state WHERE room_id = $1", room_id
+        )
+        return {(r["type"], r["state_key"]): r["event_id"] for r in rows}
+
+    # ------------------------------------------------------------------ memberships
+
+    async def set_membership(
+        self, c: Conn, room_id: str, user_id: str, membership: str, event_id: str, pos: int
+    ) -> None:
+        await c.execute(
+            "INSERT INTO memberships (room_id, user_id, membership, event_id, stream_ordering,"
+            " forgotten) VALUES ($1,$2,$3,$4,$5,FALSE) ON CONFLICT (room_id, user_id) DO UPDATE"
+            " SET membership = excluded.membership, event_id = excluded.event_id,"
+            " stream_ordering = excluded.stream_ordering, forgotten = FALSE",
+            room_id, user_id, membership, event_id, pos,
+        )
+
+    async def membership(self, room_id: str, user_id: str) -> tuple[str, str, int] | None:
+        r = await self.db.fetchrow(
+            "SELECT membership, event_id, stream_ordering FROM memberships"
+            " WHERE room_id = $1 AND user_id = $2",
+            room_id, user_id,
+        )
+        return (r["membership"], r["event_id"], r["stream_ordering"]) if r else None
+
+    async def rooms_for_user(self, user_id: str) -> dict[str, tuple[str, str, int]]:
+        """room_id -> (membership, event_id, stream_ordering), forgotten rooms excluded."""
+        rows = await self.db.fetch(
+            "SELECT room_id, membership, event_id, stream_ordering FROM memberships"
+            " WHERE user_id = $1 AND forgotten = FALSE",
+            user_id,
+        )
+        return {r["room_id"]: (r["membership"], r["event_id"], r["stream_ordering"]) for r in rows}
+
+    async def members(self, room_id: str, memberships: tuple[str, ...]) -> list[str]:
+        params = ",".join(f"${i + 2}" for i in range(len(memberships)))
+        rows = await self.db.fetch(
+            f"SELECT user_id FROM memberships WHERE room_id = $1 AND membership IN ({params})",
+            room_id, *memberships,
+        )
+        return [r["user_id"] for r in rows]
+
+    async def forget(self, room_id: str, user_id: str) -> None:
+        await self.db.execute(
+            "UPDATE memberships SET forgotten = TRUE WHERE room_id = $1 AND user_id = $2",
+            room_id, user_id,
+        )

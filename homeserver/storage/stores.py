@@ -1,0 +1,46 @@
+"""The store bundle: one database, migrations applied, id generators seeded."""
+
+from __future__ import annotations
+
+from homeserver.storage.accounts import AccountStore
+from homeserver.storage.database import Database, open_database
+from homeserver.storage.events import EventStore
+from homeserver.storage.ids import Counter, StreamTracker
+from homeserver.storage.migrate import migrate
+from homeserver.storage.state import StateStore
+from homeserver.storage.userdata import UserDataStore
+
+
+class Stores:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.stream = StreamTracker(
+            db,
+            "stream_seq",
+            "SELECT MAX(m) FROM (SELECT MAX(stream_ordering) AS m FROM events"
+            " UNION ALL SELECT MAX(stream_id) AS m FROM account_data) AS t",
+        )
+        self._group_ids = Counter(db, "state_group_seq", "SELECT MAX(id) FROM state_groups")
+        self._filter_ids = Counter(db, "filter_seq", "SELECT MAX(filter_id) FROM filters")
+        self.events = EventStore(db)
+        self.state = StateStore(db, self._group_ids)
+        self.accounts = AccountStore(db)
+        self.userdata = UserDataStore(db, self._filter_ids)
+
+    @classmethod
+    async def open(cls, url: str) -> "Stores":
+        db = open_database(url)
+        await db.open()
+        try:
+            await migrate(db)
+            stores = cls(db)
+            await stores.stream.open()
+            await stores._group_ids.open()
+            await stores._filter_ids.open()
+        except BaseException:
+            await db.close()
+            raise
+        return stores
+
+    async def close(self) -> None:
+        await self.db.close()

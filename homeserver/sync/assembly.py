@@ -1,0 +1,105 @@
+"""Pure sync assembly: which state a room section carries, and the response shapes.
+
+No I/O here: the sync service gathers the inputs (state maps, event lists) and these functions
+decide what goes into the response, so the rules can be tested with plain data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+StateKey = tuple[str, str]
+StateMap = Mapping[StateKey, str]
+
+
+def state_for_room_section(
+    *,
+    full: bool,
+    limited: bool,
+    state_at_since: StateMap | None,
+    state_at_timeline_start: StateMap,
+    timeline_event_ids: Iterable[str],
+    lazy_members: set[str] | None,
+) -> dict[StateKey, str]:
+    """The `state` block of a joined/left room: (type, state_key) -> event_id.
+
+    - full sync of the room (initial sync, newly joined, full_state): the whole state at the
+      start of the timeline;
+    - incremental and limited: what changed between `since` and the start of the timeline;
+    - incremental, not limited: nothing (the timeline carries every change).
+    Events already in the timeline are never repeated in `state`. With lazy loading, member
+    events are kept only for `lazy_members` (timeline senders and the syncing user).
+    """
+    if full:
+        chosen = dict(state_at_timeline_start)
+    elif limited:
+        since = state_at_since or {}
+        chosen = {k: v for k, v in state_at_timeline_start.items() if since.get(k) != v}
+    else:
+        chosen = {}
+    in_timeline = set(timeline_event_ids)
+    out = {}
+    for key, eid in chosen.items():
+        if eid in in_timeline:
+            continue
+        if lazy_members is not None and key[0] == "m.room.member" and key[1] not in lazy_members:
+            continue
+        out[key] = eid
+    return out
+
+
+def joined_room_section(
+    timeline: list[dict[str, Any]],
+    limited: bool,
+    prev_batch: str,
+    state: list[dict[str, Any]],
+    account_data: list[dict[str, Any]],
+    summary: dict[str, Any],
+    ephemeral: list[dict[str, Any]] | None = None,
+    unread: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    section: dict[str, Any] = {
+        "timeline": {"events": timeline, "limited": limited, "prev_batch": prev_batch},
+        "state": {"events": state},
+        "account_data": {"events": account_data},
+        "ephemeral": {"events": ephemeral or []},
+        "summary": summary,
+    }
+    if unread is not None:
+        section["unread_notifications"] = unread
+    return section
+
+
+def left_room_section(
+    timeline: list[dict[str, Any]], limited: bool, prev_batch: str,
+    state: list[dict[str, Any]], account_data: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "timeline": {"events": timeline, "limited": limited, "prev_batch": prev_batch},
+        "state": {"events": state},
+        "account_data": {"events": account_data},
+    }
+
+
+def room_summary(
+    joined: list[str], invited: list[str], user_id: str, has_name: bool
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "m.joined_member_count": len(joined),
+        "m.invited_member_count": len(invited),
+    }
+    if not has_name:
+        heroes = sorted(u for u in set(joined) | set(invited) if u != user_id)[:5]
+        summary["m.heroes"] = heroes
+    return summary
+
+
+def is_empty_response(resp: Mapping[str, Any]) -> bool:
+    rooms = resp.get("rooms", {})
+    if any(rooms.get(k) for k in ("join", "invite", "leave", "knock")):
+        return False
+    if resp.get("account_data", {}).get("events"):
+        return False
+    if resp.get("to_device", {}).get("events"):
+        return False
+    return True

@@ -1,0 +1,226 @@
+"""/sync: gathers what changed for a user since a token and long-polls through the notifier."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from homeserver.events.notifier import Notifier
+from homeserver.protocol.errors import MatrixError
+from homeserver.protocol.filters import RoomEventFilter, SyncFilter
+from homeserver.rooms.serialize import EventSerializer, stripped_state
+from homeserver.storage.events import StoredEvent
+from homeserver.storage.stores import Stores
+from homeserver.sync.assembly import (
+    is_empty_response,
+    joined_room_section,
+    left_room_section,
+    room_summary,
+    state_for_room_section,
+)
+
+DEFAULT_TIMELINE_LIMIT = 10
+INVITE_STATE_TYPES = (
+    "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
+    "m.room.canonical_alias", "m.room.encryption", "m.room.topic",
+)
+
+
+def parse_since(token: str | None) -> int | None:
+    if token is None or token == "":
+        return None
+    if not token.startswith("s"):
+        raise MatrixError(400, "M_INVALID_PARAM", "Invalid since token")
+    head = token[1:].split("_", 1)[0]
+    if not head.isdigit() or len(head) > 18:
+        raise MatrixError(400, "M_INVALID_PARAM", "Invalid since token")
+    return int(head)
+
+
+class SyncService:
+    def __init__(self, stores: Stores, serializer: EventSerializer, notifier: Notifier) -> None:
+        self.stores = stores
+        self.serializer = serializer
+        self.notifier = notifier
+
+    async def sync(
+        self, user_id: str, device_id: str, since: int | None, flt: SyncFilter,
+        full_state: bool, timeout_ms: int,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            fut = self.notifier.listen(user_id)
+            try:
+                now = self.stores.stream.current()
+                if since is not None and since > now:
+                    since = now
+                resp = await self._sync_once(user_id, device_id, since, now, flt, full_state)
+                remaining = deadline - time.monotonic()
+                if since is None or full_state or not is_empty_response(resp) or remaining <= 0:
+                    return resp
+                try:
+                    await asyncio.wait_for(asyncio.shield(fut), remaining)
+                except asyncio.TimeoutError:
+                    now2 = self.stores.stream.current()
+                    if now2 == now:
+                        return resp
+            finally:
+                self.notifier.unlisten(user_id, fut)
+
+    async def _sync_once(
+        self, user_id: str, device_id: str, since: int | None, now: int, flt: SyncFilter,
+        full_state: bool,
+    ) -> dict[str, Any]:
+        memberships = await self.stores.state.rooms_for_user(user_id)
+        after = since if since is not None else 0
+        changed_rooms: set[str] | None = None
+        if since is not None:
+            candidates = [r for r, (m, _, _) in memberships.items() if m == "join"]
+            changed_rooms = await self.stores.events.rooms_with_events_between(candidates, since, now)
+        acct = await self.stores.userdata.account_data_since(user_id, after, now) if since is not None \
+            else await self.stores.userdata.account_data_since(user_id, -1, now)
+        room_acct: dict[str, list[dict[str, Any]]] = {}
+        global_acct: list[dict[str, Any]] = []
+        for room_id, dtype, content in acct:
+            item = {"type": dtype, "content": content}
+            if room_id:
+                if flt.room_account_data.matches(dtype, "", content):
+                    room_acct.setdefault(room_id, []).append(item)
+            elif flt.account_data.matches(dtype, "", content):
+                global_acct.append(item)
+
+        join: dict[str, Any] = {}
+        invite: dict[str, Any] = {}
+        leave: dict[str, Any] = {}
+        for room_id, (membership, member_eid, member_pos) in memberships.items():
+            if not flt.room_allowed(room_id):
+                continue
+            membership_changed = since is None or member_pos > after
+            if membership == "join":
+                if since is not None and not full_state and not membership_changed \
+                        and room_id not in (changed_rooms or set()) and room_id not in room_acct:
+                    continue
+                newly = since is not None and member_pos > after
+                join[room_id] = await self._joined_room(
+                    user_id, device_id, room_id, None if (newly or since is None) else since,
+                    now, flt, full_state or newly, room_acct.get(room_id, []),
+                )
+            elif membership == "invite":
+                if membership_changed and member_pos <= now:
+                    invite[room_id] = await self._invited_room(member_eid)
+            elif membership in ("leave", "ban"):
+                if member_pos > now:
+                    continue
+                if (since is None and flt.include_leave) or (since is not None and member_pos > after):
+                    leave[room_id] = await self._left_room(
+                        user_id, room_id, since, member_pos, flt, room_acct.get(room_id, [])
+                    )
+        rooms: dict[str, Any] = {}
+        if join:
+            rooms["join"] = join
+        if invite:
+            rooms["invite"] = invite
+        if leave:
+            rooms["leave"] = leave
+        return {
+            "next_batch": f"s{now}",
+            "rooms": rooms,
+            "account_data": {"events": global_acct},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+            "device_one_time_keys_count": {},
+        }
+
+    async def _timeline(
+        self, room_id: str, after: int, upto: int, tl: RoomEventFilter
+    ) -> tuple[list[StoredEvent], bool]:
+        """Newest `limit` matching events in (after, upto], oldest first, and whether more exist."""
+        limit = tl.limit if tl.limit is not None else DEFAULT_TIMELINE_LIMIT
+        out: list[StoredEvent] = []
+        cursor = upto
+        batch = limit + 1
+        limited = False
+        while True:
+            evs = await self.stores.events.room_events_between(room_id, after, cursor, batch, True)
+            for ev in evs:
+                if tl.matches(ev.type, ev.sender, ev.pdu.get("content", {})):
+                    if len(out) >= limit:
+                        limited = True
+                        break
+                    out.append(ev)
+                cursor = ev.stream_ordering - 1
+            if limited or len(evs) < batch:
+                break
+        out.reverse()
+        return out, limited
+
+    async def _state_at(self, room_id: str, pos: int) -> dict[tuple[str, str], str]:
+        ev = await self.stores.events.last_event_at_or_before(room_id, pos)
+        if ev is None:
+            return {}
+        return dict(await self.stores.state.get_state(ev.state_group))
+
+    async def _room_state_block(
+        self, user_id: str, room_id: str, timeline: list[StoredEvent], since: int | None,
+        upto: int, flt: SyncFilter, full: bool, limited: bool,
+    ) -> list[StoredEvent]:
+        start_pos = timeline[0].stream_ordering - 1 if timeline else upto
+        state_start = await self._state_at(room_id, start_pos)
+        state_since = await self._state_at(room_id, since) if (since is not None and not full) else None
+        lazy = None
+        if flt.state.lazy_load_members:
+            lazy = {e.sender for e in timeline} | {user_id}
+        chosen = state_for_room_section(
+            full=full, limited=limited, state_at_since=state_since,
+            state_at_timeline_start=state_start,
+            timeline_event_ids=[e.event_id for e in timeline], lazy_members=lazy,
+        )
+        evs = await self.stores.events.get_many(chosen.values())
+        return [
+            evs[e] for e in chosen.values()
+            if e in evs and flt.state.matches(evs[e].type, evs[e].sender, evs[e].pdu.get("content", {}))
+        ]
+
+    async def _joined_room(
+        self, user_id: str, device_id: str, room_id: str, since: int | None, now: int,
+        flt: SyncFilter, full: bool, account_data: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        timeline, limited = await self._timeline(room_id, since or 0, now, flt.timeline)
+        if since is None:
+            limited = limited or bool(timeline and timeline[0].type != "m.room.create" and limited)
+        state = await self._room_state_block(user_id, room_id, timeline, since, now, flt, full, limited)
+        prev_batch = f"t{timeline[0].stream_ordering - 1}" if timeline else f"t{now}"
+        joined = await self.stores.state.members(room_id, ("join",))
+        invited = await self.stores.state.members(room_id, ("invite",))
+        has_name = bool(await self.stores.state.current_ids(
+            room_id, [("m.room.name", ""), ("m.room.canonical_alias", "")]
+        ))
+        ser = self.serializer.serialize
+        return joined_room_section(
+            await ser(timeline, (user_id, device_id)), limited, prev_batch, await ser(state),
+            account_data, room_summary(joined, invited, user_id, has_name),
+        )
+
+    async def _invited_room(self, invite_event_id: str) -> dict[str, Any]:
+        ev = await self.stores.events.get(invite_event_id)
+        if ev is None:
+            return {"invite_state": {"events": []}}
+        state = await self.stores.state.get_state(ev.state_group)
+        ids = [state[(t, "")] for t in INVITE_STATE_TYPES if (t, "") in state]
+        evs = await self.stores.events.get_many(ids)
+        events = [stripped_state(evs[i]) for i in ids if i in evs]
+        events.append(stripped_state(ev))
+        return {"invite_state": {"events": events}}
+
+    async def _left_room(
+        self, user_id: str, room_id: str, since: int | None, leave_pos: int, flt: SyncFilter,
+        account_data: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        timeline, limited = await self._timeline(room_id, since or 0, leave_pos, flt.timeline)
+        full = since is None
+        state = await self._room_state_block(user_id, room_id, timeline, since, leave_pos, flt, full, limited)
+        prev_batch = f"t{timeline[0].stream_ordering - 1}" if timeline else f"t{leave_pos}"
+        ser = self.serializer.serialize
+        return left_room_section(await ser(timeline), limited, prev_batch, await ser(state), account_data)
