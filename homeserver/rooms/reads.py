@@ -141,10 +141,12 @@ class RoomReader:
         for ev in evs.values():
             content = ev.pdu.get("content", {})
             if content.get("membership") == "join" and ev.state_key is not None:
-                joined[ev.state_key] = {
-                    "display_name": content.get("displayname") if isinstance(content.get("displayname"), str) else None,
-                    "avatar_url": content.get("avatar_url") if isinstance(content.get("avatar_url"), str) else None,
-                }
+                entry = {}
+                if isinstance(content.get("displayname"), str):
+                    entry["display_name"] = content["displayname"]
+                if isinstance(content.get("avatar_url"), str):
+                    entry["avatar_url"] = content["avatar_url"]
+                joined[ev.state_key] = entry
         return {"joined": joined}
 
     # ------------------------------------------------------------------ events

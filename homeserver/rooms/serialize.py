@@ -62,7 +62,9 @@ class EventSerializer:
                 unsigned["redacted_because"] = self._one(red, None, now, {})
         if device is not None and ev.txn_id and ev.sender == device[0] and ev.txn_device == device[1]:
             unsigned["transaction_id"] = ev.txn_id
-        return client_event(pdu, ev.event_id, unsigned=unsigned)
+        out = client_event(pdu, ev.event_id, unsigned=unsigned)
+        out["room_id"] = ev.room_id  # v12 create events carry none in the PDU
+        return out
 
 
 def stripped_state(ev: StoredEvent) -> dict[str, Any]:

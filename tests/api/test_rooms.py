@@ -147,7 +147,8 @@ async def test_state_put_get_and_noop(client: MatrixClient) -> None:
     again = (await alice.ok("PUT", f"{V3}/rooms/{room}/state/org.example.thing/key1", {"v": 1}))["event_id"]
     assert first == again
     assert await alice.ok("GET", f"{V3}/rooms/{room}/state/org.example.thing/key1") == {"v": 1}
-    full = await alice.ok("GET", f"{V3}/rooms/{room}/state/org.example.thing/key1", params={"format": "event"})
+    full = await alice.ok("GET", f"{V3}/rooms/{room}/state/org.example.thing/key1", params={"format": "event"},
+                          validate=False)  # the spec's oneOf matches both branches for any event
     assert full["event_id"] == first
     await alice.ok("PUT", f"{V3}/rooms/{room}/state/m.room.topic/", {"topic": "t"})
     assert (await alice.ok("GET", f"{V3}/rooms/{room}/state/m.room.topic"))["topic"] == "t"
@@ -232,7 +233,7 @@ async def test_edit_reaction_thread_redaction_relations(client: MatrixClient) ->
     typed = await alice.ok("GET", f"{V1}/rooms/{room}/relations/{root}/m.annotation/m.reaction")
     assert [e["event_id"] for e in typed["chunk"]] == [react]
     deep = await alice.ok("GET", f"{V1}/rooms/{room}/relations/{root}", params={"recurse": "true"})
-    assert t1_react in {e["event_id"] for e in deep["chunk"]} and deep["recursion_depth"] == 1
+    assert t1_react in {e["event_id"] for e in deep["chunk"]} and deep["recursion_depth"] == 2
     paged = await alice.ok("GET", f"{V1}/rooms/{room}/relations/{root}", params={"limit": 2})
     assert len(paged["chunk"]) == 2 and "next_batch" in paged
     rest = await alice.ok("GET", f"{V1}/rooms/{room}/relations/{root}", params={"limit": 2, "from": paged["next_batch"]})

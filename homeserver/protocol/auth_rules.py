@@ -1,0 +1,346 @@
+"""Authorization rules for room versions 10, 11 and 12 (rooms/v11.md, v12.md "Authorization rules").
+
+Signatures are the caller's business (they need keys, which is I/O); everything else here is a
+pure function of the event and the state it is checked against.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from homeserver.protocol.errors import AuthError
+from homeserver.protocol.ids import is_valid_user_id, server_name_of
+from homeserver.protocol.power_levels import (
+    creators,
+    event_required_level,
+    named_level,
+    user_power_level,
+)
+from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from homeserver.protocol.signing import verify_json_signature
+
+StateKey = tuple[str, str]
+_PL_NAMED = ("users_default", "events_default", "state_default", "ban", "redact", "kick", "invite")
+
+
+def _domain(user_id: Any) -> str | None:
+    try:
+        return server_name_of(str(user_id))
+    except ValueError:
+        return None
+
+
+def auth_types_for_event(room_version: RoomVersion, event: dict[str, Any]) -> list[StateKey]:
+    """The auth events selection (server-server API §"Auth events selection")."""
+    if event.get("type") == "m.room.create":
+        return []
+    keys: list[StateKey] = []
+    if not room_version.room_id_from_create:
+        keys.append(("m.room.create", ""))
+    keys.append(("m.room.power_levels", ""))
+    sender = event.get("sender")
+    if isinstance(sender, str):
+        keys.append(("m.room.member", sender))
+    if event.get("type") == "m.room.member":
+        content = event.get("content") if isinstance(event.get("content"), dict) else {}
+        target = event.get("state_key")
+        if isinstance(target, str) and ("m.room.member", target) not in keys:
+            keys.append(("m.room.member", target))
+        membership = content.get("membership")
+        if membership in ("join", "invite", "knock"):
+            keys.append(("m.room.join_rules", ""))
+        tpi = content.get("third_party_invite")
+        if membership == "invite" and isinstance(tpi, dict):
+            signed = tpi.get("signed")
+            if isinstance(signed, dict) and isinstance(signed.get("token"), str):
+                keys.append(("m.room.third_party_invite", signed["token"]))
+        via = content.get("join_authorised_via_users_server")
+        if membership == "join" and isinstance(via, str) and ("m.room.member", via) not in keys:
+            keys.append(("m.room.member", via))
+    return keys
+
+
+def check_auth_events_structure(
+    room_version: RoomVersion, event: dict[str, Any], auth_events: list[dict[str, Any]]
+) -> None:
+    """Rule 2 (v11) / 3 (v12): the event's own auth_events are well-formed."""
+    allowed = set(auth_types_for_event(room_version, event))
+    seen: set[StateKey] = set()
+    has_create = False
+    for ae in auth_events:
+        key = (str(ae.get("type")), str(ae.get("state_key")))
+        if key in seen:
+            raise AuthError(f"Duplicate auth event {key}")
+        seen.add(key)
+        if key == ("m.room.create", ""):
+            if room_version.room_id_from_create:
+                raise AuthError("Room v12 events must not list the create event in auth_events")
+            has_create = True
+        if key not in allowed:
+            raise AuthError(f"Unexpected auth event {key}")
+        if ae.get("rejected"):
+            raise AuthError(f"Auth event {key} was rejected")
+        if not room_version.room_id_from_create and ae.get("room_id") != event.get("room_id"):
+            raise AuthError("Auth event from another room")
+    if not room_version.room_id_from_create and not has_create:
+        raise AuthError("No m.room.create event in auth_events")
+
+
+def _membership(state: Mapping[StateKey, dict[str, Any]], user: Any) -> str:
+    ev = state.get(("m.room.member", str(user)))
+    if ev is None:
+        return "leave"
+    m = ev.get("content", {}).get("membership")
+    return m if isinstance(m, str) else "leave"
+
+
+def _check_create(room_version: RoomVersion, event: dict[str, Any]) -> None:
+    if event.get("prev_events"):
+        raise AuthError("m.room.create must have no prev_events")
+    content = event.get("content") if isinstance(event.get("content"), dict) else {}
+    if room_version.room_id_from_create:
+        if "room_id" in event:
+            raise AuthError("Room v12 create events have no room_id")
+        extra = content.get("additional_creators")
+        if extra is not None and (not isinstance(extra, list) or not all(
+                isinstance(u, str) and is_valid_user_id(u) for u in extra)):
+            raise AuthError("additional_creators must be a list of user IDs")
+    elif _domain(event.get("room_id")) != _domain(event.get("sender")):
+        raise AuthError("Room ID and sender domains differ")
+    version = content.get("room_version", "1")
+    if not isinstance(version, str) or version not in KNOWN_ROOM_VERSIONS:
+        raise AuthError(f"Unknown room version {version!r}")
+    if room_version.create_has_creator and "creator" not in content:
+        raise AuthError("m.room.create needs a creator")
+
+
+def check_auth(
+    room_version: RoomVersion,
+    event: dict[str, Any],
+    auth_state: Mapping[StateKey, dict[str, Any]],
+    *,
+    create_event: dict[str, Any] | None = None,
+) -> None:
+    """Run the authorization rules of `event` against `auth_state`; raise AuthError to reject."""
+    etype = event.get("type")
+    sender = event.get("sender")
+    if not isinstance(sender, str) or not isinstance(etype, str):
+        raise AuthError("Event needs a type and a sender")
+    if not isinstance(event.get("content"), dict):
+        raise AuthError("Event content must be an object")
+    if etype == "m.room.create":
+        _check_create(room_version, event)
+        return
+    create = create_event if create_event is not None else auth_state.get(("m.room.create", ""))
+    if create is None:
+        raise AuthError("No create event")
+    if room_version.room_id_from_create:
+        cid = create.get("event_id")
+        if isinstance(cid, str) and event.get("room_id") != "!" + cid[1:]:
+            raise AuthError("room_id does not match the create event")
+    content: dict[str, Any] = event["content"]
+    if create.get("content", {}).get("m.federate", True) is False and _domain(sender) != _domain(create.get("sender")):
+        raise AuthError("This room does not federate")
+
+    pl_ev = auth_state.get(("m.room.power_levels", ""))
+    pl = pl_ev.get("content") if pl_ev is not None else None
+    if pl is not None and not isinstance(pl, dict):
+        pl = {}
+
+    def level(user: Any) -> int | float:
+        return user_power_level(room_version, create, pl, str(user))
+
+    if etype == "m.room.member":
+        _check_member(room_version, event, auth_state, create, pl, level)
+        return
+
+    if _membership(auth_state, sender) != "join":
+        raise AuthError("Sender is not joined to the room")
+    if etype == "m.room.third_party_invite":
+        if level(sender) < named_level(pl, "invite"):
+            raise AuthError("Sender may not invite")
+        return
+    state_key = event.get("state_key")
+    if level(sender) < event_required_level(pl, etype, state_key is not None):
+        raise AuthError(f"Sender lacks the power to send {etype}")
+    if isinstance(state_key, str) and state_key.startswith("@") and state_key != sender:
+        raise AuthError("State keys starting with @ are reserved for that user")
+    if etype == "m.room.power_levels":
+        _check_power_levels(room_version, event, create, pl, level(sender))
+
+
+def _check_member(
+    rv: RoomVersion, event: dict[str, Any], state: Mapping[StateKey, dict[str, Any]],
+    create: dict[str, Any], pl: dict[str, Any] | None, level: Any,
+) -> None:
+    sender = event["sender"]
+    target = event.get("state_key")
+    content = event["content"]
+    membership = content.get("membership")
+    if not isinstance(target, str) or not isinstance(membership, str):
+        raise AuthError("m.room.member needs a state_key and a membership")
+    sender_m = _membership(state, sender)
+    target_m = _membership(state, target)
+    jr_ev = state.get(("m.room.join_rules", ""))
+    join_rule = jr_ev.get("content", {}).get("join_rule") if jr_ev else "invite"
+
+    if membership == "join":
+        prevs = event.get("prev_events") or []
+        create_id = create.get("event_id")
+        if len(prevs) == 1 and create_id is not None and prevs[0] == create_id and target == create.get("sender"):
+            return
+        if sender != target:
+            raise AuthError("Cannot make another user join")
+        if sender_m == "ban":
+            raise AuthError("Sender is banned")
+        if join_rule in ("invite", "knock"):
+            if sender_m in ("invite", "join"):
+                return
+            raise AuthError("The room is invite-only")
+        if join_rule in ("restricted", "knock_restricted"):
+            if sender_m in ("invite", "join"):
+                return
+            via = content.get("join_authorised_via_users_server")
+            if not isinstance(via, str) or _membership(state, via) != "join" \
+                    or level(via) < named_level(pl, "invite"):
+                raise AuthError("Join is not authorised by a member with invite power")
+            return
+        if join_rule == "public":
+            return
+        raise AuthError("Cannot join this room")
+
+    if membership == "invite":
+        tpi = content.get("third_party_invite")
+        if tpi is not None:
+            _check_third_party_invite(tpi, target, target_m, sender, state)
+            return
+        if sender_m != "join":
+            raise AuthError("Sender is not joined to the room")
+        if target_m in ("join", "ban"):
+            raise AuthError(f"Target is already {target_m}")
+        if level(sender) >= named_level(pl, "invite"):
+            return
+        raise AuthError("Sender lacks the power to invite")
+
+    if membership == "leave":
+        if sender == target:
+            if sender_m in ("invite", "join", "knock"):
+                return
+            raise AuthError("Sender is not in the room")
+        if sender_m != "join":
+            raise AuthError("Sender is not joined to the room")
+        if target_m == "ban" and level(sender) < named_level(pl, "ban"):
+            raise AuthError("Sender lacks the power to unban")
+        if level(sender) >= named_level(pl, "kick") and level(target) < level(sender):
+            return
+        raise AuthError("Sender lacks the power to kick this user")
+
+    if membership == "ban":
+        if sender_m != "join":
+            raise AuthError("Sender is not joined to the room")
+        if level(sender) >= named_level(pl, "ban") and level(target) < level(sender):
+            return
+        raise AuthError("Sender lacks the power to ban this user")
+
+    if membership == "knock":
+        if join_rule not in ("knock", "knock_restricted"):
+            raise AuthError("This room does not accept knocks")
+        if sender != target:
+            raise AuthError("Cannot knock for another user")
+        if sender_m not in ("ban", "invite", "join"):
+            return
+        raise AuthError(f"Cannot knock while {sender_m}")
+
+    raise AuthError(f"Unknown membership {membership!r}")
+
+
+def _check_third_party_invite(
+    tpi: Any, target: str, target_m: str, sender: str, state: Mapping[StateKey, dict[str, Any]]
+) -> None:
+    if target_m == "ban":
+        raise AuthError("Target is banned")
+    if not isinstance(tpi, dict) or not isinstance(tpi.get("signed"), dict):
+        raise AuthError("third_party_invite needs 'signed'")
+    signed = tpi["signed"]
+    mxid, token = signed.get("mxid"), signed.get("token")
+    if not isinstance(mxid, str) or not isinstance(token, str):
+        raise AuthError("signed needs mxid and token")
+    if mxid != target:
+        raise AuthError("mxid does not match the state_key")
+    tp_ev = state.get(("m.room.third_party_invite", token))
+    if tp_ev is None:
+        raise AuthError("No matching m.room.third_party_invite")
+    if tp_ev.get("sender") != sender:
+        raise AuthError("Sender differs from the third-party invite's sender")
+    tp_content = tp_ev.get("content", {})
+    keys = []
+    if isinstance(tp_content.get("public_key"), str):
+        keys.append(tp_content["public_key"])
+    for entry in tp_content.get("public_keys", []) or []:
+        if isinstance(entry, dict) and isinstance(entry.get("public_key"), str):
+            keys.append(entry["public_key"])
+    sigs = signed.get("signatures")
+    if not isinstance(sigs, dict):
+        raise AuthError("signed has no signatures")
+    for server, by_key in sigs.items():
+        if not isinstance(by_key, dict):
+            continue
+        for kid in by_key:
+            for pk in keys:
+                try:
+                    verify_json_signature(signed, server, kid, pk)
+                    return
+                except Exception:
+                    continue
+    raise AuthError("No valid signature on the third-party invite")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_power_levels(
+    rv: RoomVersion, event: dict[str, Any], create: dict[str, Any], old: dict[str, Any] | None,
+    sender_level: int | float,
+) -> None:
+    new = event["content"]
+    for name in _PL_NAMED:
+        if name in new and not _is_int(new[name]):
+            raise AuthError(f"'{name}' must be an integer")
+    for name in ("events", "notifications"):
+        if name in new and (not isinstance(new[name], dict) or not all(_is_int(v) for v in new[name].values())):
+            raise AuthError(f"'{name}' must map to integers")
+    users = new.get("users", {})
+    if "users" in new and (not isinstance(users, dict) or not all(
+            is_valid_user_id(u) and _is_int(v) for u, v in users.items())):
+        raise AuthError("'users' must map user IDs to integers")
+    if rv.creators_infinite_pl and isinstance(users, dict):
+        if creators(rv, create) & set(users):
+            raise AuthError("Room creators cannot be listed in users")
+    if old is None:
+        return
+    sender = event["sender"]
+    for name in _PL_NAMED:
+        if old.get(name) != new.get(name):
+            for v in (old.get(name), new.get(name)):
+                if v is not None and _is_int(v) and v > sender_level:
+                    raise AuthError(f"Cannot change '{name}' beyond your own level")
+    for name in ("events", "notifications"):
+        o = old.get(name) if isinstance(old.get(name), dict) else {}
+        n = new.get(name) if isinstance(new.get(name), dict) else {}
+        for k in set(o) | set(n):
+            if o.get(k) == n.get(k):
+                continue
+            if k in o and _is_int(o[k]) and o[k] > sender_level:
+                raise AuthError(f"Cannot change {name}.{k}: its old level is above yours")
+            if k in n and n[k] > sender_level:
+                raise AuthError(f"Cannot set {name}.{k} above your own level")
+    o_users = old.get("users") if isinstance(old.get("users"), dict) else {}
+    n_users = users if isinstance(users, dict) else {}
+    for u in set(o_users) | set(n_users):
+        if o_users.get(u) == n_users.get(u):
+            continue
+        if u != sender and u in o_users and _is_int(o_users[u]) and o_users[u] >= sender_level:
+            raise AuthError(f"Cannot change the level of {u}: it is not below yours")
+        if u in n_users and n_users[u] > sender_level:
+            raise AuthError(f"Cannot give {u} a level above your own")

@@ -1,0 +1,79 @@
+"""Identifier grammars (appendices §Identifier Grammar)."""
+
+from __future__ import annotations
+
+import re
+
+_LOCALPART = re.compile(r"^[a-z0-9._=\-/+]+$")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9\-.]{1,255}$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+_IPV6 = re.compile(r"^\[[0-9A-Fa-f:.]{2,45}\]$")
+_V12_ROOM = re.compile(r"^![A-Za-z0-9_\-]{43}$")
+_EVENT_HASH = re.compile(r"^\$[A-Za-z0-9+/_\-]{43,}$")
+
+
+def is_valid_server_name(s: str) -> bool:
+    """`hostname[:port]` with hostname a DNS name, IPv4 literal or bracketed IPv6 literal."""
+    if not isinstance(s, str) or not s:
+        return False
+    host, port = s, None
+    if s.startswith("["):
+        end = s.find("]")
+        if end < 0:
+            return False
+        host, rest = s[: end + 1], s[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                return False
+            port = rest[1:]
+        if not _IPV6.match(host):
+            return False
+    else:
+        if ":" in s:
+            host, port = s.rsplit(":", 1)
+        if not _HOSTNAME.match(host) or _IPV4.match(host) is None and host.replace(".", "").isdigit():
+            return False
+    if port is not None and (not port.isdigit() or not 1 <= len(port) <= 5 or int(port) > 65535):
+        return False
+    return True
+
+
+def server_name_of(id_str: str) -> str:
+    """The server part of a user ID, room alias or pre-v12 room ID (after the first ':')."""
+    _, sep, server = id_str.partition(":")
+    if not sep or not server:
+        raise ValueError(f"{id_str!r} has no server name")
+    return server
+
+
+def _sigil_id(s: str, sigil: str) -> bool:
+    if not isinstance(s, str) or not s.startswith(sigil) or len(s.encode()) > 255:
+        return False
+    local, sep, server = s[1:].partition(":")
+    return bool(sep) and bool(local) and "\x00" not in local and is_valid_server_name(server)
+
+
+def is_valid_localpart(s: str) -> bool:
+    return isinstance(s, str) and bool(_LOCALPART.match(s))
+
+
+def is_valid_user_id(s: str) -> bool:
+    """Historical grammar: any localpart without ':' or NUL; at most 255 bytes."""
+    return _sigil_id(s, "@")
+
+
+def is_valid_room_alias(s: str) -> bool:
+    return _sigil_id(s, "#")
+
+
+def is_valid_room_id(s: str) -> bool:
+    """`!opaque:server` (v1-v11) or `!` + 43 URL-safe base64 characters (v12)."""
+    if not isinstance(s, str):
+        return False
+    return bool(_V12_ROOM.match(s)) or _sigil_id(s, "!")
+
+
+def is_valid_event_id(s: str) -> bool:
+    if not isinstance(s, str) or len(s.encode()) > 255:
+        return False
+    return bool(_EVENT_HASH.match(s)) or _sigil_id(s, "$")
