@@ -22,7 +22,7 @@ MAX_ID_BYTES = 255
 
 def compute_content_hash(pdu: dict[str, Any]) -> str:
     """sha256 of the canonical event without unsigned, signatures and hashes."""
-    body = {k: v for k, v in pdu.items() if k not in ("unsigned", "signatures", "hashes", "event_id")}
+    body = {k: v for k, v in pdu.items() if k not in ("unsigned", "signatures", "hashes")}
     return unpadded_b64encode(hashlib.sha256(encode_canonical_json(body)).digest())
 
 
@@ -34,7 +34,7 @@ def verify_content_hash(pdu: dict[str, Any]) -> bool:
 def compute_event_id(pdu: dict[str, Any], room_version: RoomVersion) -> str:
     """`$` + base64 of the reference hash: sha256 of the redacted event minus signatures/unsigned."""
     red = redact(pdu, room_version)
-    for k in ("signatures", "unsigned", "event_id"):
+    for k in ("signatures", "unsigned"):
         red.pop(k, None)
     digest = hashlib.sha256(encode_canonical_json(red)).digest()
     if room_version.event_id_urlsafe:
@@ -46,7 +46,7 @@ def hash_and_sign_event(
     pdu: dict[str, Any], server_name: str, key: SigningKey, room_version: RoomVersion
 ) -> dict[str, Any]:
     """Set hashes.sha256, sign the redacted form, copy the signatures onto the full event."""
-    out = {k: v for k, v in pdu.items() if k != "event_id"}
+    out = dict(pdu)
     out["hashes"] = {"sha256": compute_content_hash(out)}
     signed = sign_json(redact(out, room_version), server_name, key)
     out["signatures"] = signed["signatures"]
