@@ -16,6 +16,7 @@ from homeserver.protocol.errors import MatrixError
 log = logging.getLogger("parley.http")
 
 MAX_BODY_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 100
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
@@ -75,7 +76,22 @@ async def json_body(request: Request, *, allow_empty: bool = False) -> dict[str,
         raise MatrixError(400, "M_NOT_JSON", "Request body is not valid JSON") from None
     if not isinstance(value, dict):
         raise MatrixError(400, "M_BAD_JSON", "Request body must be a JSON object")
+    if _too_deep(value, MAX_JSON_DEPTH):
+        raise MatrixError(400, "M_BAD_JSON", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+    return False
 
 
 def query_bool(request: Request, name: str, default: bool = False) -> bool:

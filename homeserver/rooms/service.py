@@ -79,6 +79,9 @@ class RoomService:
                     or not isinstance(item.get("content"), dict)
                     or not isinstance(item.get("state_key", ""), str)):
                 raise MatrixError(400, "M_BAD_JSON", "initial_state entries need type and content")
+            if "\x00" in item["type"] + item.get("state_key", "") or len(item["type"].encode()) > 255 \
+                    or len(item.get("state_key", "").encode()) > 255:
+                raise MatrixError(400, "M_INVALID_PARAM", "Invalid initial_state type or state_key")
         creation_content = body.get("creation_content", {})
         if not isinstance(creation_content, dict):
             raise MatrixError(400, "M_BAD_JSON", "'creation_content' must be an object")

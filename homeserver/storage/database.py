@@ -68,12 +68,17 @@ class _SqliteConn:
         self._db = db
 
     async def execute(self, sql: str, *args: Any) -> None:
+        _nul_free(args)
         await self._db._run(lambda c: c.execute(self._db._sql(sql), args))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for row in rows:
+            _nul_free(row)
         await self._db._run(lambda c: c.executemany(self._db._sql(sql), rows))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        _nul_free(args)
+
         def go(c: sqlite3.Connection) -> list[Row]:
             cur = c.execute(self._db._sql(sql), args)
             cols = [d[0] for d in cur.description or ()]
@@ -86,6 +91,8 @@ class _SqliteConn:
         return rows[0] if rows else None
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
+        _nul_free(args)
+
         def go(c: sqlite3.Connection) -> Any:
             r = c.execute(self._db._sql(sql), args).fetchone()
             return r[0] if r else None
@@ -171,24 +178,39 @@ class SqliteDatabase(Database):
 # --------------------------------------------------------------------------- PostgreSQL
 
 
+def _nul_free(args: Sequence[Any]) -> None:
+    # PostgreSQL TEXT cannot hold NUL; SQLite can. Refuse it the same way on both backends.
+    for a in args:
+        if isinstance(a, str) and "\x00" in a:
+            from homeserver.protocol.errors import MatrixError
+
+            raise MatrixError(400, "M_INVALID_PARAM", "NUL characters are not allowed here")
+
+
 class _PgConn:
     def __init__(self, conn: Any) -> None:
         self._c = conn
 
     async def execute(self, sql: str, *args: Any) -> None:
+        _nul_free(args)
         await self._c.execute(sql, *args)
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for row in rows:
+            _nul_free(row)
         await self._c.executemany(sql, rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        _nul_free(args)
         return [dict(r) for r in await self._c.fetch(sql, *args)]
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        _nul_free(args)
         r = await self._c.fetchrow(sql, *args)
         return dict(r) if r is not None else None
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
+        _nul_free(args)
         return await self._c.fetchval(sql, *args)
 
 
