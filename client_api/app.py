@@ -8,14 +8,14 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from client_api.http import CORS_HEADERS, error_response, json_response
-from client_api.routes import account, directory, discovery, rooms, sync, userdata
+from client_api.routes import account, directory, discovery, ephemeral, rooms, sync, userdata
 from homeserver.app import Homeserver
 from homeserver.config import Config
 from homeserver.protocol.errors import MatrixError
 
 ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
-    *directory.routes,
+    *directory.routes, *ephemeral.routes,
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -11,6 +12,8 @@ from homeserver.accounts.account_data import AccountDataService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
 from homeserver.config import Config
+from homeserver.ephemeral.presence import PresenceManager
+from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
 from homeserver.protocol.signing import (
@@ -18,7 +21,9 @@ from homeserver.protocol.signing import (
     generate_signing_key,
     signing_key_from_seed,
 )
+from homeserver.push.service import PushService
 from homeserver.ratelimit import RateLimiter
+from homeserver.rooms.receipts import ReceiptService
 from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.reads import RoomReader
 from homeserver.rooms.serialize import EventSerializer
@@ -69,8 +74,14 @@ class Homeserver:
             stores, self.persister, self.serializer, config.server_name, config.default_room_version
         )
         self.reader = RoomReader(stores, self.serializer)
-        self.sync = SyncService(stores, self.serializer, self.notifier)
+        self.typing = TypingManager(self._typing_changed)
+        self.presence = PresenceManager(config.presence_enabled, self._presence_changed)
+        self.push = PushService(stores, self.notifier)
+        self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push)
         self.account_data = AccountDataService(stores, self.notifier)
+        self.receipts = ReceiptService(stores, self.reader, self.account_data, self.wake_room,
+                                       lambda user: self.notifier.wake([user]))
+        self._tasks: set[asyncio.Task[None]] = set()
         self.profile = ProfileService(stores, self.rooms)
         self.directory = DirectoryService(stores, self.rooms, config.server_name)
 
@@ -81,15 +92,49 @@ class Homeserver:
         return cls(config, stores, key)
 
     async def close(self) -> None:
+        self.typing.close()
+        for t in list(self._tasks):
+            t.cancel()
         await self.stores.close()
 
-    async def _on_persisted(self, ev: StoredEvent) -> None:
-        """Wake everyone who can see the event: the room's joined and invited members, and the
-        target of a membership change (who may just have left)."""
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wake_room(self, room_id: str, extra: tuple[str, ...] = ()) -> None:
+        """Wake the waiting syncs of the room's joined and invited members (and `extra`)."""
         waiting = self.notifier.waiting_users()
         if not waiting:
             return
-        members = set(await self.stores.state.members(ev.room_id, ("join", "invite")))
-        if ev.type == "m.room.member" and ev.state_key:
-            members.add(ev.state_key)
+        members = set(await self.stores.state.members(room_id, ("join", "invite")))
+        members.update(extra)
         self.notifier.wake(members & waiting)
+
+    async def _on_persisted(self, ev: StoredEvent) -> None:
+        # The target of a membership change may just have left: wake them too.
+        extra = (ev.state_key,) if ev.type == "m.room.member" and ev.state_key else ()
+        await self.wake_room(ev.room_id, extra)
+
+    def _typing_changed(self, room_id: str) -> None:
+        self._spawn(self.wake_room(room_id))
+
+    def _presence_changed(self, user_id: str) -> None:
+        self._spawn(self._wake_co_members(user_id))
+
+    async def _wake_co_members(self, user_id: str) -> None:
+        waiting = self.notifier.waiting_users()
+        if not waiting:
+            return
+        rooms = await self.stores.state.rooms_for_user(user_id)
+        targets = {user_id}
+        for room_id, (membership, _, _) in rooms.items():
+            if membership == "join":
+                targets.update(await self.stores.state.members(room_id, ("join",)))
+        self.notifier.wake(targets & waiting)
+
+    async def set_typing(self, room_id: str, user_id: str, typing: bool, timeout_ms: int) -> None:
+        self.typing.set_typing(room_id, user_id, typing, timeout_ms)
+
+    async def set_presence(self, user_id: str, presence: Any, status_msg: Any) -> None:
+        self.presence.set(user_id, presence, status_msg)

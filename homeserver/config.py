@@ -60,6 +60,7 @@ class Config:
     access_token_lifetime_ms: int = 5 * 60 * 1000
     max_sync_timeout_ms: int = 60_000
     admins: tuple[str, ...] = ()
+    presence_enabled: bool = True
 
     @property
     def data_path(self) -> Path:
@@ -196,7 +197,7 @@ _KNOWN_KEYS = {
     "server_name", "public_baseurl", "listeners", "data_dir", "database", "redis_url",
     "registration", "registration_tokens", "rate_limits", "media_dir", "log_level",
     "signing_key_path", "default_room_version", "access_token_lifetime_ms",
-    "max_sync_timeout_ms", "admins",
+    "max_sync_timeout_ms", "admins", "presence_enabled",
 }
 
 
@@ -242,6 +243,8 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         kw["registration"] = mode
     if "registration_tokens" in raw:
         kw["registration_tokens"] = _as_str_list("registration_tokens", raw["registration_tokens"])
+    if "presence_enabled" in raw:
+        kw["presence_enabled"] = _as_bool("presence_enabled", raw["presence_enabled"])
     if "admins" in raw:
         kw["admins"] = _as_str_list("admins", raw["admins"])
     if "log_level" in raw:

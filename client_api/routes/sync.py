@@ -12,7 +12,7 @@ from client_api.http import endpoint, json_body, query_bool, query_int
 from homeserver.accounts.service import Requester
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.filters import SyncFilter
-from homeserver.sync.service import parse_since
+from homeserver.sync.token import SyncToken
 
 V3 = "/_matrix/client/v3"
 
@@ -68,7 +68,8 @@ async def _load_filter(hs: Any, user_id: str, raw: str | None) -> SyncFilter:
 @endpoint()
 async def sync(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
     q = request.query_params
-    since = parse_since(q.get("since"))
+    raw_since = q.get("since")
+    since = SyncToken.parse(raw_since) if raw_since else None
     flt = await _load_filter(hs, req.user_id, q.get("filter"))
     full_state = query_bool(request, "full_state")
     timeout = query_int(request, "timeout", 0) or 0
@@ -76,6 +77,7 @@ async def sync(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
     set_presence = q.get("set_presence")
     if set_presence is not None and set_presence not in ("online", "offline", "unavailable"):
         raise MatrixError(400, "M_INVALID_PARAM", "Invalid set_presence")
+    hs.presence.touch(req.user_id, set_presence)
     return await hs.sync.sync(req.user_id, req.device_id, since, flt, full_state, timeout)
 
 

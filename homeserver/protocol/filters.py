@@ -119,6 +119,7 @@ class SyncFilter:
     include_leave: bool = False
     event_fields: tuple[str, ...] | None = None
     event_format: str = "client"
+    timeline_unread_threads: bool = False
 
     @classmethod
     def parse(cls, obj: Any) -> "SyncFilter":
@@ -132,6 +133,10 @@ class SyncFilter:
         include_leave = room.get("include_leave", False)
         if not isinstance(include_leave, bool):
             raise _bad("include_leave must be a boolean")
+        timeline = room.get("timeline") if isinstance(room.get("timeline"), dict) else {}
+        unread_threads = timeline.get("unread_thread_notifications", False)
+        if not isinstance(unread_threads, bool):
+            raise _bad("unread_thread_notifications must be a boolean")
         fmt = obj.get("event_format", "client")
         if fmt not in ("client", "federation"):
             raise _bad("event_format must be 'client' or 'federation'")
@@ -147,6 +152,7 @@ class SyncFilter:
             include_leave=include_leave,
             event_fields=_str_list(obj, "event_fields"),
             event_format=fmt,
+            timeline_unread_threads=unread_threads,
         )
 
     def room_allowed(self, room_id: str) -> bool:

@@ -7,6 +7,7 @@ from homeserver.storage.database import Database, open_database
 from homeserver.storage.events import EventStore
 from homeserver.storage.ids import Counter, StreamTracker
 from homeserver.storage.migrate import migrate
+from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.state import StateStore
 from homeserver.storage.userdata import UserDataStore
 
@@ -18,7 +19,8 @@ class Stores:
             db,
             "stream_seq",
             "SELECT MAX(m) FROM (SELECT MAX(stream_ordering) AS m FROM events"
-            " UNION ALL SELECT MAX(stream_id) AS m FROM account_data) AS t",
+            " UNION ALL SELECT MAX(stream_id) AS m FROM account_data"
+            " UNION ALL SELECT MAX(stream_id) AS m FROM receipts) AS t",
         )
         self._group_ids = Counter(db, "state_group_seq", "SELECT MAX(id) FROM state_groups")
         self._filter_ids = Counter(db, "filter_seq", "SELECT MAX(filter_id) FROM filters")
@@ -26,6 +28,7 @@ class Stores:
         self.state = StateStore(db, self._group_ids)
         self.accounts = AccountStore(db)
         self.userdata = UserDataStore(db, self._filter_ids)
+        self.receipts = ReceiptStore(db)
 
     @classmethod
     async def open(cls, url: str) -> "Stores":

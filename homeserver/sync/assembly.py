@@ -102,4 +102,6 @@ def is_empty_response(resp: Mapping[str, Any]) -> bool:
         return False
     if resp.get("to_device", {}).get("events"):
         return False
+    if resp.get("presence", {}).get("events"):
+        return False
     return True

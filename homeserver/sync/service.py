@@ -6,12 +6,15 @@ import asyncio
 import time
 from typing import Any
 
+from homeserver.ephemeral.presence import PresenceManager
+from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.notifier import Notifier
-from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.filters import RoomEventFilter, SyncFilter
+from homeserver.push.service import PushService
 from homeserver.rooms.serialize import EventSerializer, stripped_state
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
+from homeserver.sync.token import SyncToken
 from homeserver.sync.assembly import (
     is_empty_response,
     joined_room_section,
@@ -27,34 +30,32 @@ INVITE_STATE_TYPES = (
 )
 
 
-def parse_since(token: str | None) -> int | None:
-    if token is None or token == "":
-        return None
-    if not token.startswith("s"):
-        raise MatrixError(400, "M_INVALID_PARAM", "Invalid since token")
-    head = token[1:].split("_", 1)[0]
-    if not head.isdigit() or len(head) > 18:
-        raise MatrixError(400, "M_INVALID_PARAM", "Invalid since token")
-    return int(head)
-
-
 class SyncService:
-    def __init__(self, stores: Stores, serializer: EventSerializer, notifier: Notifier) -> None:
+    def __init__(self, stores: Stores, serializer: EventSerializer, notifier: Notifier,
+                 typing: TypingManager, presence: PresenceManager, push: PushService) -> None:
         self.stores = stores
         self.serializer = serializer
         self.notifier = notifier
+        self.typing = typing
+        self.presence = presence
+        self.push = push
+
+    def current_token(self) -> SyncToken:
+        return SyncToken(self.stores.stream.current(), self.typing.serial, self.presence.serial)
 
     async def sync(
-        self, user_id: str, device_id: str, since: int | None, flt: SyncFilter,
+        self, user_id: str, device_id: str, since: SyncToken | None, flt: SyncFilter,
         full_state: bool, timeout_ms: int,
     ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
             fut = self.notifier.listen(user_id)
             try:
-                now = self.stores.stream.current()
-                if since is not None and since > now:
-                    since = now
+                now = self.current_token()
+                if since is not None:
+                    # A token from the future (another worker, a restart) is clamped, never trusted.
+                    since = SyncToken(min(since.stream, now.stream), min(since.typing, now.typing),
+                                      min(since.presence, now.presence))
                 resp = await self._sync_once(user_id, device_id, since, now, flt, full_state)
                 remaining = deadline - time.monotonic()
                 if since is None or full_state or not is_empty_response(resp) or remaining <= 0:
@@ -62,26 +63,36 @@ class SyncService:
                 try:
                     await asyncio.wait_for(asyncio.shield(fut), remaining)
                 except asyncio.TimeoutError:
-                    now2 = self.stores.stream.current()
-                    if now2 == now:
+                    if self.current_token() == now:
                         return resp
             finally:
                 self.notifier.unlisten(user_id, fut)
 
     async def _sync_once(
-        self, user_id: str, device_id: str, since: int | None, now: int, flt: SyncFilter,
-        full_state: bool,
+        self, user_id: str, device_id: str, since_tok: SyncToken | None, now_tok: SyncToken,
+        flt: SyncFilter, full_state: bool,
     ) -> dict[str, Any]:
+        since = since_tok.stream if since_tok is not None else None
+        now = now_tok.stream
         memberships = await self.stores.state.rooms_for_user(user_id)
         after = since if since is not None else 0
+        joined_ids = [r for r, (m, _, _) in memberships.items() if m == "join"]
         changed_rooms: set[str] | None = None
+        receipts_by_room: dict[str, list[dict[str, Any]]] = {}
         if since is not None:
-            candidates = [r for r, (m, _, _) in memberships.items() if m == "join"]
-            changed_rooms = await self.stores.events.rooms_with_events_between(candidates, since, now)
+            changed_rooms = await self.stores.events.rooms_with_events_between(joined_ids, since, now)
+            for r in await self.stores.receipts.changed(joined_ids, since, now):
+                receipts_by_room.setdefault(r["room_id"], []).append(r)
+            for room_id in joined_ids:
+                if self.typing.changed_since(room_id, since_tok.typing if since_tok else 0):
+                    changed_rooms.add(room_id)
+            changed_rooms |= set(receipts_by_room)
         acct = await self.stores.userdata.account_data_since(user_id, after, now) if since is not None \
             else await self.stores.userdata.account_data_since(user_id, -1, now)
         room_acct: dict[str, list[dict[str, Any]]] = {}
         global_acct: list[dict[str, Any]] = []
+        if since is None and not any(rid == "" and t == "m.push_rules" for rid, t, _ in acct):
+            acct.append(("", "m.push_rules", {"global": await self.push.ruleset(user_id)}))
         for room_id, dtype, content in acct:
             item = {"type": dtype, "content": content}
             if room_id:
@@ -106,6 +117,10 @@ class SyncService:
                     user_id, device_id, room_id, None if (newly or since is None) else since,
                     now, flt, full_state or newly, room_acct.get(room_id, []),
                 )
+                await self._add_ephemeral(
+                    join[room_id], user_id, room_id, since_tok if not newly else None,
+                    receipts_by_room.get(room_id), flt, now,
+                )
             elif membership == "invite":
                 if membership_changed and member_pos <= now:
                     invite[room_id] = await self._invited_room(member_eid)
@@ -124,14 +139,59 @@ class SyncService:
         if leave:
             rooms["leave"] = leave
         return {
-            "next_batch": f"s{now}",
+            "next_batch": now_tok.encode(),
             "rooms": rooms,
             "account_data": {"events": global_acct},
-            "presence": {"events": []},
+            "presence": {"events": await self._presence(user_id, since_tok, joined_ids, flt)},
             "to_device": {"events": []},
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},
         }
+
+    async def _add_ephemeral(
+        self, section: dict[str, Any], user_id: str, room_id: str, since: SyncToken | None,
+        receipts: list[dict[str, Any]] | None, flt: SyncFilter, now: int,
+    ) -> None:
+        events: list[dict[str, Any]] = []
+        if since is None or self.typing.changed_since(room_id, since.typing):
+            users = self.typing.typing_users(room_id)
+            if since is not None or users:
+                events.append({"type": "m.typing", "content": {"user_ids": users}})
+        if since is None:
+            receipts = await self.stores.receipts.all_for_room(room_id)
+        content: dict[str, Any] = {}
+        for r in receipts or ():
+            if r["receipt_type"] == "m.read.private" and r["user_id"] != user_id:
+                continue
+            data: dict[str, Any] = {"ts": r["ts"]}
+            if r["thread_id"]:
+                data["thread_id"] = r["thread_id"]
+            content.setdefault(r["event_id"], {}).setdefault(r["receipt_type"], {})[r["user_id"]] = data
+        if content:
+            events.append({"type": "m.receipt", "content": content})
+        section["ephemeral"] = {"events": [e for e in events if flt.ephemeral.matches(e["type"], "", {})]}
+        threaded = flt.timeline_unread_threads
+        main, threads = await self.push.unread_counts(user_id, room_id, now, threaded)
+        section["unread_notifications"] = main
+        if threaded:
+            section["unread_thread_notifications"] = threads
+
+    async def _presence(
+        self, user_id: str, since: SyncToken | None, joined: list[str], flt: SyncFilter
+    ) -> list[dict[str, Any]]:
+        if not self.presence.enabled:
+            return []
+        changed = self.presence.changed_since(since.presence if since else 0)
+        if not changed:
+            return []
+        visible = {user_id}
+        for room_id in joined:
+            visible.update(await self.stores.state.members(room_id, ("join",)))
+        out = []
+        for uid in changed:
+            if uid in visible and flt.presence.matches("m.presence", uid, {}):
+                out.append({"type": "m.presence", "sender": uid, "content": self.presence.get(uid)})
+        return out
 
     async def _timeline(
         self, room_id: str, after: int, upto: int, tl: RoomEventFilter

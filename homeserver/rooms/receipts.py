@@ -1,0 +1,60 @@
+"""Read receipts and read markers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Awaitable, Callable
+
+from homeserver.accounts.account_data import AccountDataService
+from homeserver.protocol.errors import MatrixError
+from homeserver.rooms.reads import RoomReader
+from homeserver.storage.stores import Stores
+
+RECEIPT_TYPES = ("m.read", "m.read.private", "m.fully_read")
+
+
+class ReceiptService:
+    def __init__(self, stores: Stores, reader: RoomReader, account_data: AccountDataService,
+                 wake_room: Callable[[str], Awaitable[None]], wake_user: Callable[[str], None]) -> None:
+        self.stores = stores
+        self.reader = reader
+        self.account_data = account_data
+        self._wake_room = wake_room
+        self._wake_user = wake_user
+
+    async def receipt(self, user_id: str, room_id: str, rtype: str, event_id: str, thread_id: Any) -> None:
+        if rtype not in RECEIPT_TYPES:
+            raise MatrixError(400, "M_INVALID_PARAM", f"Unknown receipt type {rtype!r}")
+        await self.reader.require_joined(user_id, room_id)
+        ev = await self.reader.event(user_id, room_id, event_id)
+        if rtype == "m.fully_read":
+            if thread_id is not None:
+                raise MatrixError(400, "M_INVALID_PARAM", "m.fully_read cannot be threaded")
+            await self.account_data.put(user_id, room_id, "m.fully_read", {"event_id": event_id})
+            return
+        if thread_id is None:
+            thread = ""
+        elif isinstance(thread_id, str) and thread_id and len(thread_id) <= 255:
+            thread = thread_id
+        else:
+            raise MatrixError(400, "M_INVALID_PARAM", "thread_id must be 'main' or an event ID")
+        async with self.stores.stream.next() as pos:
+            async with self.stores.db.transaction() as c:
+                changed = await self.stores.receipts.upsert(
+                    c, room_id, user_id, rtype, thread, event_id, ev.stream_ordering,
+                    int(time.time() * 1000), pos,
+                )
+        if changed:
+            if rtype == "m.read.private":
+                self._wake_user(user_id)
+            else:
+                await self._wake_room(room_id)
+
+    async def read_markers(self, user_id: str, room_id: str, body: dict[str, Any]) -> None:
+        for key in ("m.fully_read", "m.read", "m.read.private"):
+            eid = body.get(key)
+            if eid is None:
+                continue
+            if not isinstance(eid, str):
+                raise MatrixError(400, "M_BAD_JSON", f"'{key}' must be an event ID")
+            await self.receipt(user_id, room_id, key, eid, None)
