@@ -7,6 +7,8 @@ from types import SimpleNamespace
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
+from client_api.websocket import PATH as WS_PATH
+from client_api.websocket import websocket_endpoint
 from client_api.http import CORS_HEADERS, error_response, json_response
 from client_api.routes import account, directory, discovery, ephemeral, rooms, sync, userdata
 from homeserver.app import Homeserver
@@ -27,6 +29,12 @@ class MatrixRouter:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
+            return
+        if scope["type"] == "websocket":
+            if scope["path"] == WS_PATH:
+                await websocket_endpoint(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 4004})
             return
         if scope["type"] != "http":
             return

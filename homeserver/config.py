@@ -61,6 +61,7 @@ class Config:
     max_sync_timeout_ms: int = 60_000
     admins: tuple[str, ...] = ()
     presence_enabled: bool = True
+    ws_max_queued_frames: int = 64
 
     @property
     def data_path(self) -> Path:
@@ -197,7 +198,7 @@ _KNOWN_KEYS = {
     "server_name", "public_baseurl", "listeners", "data_dir", "database", "redis_url",
     "registration", "registration_tokens", "rate_limits", "media_dir", "log_level",
     "signing_key_path", "default_room_version", "access_token_lifetime_ms",
-    "max_sync_timeout_ms", "admins", "presence_enabled",
+    "max_sync_timeout_ms", "admins", "presence_enabled", "ws_max_queued_frames",
 }
 
 
@@ -257,7 +258,8 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         if ver not in KNOWN_ROOM_VERSIONS:
             raise ConfigError("default_room_version", f"unsupported room version {ver!r}")
         kw["default_room_version"] = ver
-    for key, minimum in (("access_token_lifetime_ms", 1000), ("max_sync_timeout_ms", 0)):
+    for key, minimum in (("access_token_lifetime_ms", 1000), ("max_sync_timeout_ms", 0),
+                         ("ws_max_queued_frames", 1)):
         if key in raw:
             kw[key] = _as_int(key, raw[key], minimum)
     if "rate_limits" in raw:

@@ -153,17 +153,31 @@ class SqliteDatabase(Database):
         assert conn is not None, "database not open"
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
 
+    async def _run_to_end(self, fn: Any) -> Any:
+        """Run on the SQLite thread and wait for it even if this task is cancelled meanwhile:
+        the statement runs anyway, and the connection's transaction state must stay known."""
+        fut = asyncio.ensure_future(self._run(fn))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            await asyncio.wait([fut])
+            raise
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
         async with self._lock:
-            await self._run(lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                await self._run_to_end(lambda c: c.execute("BEGIN IMMEDIATE"))
+            except asyncio.CancelledError:
+                await asyncio.shield(self._run(lambda c: c.in_transaction and c.execute("ROLLBACK")))
+                raise
             try:
                 yield _SqliteConn(self)
             except BaseException:
-                await asyncio.shield(self._run(lambda c: c.execute("ROLLBACK")))
+                await self._run_to_end(lambda c: c.in_transaction and c.execute("ROLLBACK"))
                 raise
             else:
-                await self._run(lambda c: c.execute("COMMIT"))
+                await self._run_to_end(lambda c: c.execute("COMMIT"))
 
     async def read(self, fn: Any) -> Any:
         return await self._run(fn)
