@@ -243,7 +243,7 @@ class SyncSocket:
             if not isinstance(etype, str) or not etype or not isinstance(txn, str) or not txn \
                     or not isinstance(content, dict):
                 raise MatrixError(400, "M_BAD_JSON", "send needs event_type, txn_id and content")
-            hs.ratelimiter.check("message", req.user_id, hs.config.rate_limits.messages_per_second,
+            await hs.ratelimiter.check("message", req.user_id, hs.config.rate_limits.messages_per_second,
                                  hs.config.rate_limits.messages_burst)
             # Same idempotency scope as the REST path, so a retry over either transport dedupes.
             path = f"/_matrix/client/v3/rooms/{room_id}/send/{etype}/{txn}"

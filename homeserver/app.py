@@ -11,6 +11,7 @@ from typing import Any
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
+from homeserver.bus.base import Bus
 from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
@@ -33,6 +34,7 @@ from homeserver.storage.stores import Stores
 from homeserver.sync.service import SyncService
 
 log = logging.getLogger("parley")
+HEAD_WATCH_S = 1.0
 
 
 def load_or_create_signing_key(path: str) -> Any:
@@ -60,7 +62,15 @@ class Homeserver:
         self.stores = stores
         self.signing_key = signing_key
         self.notifier = Notifier()
-        self.ratelimiter = RateLimiter(config.rate_limits.enabled)
+        self.ratelimiter: Any = RateLimiter(config.rate_limits.enabled)
+        self.bus: Bus = Bus()
+        if config.redis_url:
+            from homeserver.bus.redis_bus import RedisBus
+            from homeserver.ratelimit_redis import RedisRateLimiter
+
+            rbus = RedisBus(config.redis_url, config.server_name)
+            self.bus = rbus
+            self.ratelimiter = RedisRateLimiter(config.rate_limits.enabled, rbus.redis_client())
         self.serializer = EventSerializer(stores)
         self.persister = EventPersister(
             stores, config.server_name, signing_key, self.notifier, self._on_persisted
@@ -76,11 +86,11 @@ class Homeserver:
         self.reader = RoomReader(stores, self.serializer)
         self.typing = TypingManager(self._typing_changed)
         self.presence = PresenceManager(config.presence_enabled, self._presence_changed)
-        self.push = PushService(stores, self.notifier)
+        self.push = PushService(stores, self.wake_users)
         self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push)
-        self.account_data = AccountDataService(stores, self.notifier)
+        self.account_data = AccountDataService(stores, self.wake_users)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.wake_room,
-                                       lambda user: self.notifier.wake([user]))
+                                       self.wake_users)
         self._tasks: set[asyncio.Task[None]] = set()
         self.profile = ProfileService(stores, self.rooms)
         self.directory = DirectoryService(stores, self.rooms, config.server_name)
@@ -89,13 +99,58 @@ class Homeserver:
     async def start(cls, config: Config) -> "Homeserver":
         key = load_or_create_signing_key(config.signing_key_path)
         stores = await Stores.open(config.database)
-        return cls(config, stores, key)
+        hs = cls(config, stores, key)
+        await hs.start_background()
+        return hs
+
+    async def start_background(self) -> None:
+        self.bus.set_handlers(self._on_bus_message, self._on_bus_reconnect)
+        await self.bus.start()
+        if self.bus.distributed:
+            self._spawn(self._head_watch())
 
     async def close(self) -> None:
         self.typing.close()
         for t in list(self._tasks):
             t.cancel()
+        await self.bus.stop()
         await self.stores.close()
+
+    # ------------------------------------------------------------------ fan-out
+
+    async def _head_watch(self) -> None:
+        """Safety net for multi-worker mode: if a bus message was lost (Redis restarting),
+        notice the new stream head from the database within a second."""
+        while True:
+            await asyncio.sleep(HEAD_WATCH_S)
+            try:
+                if await self.stores.stream.refresh_from_db():
+                    self.notifier.wake(self.notifier.waiting_users())
+            except Exception:
+                log.exception("stream head refresh failed")
+
+    async def _on_bus_reconnect(self) -> None:
+        await self.stores.stream.refresh_from_db()
+        self.notifier.wake(self.notifier.waiting_users())
+
+    async def _on_bus_message(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("t")
+        pos = msg.get("pos")
+        if isinstance(pos, int):
+            self.stores.stream.advance_remote(pos)
+        if kind == "ev":
+            if isinstance(msg.get("redacts"), str):
+                self.stores.events.invalidate(msg["redacts"])
+            await self._wake_room_local(str(msg.get("room")), tuple(msg.get("extra") or ()))
+        elif kind == "room":
+            await self._wake_room_local(str(msg.get("room")))
+        elif kind == "users":
+            self.notifier.wake(msg.get("users") or ())
+        elif kind == "typing":
+            self.typing.set_typing(str(msg["room"]), str(msg["user"]), bool(msg["typing"]), int(msg["timeout"]))
+        elif kind == "presence":
+            self.presence.set(str(msg["user"]), str(msg["presence"]),
+                              msg["status_msg"] if "status_msg" in msg else ..., local=False)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -103,6 +158,17 @@ class Homeserver:
         task.add_done_callback(self._tasks.discard)
 
     async def wake_room(self, room_id: str, extra: tuple[str, ...] = ()) -> None:
+        """Wake the room's members here and on every other worker (after a stream write)."""
+        await self._wake_room_local(room_id, extra)
+        if self.bus.distributed:
+            await self.bus.publish({"t": "room", "room": room_id, "pos": self.stores.stream.current()})
+
+    async def wake_users(self, users: list[str]) -> None:
+        self.notifier.wake(users)
+        if self.bus.distributed:
+            await self.bus.publish({"t": "users", "users": list(users), "pos": self.stores.stream.current()})
+
+    async def _wake_room_local(self, room_id: str, extra: tuple[str, ...] = ()) -> None:
         """Wake the waiting syncs of the room's joined and invited members (and `extra`)."""
         waiting = self.notifier.waiting_users()
         if not waiting:
@@ -114,13 +180,25 @@ class Homeserver:
     async def _on_persisted(self, ev: StoredEvent) -> None:
         # The target of a membership change may just have left: wake them too.
         extra = (ev.state_key,) if ev.type == "m.room.member" and ev.state_key else ()
-        await self.wake_room(ev.room_id, extra)
+        await self._wake_room_local(ev.room_id, extra)
+        if self.bus.distributed:
+            msg: dict[str, Any] = {"t": "ev", "room": ev.room_id, "pos": ev.stream_ordering,
+                                   "extra": list(extra)}
+            if ev.type == "m.room.redaction":
+                target = ev.pdu.get("content", {}).get("redacts", ev.pdu.get("redacts"))
+                if isinstance(target, str):
+                    msg["redacts"] = target
+            await self.bus.publish(msg)
 
     def _typing_changed(self, room_id: str) -> None:
-        self._spawn(self.wake_room(room_id))
+        self._spawn(self._wake_room_local(room_id))
 
-    def _presence_changed(self, user_id: str) -> None:
+    def _presence_changed(self, user_id: str, local: bool) -> None:
         self._spawn(self._wake_co_members(user_id))
+        if local and self.bus.distributed:
+            snap = self.presence.snapshot(user_id)
+            self._spawn(self.bus.publish({"t": "presence", "user": user_id, "presence": snap["presence"],
+                                          "status_msg": snap["status_msg"]}))
 
     async def _wake_co_members(self, user_id: str) -> None:
         waiting = self.notifier.waiting_users()
@@ -135,6 +213,9 @@ class Homeserver:
 
     async def set_typing(self, room_id: str, user_id: str, typing: bool, timeout_ms: int) -> None:
         self.typing.set_typing(room_id, user_id, typing, timeout_ms)
+        if self.bus.distributed:
+            await self.bus.publish({"t": "typing", "room": room_id, "user": user_id, "typing": typing,
+                                    "timeout": timeout_ms})
 
     async def set_presence(self, user_id: str, presence: Any, status_msg: Any) -> None:
         self.presence.set(user_id, presence, status_msg)

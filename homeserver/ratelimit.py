@@ -12,7 +12,7 @@ class RateLimiter:
         self.enabled = enabled
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
 
-    def check(self, action: str, key: str, per_second: float, burst: int) -> None:
+    async def check(self, action: str, key: str, per_second: float, burst: int) -> None:
         """Take one token or raise M_LIMIT_EXCEEDED with retry_after_ms."""
         if not self.enabled:
             return

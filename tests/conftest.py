@@ -122,6 +122,7 @@ async def hs(backend: str, tmp_path: Path, config_overrides: dict[str, Any]) -> 
     config = make_config(tmp_path, backend, **config_overrides)
     stores = await Stores.open(config.database)
     server = Homeserver(config, stores, generate_signing_key("t1"))
+    await server.start_background()
     try:
         yield server
     finally:

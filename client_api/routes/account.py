@@ -87,7 +87,7 @@ async def get_login(request: Request, hs: Any) -> dict[str, Any]:
 
 @endpoint(auth=False)
 async def post_login(request: Request, hs: Any) -> dict[str, Any]:
-    hs.ratelimiter.check("login", _client_ip(request), hs.config.rate_limits.login_per_second,
+    await hs.ratelimiter.check("login", _client_ip(request), hs.config.rate_limits.login_per_second,
                          hs.config.rate_limits.login_burst)
     body = await json_body(request)
     login_type = body.get("type")
@@ -125,7 +125,7 @@ async def post_login(request: Request, hs: Any) -> dict[str, Any]:
 
 @endpoint(auth=False)
 async def register(request: Request, hs: Any) -> Any:
-    hs.ratelimiter.check("register", _client_ip(request), hs.config.rate_limits.register_per_second,
+    await hs.ratelimiter.check("register", _client_ip(request), hs.config.rate_limits.register_per_second,
                          hs.config.rate_limits.register_burst)
     kind = request.query_params.get("kind", "user")
     if kind == "guest":

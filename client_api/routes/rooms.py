@@ -179,7 +179,7 @@ async def send_event(request: Request, hs: Any, req: Requester) -> dict[str, Any
     room_id = _room_id(request)
     event_type = _event_type(request.path_params["event_type"])
     txn_id = _txn_id(request)
-    hs.ratelimiter.check("message", req.user_id, hs.config.rate_limits.messages_per_second,
+    await hs.ratelimiter.check("message", req.user_id, hs.config.rate_limits.messages_per_second,
                          hs.config.rate_limits.messages_burst)
     content = await json_body(request)
     ev = await hs.rooms.send_event(
@@ -194,7 +194,7 @@ async def redact(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
     event_id = _event_id(request)
     txn_id = _txn_id(request)
     body = await json_body(request, allow_empty=True)
-    hs.ratelimiter.check("message", req.user_id, hs.config.rate_limits.messages_per_second,
+    await hs.ratelimiter.check("message", req.user_id, hs.config.rate_limits.messages_per_second,
                          hs.config.rate_limits.messages_burst)
     ev = await hs.rooms.redact(
         req.user_id, req.device_id, room_id, event_id, _reason(body), txn_id, request.url.path

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import orjson
 
-from homeserver.events.notifier import Notifier
 from homeserver.protocol.errors import MatrixError
 from homeserver.storage.stores import Stores
 
@@ -14,9 +13,9 @@ MAX_ACCOUNT_DATA_BYTES = 65536
 
 
 class AccountDataService:
-    def __init__(self, stores: Stores, notifier: Notifier) -> None:
+    def __init__(self, stores: Stores, wake_users: Callable[[list[str]], Awaitable[None]]) -> None:
         self.stores = stores
-        self.notifier = notifier
+        self._wake_users = wake_users
 
     async def put(self, user_id: str, room_id: str, data_type: str, content: dict[str, Any]) -> None:
         if not data_type or len(data_type.encode()) > 255:
@@ -25,10 +24,9 @@ class AccountDataService:
             raise MatrixError(400, "M_BAD_JSON", "Use the push rules API to change push rules")
         if len(orjson.dumps(content)) > MAX_ACCOUNT_DATA_BYTES:
             raise MatrixError(413, "M_TOO_LARGE", "Account data too large")
-        async with self.stores.stream.next() as pos:
-            async with self.stores.db.transaction() as c:
-                await self.stores.userdata.put_account_data(c, user_id, room_id, data_type, content, pos)
-        self.notifier.wake([user_id])
+        async with self.stores.stream.write() as (c, pos):
+            await self.stores.userdata.put_account_data(c, user_id, room_id, data_type, content, pos)
+        await self._wake_users([user_id])
 
     async def get(self, user_id: str, room_id: str, data_type: str) -> dict[str, Any]:
         content = await self.stores.userdata.get_account_data(user_id, room_id, data_type)

@@ -25,14 +25,14 @@ class UserPresence:
 
 
 class PresenceManager:
-    def __init__(self, enabled: bool, on_change: Callable[[str], None]) -> None:
+    def __init__(self, enabled: bool, on_change: Callable[[str, bool], None]) -> None:
         self.enabled = enabled
         self.serial = 0
         self._users: dict[str, UserPresence] = {}
         self._on_change = on_change
 
     def set(self, user_id: str, presence: str, status_msg: Any = ..., now_ms: int | None = None,
-            announce: bool = True) -> None:
+            local: bool = True) -> None:
         if presence not in STATES:
             raise MatrixError(400, "M_INVALID_PARAM", f"presence must be one of {', '.join(STATES)}")
         if status_msg is not ... and status_msg is not None and not isinstance(status_msg, str):
@@ -48,8 +48,7 @@ class PresenceManager:
         if changed:
             self.serial = max(self.serial + 1, now_ms)
             p.serial = self.serial
-            if announce:
-                self._on_change(user_id)
+            self._on_change(user_id, local)
 
     def touch(self, user_id: str, set_presence: str | None) -> None:
         """A sync call: counts as activity and applies `set_presence` (default online)."""

@@ -193,42 +193,41 @@ class EventPersister:
         rel_type, relates_to = relation_of(pdu.get("content", {}))
         thread_root = relates_to if rel_type == "m.thread" else None
         delta = {(pdu["type"], state_key): event_id} if state_key is not None else {}
-        async with st.stream.next() as pos:
-            async with st.db.transaction() as c:
-                group = prev_group
-                if delta or group is None:
-                    group = await st.state.new_group(c, room_id, prev_group, delta)
-                ev = StoredEvent(
-                    event_id=event_id,
-                    stream_ordering=pos,
-                    room_id=room_id,
-                    type=pdu["type"],
-                    state_key=state_key,
-                    sender=pdu["sender"],
-                    depth=pdu["depth"],
-                    origin_server_ts=pdu["origin_server_ts"],
-                    pdu=pdu,
-                    state_group=group,
-                    redacted_by=None,
-                    txn_device=txn.device_id if txn else None,
-                    txn_id=txn.txn_id if txn else None,
+        async with st.stream.write() as (c, pos):
+            group = prev_group
+            if delta or group is None:
+                group = await st.state.new_group(c, room_id, prev_group, delta)
+            ev = StoredEvent(
+                event_id=event_id,
+                stream_ordering=pos,
+                room_id=room_id,
+                type=pdu["type"],
+                state_key=state_key,
+                sender=pdu["sender"],
+                depth=pdu["depth"],
+                origin_server_ts=pdu["origin_server_ts"],
+                pdu=pdu,
+                state_group=group,
+                redacted_by=None,
+                txn_device=txn.device_id if txn else None,
+                txn_id=txn.txn_id if txn else None,
+            )
+            await st.events.insert(
+                c, ev, pdu.get("prev_events", []), rel_type, relates_to, thread_root
+            )
+            if state_key is not None:
+                await st.state.set_current(c, room_id, (pdu["type"], state_key), event_id)
+                if pdu["type"] == "m.room.member":
+                    membership = pdu["content"].get("membership")
+                    await st.state.set_membership(c, room_id, state_key, membership, event_id, pos)
+            if pdu["type"] == "m.room.redaction":
+                target = redaction_target(pdu)
+                if target is not None:
+                    await st.events.mark_redacted(c, target, event_id)
+            if txn is not None:
+                await st.userdata.put_txn(
+                    c, pdu["sender"], txn.device_id, txn.txn_key, {"event_id": event_id}
                 )
-                await st.events.insert(
-                    c, ev, pdu.get("prev_events", []), rel_type, relates_to, thread_root
-                )
-                if state_key is not None:
-                    await st.state.set_current(c, room_id, (pdu["type"], state_key), event_id)
-                    if pdu["type"] == "m.room.member":
-                        membership = pdu["content"].get("membership")
-                        await st.state.set_membership(c, room_id, state_key, membership, event_id, pos)
-                if pdu["type"] == "m.room.redaction":
-                    target = redaction_target(pdu)
-                    if target is not None:
-                        await st.events.mark_redacted(c, target, event_id)
-                if txn is not None:
-                    await st.userdata.put_txn(
-                        c, pdu["sender"], txn.device_id, txn.txn_key, {"event_id": event_id}
-                    )
         if group is not None and delta:
             await st.state.prime(group, prev_group, delta)
         st.events.remember_committed(ev)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Awaitable, Callable
 
-from homeserver.events.notifier import Notifier
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.power_levels import user_power_level
 from homeserver.protocol.push_rules import (
@@ -26,9 +25,9 @@ UNREAD_SCAN_LIMIT = 500
 
 
 class PushService:
-    def __init__(self, stores: Stores, notifier: Notifier) -> None:
+    def __init__(self, stores: Stores, wake_users: Callable[[list[str]], Awaitable[None]]) -> None:
         self.stores = stores
-        self.notifier = notifier
+        self._wake_users = wake_users
 
     async def _stored(self, user_id: str) -> dict[str, Any]:
         return await self.stores.userdata.get_account_data(user_id, "", STORE_TYPE) or {}
@@ -38,14 +37,11 @@ class PushService:
 
     async def _save(self, user_id: str, stored: dict[str, Any]) -> None:
         merged = merged_ruleset(user_id, stored)
-        async with self.stores.stream.next() as pos:
-            async with self.stores.db.transaction() as c:
-                await self.stores.userdata.put_account_data(c, user_id, "", STORE_TYPE, stored, pos)
-        async with self.stores.stream.next() as pos:
-            async with self.stores.db.transaction() as c:
-                await self.stores.userdata.put_account_data(c, user_id, "", "m.push_rules",
-                                                            {"global": merged}, pos)
-        self.notifier.wake([user_id])
+        async with self.stores.stream.write() as (c, pos):
+            await self.stores.userdata.put_account_data(c, user_id, "", STORE_TYPE, stored, pos)
+            await self.stores.userdata.put_account_data(c, user_id, "", "m.push_rules",
+                                                        {"global": merged}, pos)
+        await self._wake_users([user_id])
 
     @staticmethod
     def _check_kind(kind: str) -> None:

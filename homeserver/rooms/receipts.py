@@ -15,12 +15,13 @@ RECEIPT_TYPES = ("m.read", "m.read.private", "m.fully_read")
 
 class ReceiptService:
     def __init__(self, stores: Stores, reader: RoomReader, account_data: AccountDataService,
-                 wake_room: Callable[[str], Awaitable[None]], wake_user: Callable[[str], None]) -> None:
+                 wake_room: Callable[[str], Awaitable[None]],
+                 wake_users: Callable[[list[str]], Awaitable[None]]) -> None:
         self.stores = stores
         self.reader = reader
         self.account_data = account_data
         self._wake_room = wake_room
-        self._wake_user = wake_user
+        self._wake_users = wake_users
 
     async def receipt(self, user_id: str, room_id: str, rtype: str, event_id: str, thread_id: Any) -> None:
         if rtype not in RECEIPT_TYPES:
@@ -38,15 +39,14 @@ class ReceiptService:
             thread = thread_id
         else:
             raise MatrixError(400, "M_INVALID_PARAM", "thread_id must be 'main' or an event ID")
-        async with self.stores.stream.next() as pos:
-            async with self.stores.db.transaction() as c:
-                changed = await self.stores.receipts.upsert(
-                    c, room_id, user_id, rtype, thread, event_id, ev.stream_ordering,
-                    int(time.time() * 1000), pos,
-                )
+        async with self.stores.stream.write() as (c, pos):
+            changed = await self.stores.receipts.upsert(
+                c, room_id, user_id, rtype, thread, event_id, ev.stream_ordering,
+                int(time.time() * 1000), pos,
+            )
         if changed:
             if rtype == "m.read.private":
-                self._wake_user(user_id)
+                await self._wake_users([user_id])
             else:
                 await self._wake_room(room_id)
 

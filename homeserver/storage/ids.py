@@ -1,9 +1,11 @@
 """Stream positions and other generated ids.
 
 One growing stream position orders every persisted change a sync can see (events, account
-data). Positions are handed out before the writing transaction commits, so a position can
-commit after a later one: `StreamTracker.current()` only advances to a position below which
-every handed-out position has finished (committed or abandoned).
+data, receipts). A position is allocated inside the transaction that writes it; on PostgreSQL
+that transaction first takes a transaction-scoped advisory lock shared by every worker, so
+positions commit in increasing order across processes and "the highest committed position" is
+a safe sync token. Within a process, `current()` still only advances past positions whose write
+has finished (committed or abandoned).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import heapq
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from homeserver.storage.database import Database
+from homeserver.storage.database import Conn, Database
+
+STREAM_WRITE_LOCK = 0x70617231  # advisory lock key shared by every worker's stream writes
 
 
 class StreamTracker:
@@ -35,9 +39,12 @@ class StreamTracker:
         self._next = seed
         self._max_done = seed
 
-    async def _allocate(self) -> int:
+        self._remote_max = 0
+
+    async def _allocate(self, c: Conn) -> int:
         if self._db.dialect == "postgres":
-            pos = int(await self._db.fetchval(f"SELECT nextval('{self._name}')"))
+            await c.execute("SELECT pg_advisory_xact_lock($1)", STREAM_WRITE_LOCK)
+            pos = int(await c.fetchval(f"SELECT nextval('{self._name}')"))
         else:
             self._next += 1
             pos = self._next
@@ -54,19 +61,45 @@ class StreamTracker:
             self._max_done = max(self._max_done, pos)
 
     @asynccontextmanager
-    async def next(self) -> AsyncIterator[int]:
-        """Allocate a position for one write; it counts as finished when the block exits."""
-        pos = await self._allocate()
+    async def write(self) -> AsyncIterator[tuple[Conn, int]]:
+        """A transaction with a freshly allocated stream position; finished when it exits."""
+        pos: int | None = None
         try:
-            yield pos
+            async with self._db.transaction() as c:
+                pos = await self._allocate(c)
+                yield c, pos
         finally:
-            self._finish(pos)
+            if pos is not None:
+                self._finish(pos)
 
     def current(self) -> int:
-        """Highest position below which all writes have finished."""
+        """Highest position below which all writes have finished (ours, or announced by peers)."""
         if self._in_flight:
-            return min(self._max_done, self._in_flight[0] - 1)
-        return self._max_done
+            local = min(self._max_done, self._in_flight[0] - 1)
+        else:
+            local = self._max_done
+        return max(local, self._remote_max)
+
+    def advance_remote(self, pos: int) -> bool:
+        """Another worker committed `pos` (it holds the write lock in order). True if new."""
+        if pos > self._remote_max and pos > self.current():
+            self._remote_max = pos
+            return True
+        self._remote_max = max(self._remote_max, pos)
+        return False
+
+    async def refresh_from_db(self) -> bool:
+        """Re-read the committed head (after a bus outage, or as a periodic safety net).
+
+        While no worker holds the write lock, the sequence's last value is committed (or was
+        rolled back, which only leaves a harmless gap)."""
+        if self._db.dialect != "postgres":
+            return False
+        async with self._db.transaction() as c:
+            if not await c.fetchval("SELECT pg_try_advisory_xact_lock($1)", STREAM_WRITE_LOCK):
+                return False
+            head = await c.fetchval(f"SELECT last_value FROM {self._name}")
+        return self.advance_remote(int(head or 0))
 
 
 class Counter:
