@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-protocol test-api test-e2e lint clean
+.PHONY: run test test-protocol test-api test-e2e lint clean latency
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,6 @@ test-e2e: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
+
+latency: $(STAMP)
+	$(BIN)/python bench/latency.py -n 200

@@ -116,6 +116,10 @@ class SqliteDatabase(Database):
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._sql_cache: dict[str, str] = {}
         self._executor: Any = None
+        # A second connection on its own thread serves reads outside transactions: WAL lets it
+        # read the last committed state while a write transaction is open on the first.
+        self._reader: sqlite3.Connection | None = None
+        self._read_executor: Any = None
 
     def _sql(self, sql: str) -> str:
         out = self._sql_cache.get(sql)
@@ -139,14 +143,54 @@ class SqliteDatabase(Database):
             c.execute("PRAGMA busy_timeout=5000")
             return c
 
-        self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        loop = asyncio.get_running_loop()
+        self._conn = await loop.run_in_executor(self._executor, connect)
+        if self.path != ":memory:":
+            self._read_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
+            self._reader = await loop.run_in_executor(self._read_executor, connect)
 
     async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await loop.run_in_executor(self._read_executor, reader.close)
+            self._read_executor.shutdown(wait=True)
         if self._conn is not None:
             conn = self._conn
             self._conn = None
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+            await loop.run_in_executor(self._executor, conn.close)
             self._executor.shutdown(wait=True)
+
+    async def _read(self, fn: Any) -> Any:
+        if self._reader is None:
+            async with self._lock:
+                return await self._run(fn)
+        return await asyncio.get_running_loop().run_in_executor(self._read_executor, fn, self._reader)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        _nul_free(args)
+        q = self._sql(sql)
+
+        def go(c: sqlite3.Connection) -> list[Row]:
+            cur = c.execute(q, args)
+            cols = [d[0] for d in cur.description or ()]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+        return await self._read(go)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        _nul_free(args)
+        q = self._sql(sql)
+
+        def go(c: sqlite3.Connection) -> Any:
+            r = c.execute(q, args).fetchone()
+            return r[0] if r else None
+
+        return await self._read(go)
 
     async def _run(self, fn: Any) -> Any:
         conn = self._conn
