@@ -10,14 +10,14 @@ from starlette.types import Receive, Scope, Send
 from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
 from client_api.http import CORS_HEADERS, error_response, json_response
-from client_api.routes import account, directory, discovery, ephemeral, rooms, sync, userdata
+from client_api.routes import account, directory, discovery, ephemeral, media, rooms, sync, userdata
 from homeserver.app import Homeserver
 from homeserver.config import Config
 from homeserver.protocol.errors import MatrixError
 
 ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
-    *directory.routes, *ephemeral.routes,
+    *directory.routes, *ephemeral.routes, *media.routes,
 ]
 
 

@@ -62,6 +62,15 @@ class Config:
     admins: tuple[str, ...] = ()
     presence_enabled: bool = True
     ws_max_queued_frames: int = 64
+    max_upload_bytes: int = 50 * 1024 * 1024
+    media_backend: str = "local"
+    s3_endpoint: str | None = None
+    s3_bucket: str = "parley-media"
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str = "us-east-1"
+    url_preview_enabled: bool = False
+    url_preview_ip_allowlist: tuple[str, ...] = ()
 
     @property
     def data_path(self) -> Path:
@@ -199,6 +208,8 @@ _KNOWN_KEYS = {
     "registration", "registration_tokens", "rate_limits", "media_dir", "log_level",
     "signing_key_path", "default_room_version", "access_token_lifetime_ms",
     "max_sync_timeout_ms", "admins", "presence_enabled", "ws_max_queued_frames",
+    "max_upload_bytes", "media_backend", "s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key",
+    "s3_region", "url_preview_enabled", "url_preview_ip_allowlist",
 }
 
 
@@ -244,6 +255,28 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         kw["registration"] = mode
     if "registration_tokens" in raw:
         kw["registration_tokens"] = _as_str_list("registration_tokens", raw["registration_tokens"])
+    if "url_preview_enabled" in raw:
+        kw["url_preview_enabled"] = _as_bool("url_preview_enabled", raw["url_preview_enabled"])
+    if "url_preview_ip_allowlist" in raw:
+        cidrs = _as_str_list("url_preview_ip_allowlist", raw["url_preview_ip_allowlist"])
+        import ipaddress
+
+        for c in cidrs:
+            try:
+                ipaddress.ip_network(c, strict=False)
+            except ValueError:
+                raise ConfigError("url_preview_ip_allowlist", f"{c!r} is not an IP network") from None
+        kw["url_preview_ip_allowlist"] = cidrs
+    if "media_backend" in raw:
+        if raw["media_backend"] not in ("local", "s3"):
+            raise ConfigError("media_backend", "must be 'local' or 's3'")
+        kw["media_backend"] = raw["media_backend"]
+    for key in ("s3_endpoint", "s3_access_key", "s3_secret_key"):
+        if key in raw:
+            kw[key] = _as_str(key, raw[key])
+    for key in ("s3_bucket", "s3_region"):
+        if key in raw:
+            kw[key] = _as_str(key, raw[key])
     if "presence_enabled" in raw:
         kw["presence_enabled"] = _as_bool("presence_enabled", raw["presence_enabled"])
     if "admins" in raw:
@@ -259,7 +292,7 @@ def build_config(raw: Mapping[str, Any]) -> Config:
             raise ConfigError("default_room_version", f"unsupported room version {ver!r}")
         kw["default_room_version"] = ver
     for key, minimum in (("access_token_lifetime_ms", 1000), ("max_sync_timeout_ms", 0),
-                         ("ws_max_queued_frames", 1)):
+                         ("ws_max_queued_frames", 1), ("max_upload_bytes", 1)):
         if key in raw:
             kw[key] = _as_int(key, raw[key], minimum)
     if "rate_limits" in raw:

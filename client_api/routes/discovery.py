@@ -12,7 +12,8 @@ from homeserver.accounts.service import Requester
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
 
-SUPPORTED_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6"]
+SUPPORTED_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9",
+                      "v1.10", "v1.11"]
 
 
 @endpoint(auth=False)

@@ -9,6 +9,7 @@ from homeserver.storage.database import Database
 # (version, file, extra statements for PostgreSQL only)
 MIGRATIONS: list[tuple[int, str]] = [
     (1, "001_core.sql"),
+    (2, "002_media.sql"),
     (3, "003_realtime.sql"),
 ]
 

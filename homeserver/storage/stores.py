@@ -6,6 +6,7 @@ from homeserver.storage.accounts import AccountStore
 from homeserver.storage.database import Database, open_database
 from homeserver.storage.events import EventStore
 from homeserver.storage.ids import Counter, StreamTracker
+from homeserver.storage.media import MediaStore
 from homeserver.storage.migrate import migrate
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.state import StateStore
@@ -29,6 +30,7 @@ class Stores:
         self.accounts = AccountStore(db)
         self.userdata = UserDataStore(db, self._filter_ids)
         self.receipts = ReceiptStore(db)
+        self.media = MediaStore(db)
 
     @classmethod
     async def open(cls, url: str) -> "Stores":

@@ -130,6 +130,15 @@ async def test_nio_conversation(server: str) -> None:
 
         _, bob_since = await _sync_until(bob, saw_name, bob_since)
 
+        # a file: nio uploads with /_matrix/media/v3/upload and downloads through authenticated media
+        import io
+        payload = b"parley file " * 1000
+        up, _ = await alice.upload(io.BytesIO(payload), content_type="text/plain", filename="notes.txt",
+                                   filesize=len(payload))
+        assert getattr(up, "content_uri", "").startswith("mxc://e2e.parley/"), up
+        down = await bob.download(up.content_uri)
+        assert getattr(down, "body", None) == payload, down
+
         # bob leaves; alice sees it
         alice_first = await alice.sync(timeout=0)
         await bob.room_leave(room_id)
