@@ -30,8 +30,20 @@ class Requester:
     is_admin: bool = False
 
 
+# Each hash takes 19 MiB: hashing at most two at a time bounds memory (and there are 2 cores).
+_hash_slots: asyncio.Semaphore | None = None
+
+
+def _slots() -> asyncio.Semaphore:
+    global _hash_slots
+    if _hash_slots is None:
+        _hash_slots = asyncio.Semaphore(2)
+    return _hash_slots
+
+
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    async with _slots():
+        return await asyncio.to_thread(_hasher.hash, password)
 
 
 async def check_password(stored_hash: str | None, password: str) -> bool:
@@ -44,7 +56,8 @@ async def check_password(stored_hash: str | None, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    return await asyncio.to_thread(verify)
+    async with _slots():
+        return await asyncio.to_thread(verify)
 
 
 class AccountService:

@@ -112,8 +112,8 @@ class EventPersister:
                     ev = await st.events.get(prior["event_id"])
                     if ev is not None:
                         return ev
-            async with st.db.transaction() as c:
-                extremities = await st.events.forward_extremities(c, room_id)
+            # Under the room lock every earlier write to this room has committed.
+            extremities = await st.events.forward_extremities(None, room_id)
             if not extremities:
                 raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
             extremities.sort(key=lambda e: (e.depth, e.stream_ordering), reverse=True)

@@ -118,15 +118,20 @@ class PushService:
     # ------------------------------------------------------------------ unread counts
 
     async def unread_counts(
-        self, user_id: str, room_id: str, upto: int, threaded: bool
+        self, user_id: str, room_id: str, upto: int, threaded: bool,
+        read: dict[str, int] | None = None, joined_at: int | None = None,
     ) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-        """Counts of notifying / highlighting events after the user's read receipts."""
-        read = await self.stores.receipts.last_read_positions(room_id, user_id)
+        """Counts of notifying / highlighting events after the user's read receipts.
+        `read` and `joined_at` may be passed in when the caller fetched them for many rooms."""
+        if read is None:
+            read = await self.stores.receipts.last_read_positions(room_id, user_id)
         unthreaded = read.get("", -1)
         floor = min([unthreaded, *read.values()]) if read else -1
-        membership = await self.stores.state.membership(room_id, user_id)
-        if membership is not None:
-            floor = max(floor, membership[2])  # nothing before the user joined counts
+        if joined_at is None:
+            membership = await self.stores.state.membership(room_id, user_id)
+            joined_at = membership[2] if membership is not None else None
+        if joined_at is not None:
+            floor = max(floor, joined_at)  # nothing before the user joined counts
         evs = await self.stores.events.room_events_between(room_id, floor, upto, UNREAD_SCAN_LIMIT, True)
         evs = [e for e in evs if e.sender != user_id]
         main = {"notification_count": 0, "highlight_count": 0}

@@ -64,27 +64,47 @@ class Database:
 
 
 class _SqliteConn:
+    """A transaction on the writer connection. Statements whose results nobody reads are queued
+    and run together with the next read or the COMMIT, in one hop to the SQLite thread (a hop
+    costs more than most statements)."""
+
     def __init__(self, db: "SqliteDatabase") -> None:
         self._db = db
+        self.pending: list[tuple[str, Any, bool]] = [("BEGIN IMMEDIATE", (), False)]
+        self.begun = False
+
+    def _drain(self, c: sqlite3.Connection) -> None:
+        pending, self.pending = self.pending, []
+        for sql, args, many in pending:
+            if many:
+                c.executemany(sql, args)
+            else:
+                c.execute(sql, args)
+            if sql == "BEGIN IMMEDIATE":
+                self.begun = True
 
     async def execute(self, sql: str, *args: Any) -> None:
         _nul_free(args)
-        await self._db._run(lambda c: c.execute(self._db._sql(sql), args))
+        self.pending.append((self._db._sql(sql), args, False))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        rows = list(rows)
         for row in rows:
             _nul_free(row)
-        await self._db._run(lambda c: c.executemany(self._db._sql(sql), rows))
+        if rows:
+            self.pending.append((self._db._sql(sql), rows, True))
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         _nul_free(args)
+        q = self._db._sql(sql)
 
         def go(c: sqlite3.Connection) -> list[Row]:
-            cur = c.execute(self._db._sql(sql), args)
+            self._drain(c)
+            cur = c.execute(q, args)
             cols = [d[0] for d in cur.description or ()]
             return [dict(zip(cols, r)) for r in cur.fetchall()]
 
-        return await self._db._run(go)
+        return await self._db._run_to_end(go)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         rows = await self.fetch(sql, *args)
@@ -92,12 +112,31 @@ class _SqliteConn:
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         _nul_free(args)
+        q = self._db._sql(sql)
 
         def go(c: sqlite3.Connection) -> Any:
-            r = c.execute(self._db._sql(sql), args).fetchone()
+            self._drain(c)
+            r = c.execute(q, args).fetchone()
             return r[0] if r else None
 
-        return await self._db._run(go)
+        return await self._db._run_to_end(go)
+
+    async def commit(self) -> None:
+        def go(c: sqlite3.Connection) -> None:
+            try:
+                self._drain(c)
+                if self.begun:
+                    c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+
+        await self._db._run_to_end(go)
+
+    async def rollback(self) -> None:
+        self.pending = []
+        await self._db._run_to_end(lambda c: c.in_transaction and c.execute("ROLLBACK"))
 
 
 class SqliteDatabase(Database):
@@ -210,18 +249,14 @@ class SqliteDatabase(Database):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
         async with self._lock:
+            conn = _SqliteConn(self)
             try:
-                await self._run_to_end(lambda c: c.execute("BEGIN IMMEDIATE"))
-            except asyncio.CancelledError:
-                await asyncio.shield(self._run(lambda c: c.in_transaction and c.execute("ROLLBACK")))
-                raise
-            try:
-                yield _SqliteConn(self)
+                yield conn
             except BaseException:
-                await self._run_to_end(lambda c: c.in_transaction and c.execute("ROLLBACK"))
+                await asyncio.shield(conn.rollback())
                 raise
             else:
-                await self._run_to_end(lambda c: c.execute("COMMIT"))
+                await conn.commit()
 
     async def read(self, fn: Any) -> Any:
         return await self._run(fn)

@@ -151,8 +151,9 @@ class EventStore:
                 out[ev.event_id] = ev
         return out
 
-    async def forward_extremities(self, c: Conn, room_id: str) -> list[StoredEvent]:
-        rows = await c.fetch(
+    async def forward_extremities(self, c: Conn | None, room_id: str) -> list[StoredEvent]:
+        """The room's forward extremities (committed state when `c` is None)."""
+        rows = await (c or self.db).fetch(
             f"SELECT {', '.join('e.' + col.strip() for col in _COLS.split(','))}"
             " FROM forward_extremities f JOIN events e ON e.event_id = f.event_id"
             " WHERE f.room_id = $1",
@@ -174,6 +175,27 @@ class EventStore:
         for ev in evs:
             self._remember(ev)
         return evs
+
+    async def recent_for_rooms(
+        self, room_ids: list[str], after: int, upto: int, per_room: int
+    ) -> dict[str, list[StoredEvent]]:
+        """The newest `per_room` events (after < pos <= upto) of each room, newest first."""
+        out: dict[str, list[StoredEvent]] = {}
+        for i in range(0, len(room_ids), 200):
+            chunk = room_ids[i:i + 200]
+            marks = ",".join(f"${n + 4}" for n in range(len(chunk)))
+            rows = await self.db.fetch(
+                f"SELECT {_COLS} FROM (SELECT {_COLS}, ROW_NUMBER() OVER (PARTITION BY room_id"
+                " ORDER BY stream_ordering DESC) AS rn FROM events WHERE stream_ordering > $1"
+                f" AND stream_ordering <= $2 AND room_id IN ({marks})) AS t WHERE rn <= $3"
+                " ORDER BY stream_ordering DESC",
+                after, upto, per_room, *chunk,
+            )
+            for r in rows:
+                ev = _row_to_event(r)
+                self._remember(ev)
+                out.setdefault(ev.room_id, []).append(ev)
+        return out
 
     async def rooms_with_events_between(self, room_ids: list[str], after: int, upto: int) -> set[str]:
         if not room_ids or after >= upto:

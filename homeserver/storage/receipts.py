@@ -35,6 +35,7 @@ class ReceiptStore:
     async def changed(self, room_ids: list[str], after: int, upto: int) -> list[dict[str, Any]]:
         if not room_ids or after >= upto:
             return []
+        # (also used with after=-1 for "every receipt of these rooms")
         out: list[dict[str, Any]] = []
         for i in range(0, len(room_ids), 500):
             chunk = room_ids[i:i + 500]
@@ -46,12 +47,24 @@ class ReceiptStore:
             )
         return out
 
-    async def all_for_room(self, room_id: str) -> list[dict[str, Any]]:
-        return await self.db.fetch(
-            "SELECT room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts"
-            " WHERE room_id = $1",
-            room_id,
-        )
+    async def all_for_rooms(self, room_ids: list[str]) -> list[dict[str, Any]]:
+        return await self.changed(room_ids, -1, 2**62)
+
+    async def read_positions_for_user(self, room_ids: list[str], user_id: str) -> dict[str, dict[str, int]]:
+        """room -> thread_id -> stream position of the user's newest m.read / m.read.private."""
+        out: dict[str, dict[str, int]] = {}
+        for i in range(0, len(room_ids), 500):
+            chunk = room_ids[i:i + 500]
+            marks = ",".join(f"${n + 2}" for n in range(len(chunk)))
+            rows = await self.db.fetch(
+                "SELECT room_id, thread_id, MAX(event_stream) AS pos FROM receipts WHERE user_id = $1"
+                f" AND receipt_type IN ('m.read', 'm.read.private') AND room_id IN ({marks})"
+                " GROUP BY room_id, thread_id",
+                user_id, *chunk,
+            )
+            for r in rows:
+                out.setdefault(r["room_id"], {})[r["thread_id"]] = int(r["pos"])
+        return out
 
     async def last_read_positions(self, room_id: str, user_id: str) -> dict[str, int]:
         """thread_id -> stream position of the user's newest m.read / m.read.private there."""

@@ -181,6 +181,36 @@ class StateStore:
         )
         return [r["user_id"] for r in rows]
 
+    async def member_counts(self, room_ids: list[str]) -> dict[str, dict[str, int]]:
+        """room -> {membership: count} for many rooms in one query."""
+        out: dict[str, dict[str, int]] = {}
+        for i in range(0, len(room_ids), 500):
+            chunk = room_ids[i:i + 500]
+            marks = ",".join(f"${n + 1}" for n in range(len(chunk)))
+            rows = await self.db.fetch(
+                "SELECT room_id, membership, COUNT(*) AS n FROM memberships"
+                f" WHERE room_id IN ({marks}) GROUP BY room_id, membership",
+                *chunk,
+            )
+            for r in rows:
+                out.setdefault(r["room_id"], {})[r["membership"]] = int(r["n"])
+        return out
+
+    async def rooms_having(self, room_ids: list[str], types: tuple[str, ...]) -> set[str]:
+        """Which of the rooms have current state of one of `types` (state_key '')."""
+        out: set[str] = set()
+        for i in range(0, len(room_ids), 500):
+            chunk = room_ids[i:i + 500]
+            marks = ",".join(f"${n + 1 + len(types)}" for n in range(len(chunk)))
+            tmarks = ",".join(f"${n + 1}" for n in range(len(types)))
+            rows = await self.db.fetch(
+                f"SELECT DISTINCT room_id FROM current_state WHERE type IN ({tmarks}) AND state_key = ''"
+                f" AND room_id IN ({marks})",
+                *types, *chunk,
+            )
+            out.update(r["room_id"] for r in rows)
+        return out
+
     async def forget(self, room_id: str, user_id: str) -> None:
         await self.db.execute(
             "UPDATE memberships SET forgotten = TRUE WHERE room_id = $1 AND user_id = $2",

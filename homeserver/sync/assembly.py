@@ -82,15 +82,15 @@ def left_room_section(
 
 
 def room_summary(
-    joined: list[str], invited: list[str], user_id: str, has_name: bool
+    joined_count: int, invited_count: int, members: list[str], user_id: str, has_name: bool
 ) -> dict[str, Any]:
+    """`m.heroes` (up to 5 other members) only for rooms without a name or alias."""
     summary: dict[str, Any] = {
-        "m.joined_member_count": len(joined),
-        "m.invited_member_count": len(invited),
+        "m.joined_member_count": joined_count,
+        "m.invited_member_count": invited_count,
     }
     if not has_name:
-        heroes = sorted(u for u in set(joined) | set(invited) if u != user_id)[:5]
-        summary["m.heroes"] = heroes
+        summary["m.heroes"] = sorted(u for u in set(members) if u != user_id)[:5]
     return summary
 
 

@@ -104,24 +104,55 @@ class SyncService:
         join: dict[str, Any] = {}
         invite: dict[str, Any] = {}
         leave: dict[str, Any] = {}
+        included = [
+            room_id for room_id, (membership, _, member_pos) in memberships.items()
+            if membership == "join" and flt.room_allowed(room_id) and (
+                since is None or full_state or member_pos > after
+                or room_id in (changed_rooms or set()) or room_id in room_acct)
+        ]
+        # Per-room facts fetched for all included rooms at once (a query per room adds up fast).
+        counts = await self.stores.state.member_counts(included)
+        named = await self.stores.state.rooms_having(included, ("m.room.name", "m.room.canonical_alias"))
+        newly_joined = {r for r in included if since is not None and memberships[r][2] > after}
+        fresh = [r for r in included if since is None or r in newly_joined]
+        if fresh:
+            for r in await self.stores.receipts.all_for_rooms(fresh):
+                receipts_by_room.setdefault(r["room_id"], []).append(r)
+        read_positions = await self.stores.receipts.read_positions_for_user(included, user_id)
+        prefetched: dict[str, list[StoredEvent]] = {}
+        tl = flt.timeline
+        if len(included) > 1 and tl.types is None and tl.senders is None and not tl.not_types \
+                and not tl.not_senders and tl.contains_url is None:
+            # Unfiltered timelines: one query for every room (the common case at start-up).
+            limit = tl.limit if tl.limit is not None else DEFAULT_TIMELINE_LIMIT
+            fresh_set = set(fresh)
+            if fresh_set:
+                prefetched.update(await self.stores.events.recent_for_rooms(
+                    [r for r in included if r in fresh_set], 0, now, limit + 1))
+            rest = [r for r in included if r not in fresh_set]
+            if rest and since is not None:
+                got = await self.stores.events.recent_for_rooms(rest, since, now, limit + 1)
+                prefetched.update(got)
+                for r in rest:
+                    prefetched.setdefault(r, [])
+        for room_id in included:
+            member_pos = memberships[room_id][2]
+            newly = room_id in newly_joined
+            section = await self._joined_room(
+                user_id, device_id, room_id, None if (newly or since is None) else since,
+                now, flt, full_state or newly, room_acct.get(room_id, []),
+                counts.get(room_id, {}), room_id in named, prefetched.pop(room_id, None),
+            )
+            join[room_id] = section
+            await self._add_ephemeral(
+                section, user_id, room_id, since_tok if not newly else None,
+                receipts_by_room.get(room_id), flt, now, read_positions.get(room_id, {}), member_pos,
+            )
         for room_id, (membership, member_eid, member_pos) in memberships.items():
             if not flt.room_allowed(room_id):
                 continue
             membership_changed = since is None or member_pos > after
-            if membership == "join":
-                if since is not None and not full_state and not membership_changed \
-                        and room_id not in (changed_rooms or set()) and room_id not in room_acct:
-                    continue
-                newly = since is not None and member_pos > after
-                join[room_id] = await self._joined_room(
-                    user_id, device_id, room_id, None if (newly or since is None) else since,
-                    now, flt, full_state or newly, room_acct.get(room_id, []),
-                )
-                await self._add_ephemeral(
-                    join[room_id], user_id, room_id, since_tok if not newly else None,
-                    receipts_by_room.get(room_id), flt, now,
-                )
-            elif membership == "invite":
+            if membership == "invite":
                 if membership_changed and member_pos <= now:
                     invite[room_id] = await self._invited_room(member_eid)
             elif membership in ("leave", "ban"):
@@ -151,14 +182,13 @@ class SyncService:
     async def _add_ephemeral(
         self, section: dict[str, Any], user_id: str, room_id: str, since: SyncToken | None,
         receipts: list[dict[str, Any]] | None, flt: SyncFilter, now: int,
+        read: dict[str, int], joined_at: int,
     ) -> None:
         events: list[dict[str, Any]] = []
         if since is None or self.typing.changed_since(room_id, since.typing):
             users = self.typing.typing_users(room_id)
             if since is not None or users:
                 events.append({"type": "m.typing", "content": {"user_ids": users}})
-        if since is None:
-            receipts = await self.stores.receipts.all_for_room(room_id)
         content: dict[str, Any] = {}
         for r in receipts or ():
             if r["receipt_type"] == "m.read.private" and r["user_id"] != user_id:
@@ -171,7 +201,7 @@ class SyncService:
             events.append({"type": "m.receipt", "content": content})
         section["ephemeral"] = {"events": [e for e in events if flt.ephemeral.matches(e["type"], "", {})]}
         threaded = flt.timeline_unread_threads
-        main, threads = await self.push.unread_counts(user_id, room_id, now, threaded)
+        main, threads = await self.push.unread_counts(user_id, room_id, now, threaded, read, joined_at)
         section["unread_notifications"] = main
         if threaded:
             section["unread_thread_notifications"] = threads
@@ -194,10 +224,14 @@ class SyncService:
         return out
 
     async def _timeline(
-        self, room_id: str, after: int, upto: int, tl: RoomEventFilter
+        self, room_id: str, after: int, upto: int, tl: RoomEventFilter,
+        pre: list[StoredEvent] | None = None,
     ) -> tuple[list[StoredEvent], bool]:
         """Newest `limit` matching events in (after, upto], oldest first, and whether more exist."""
         limit = tl.limit if tl.limit is not None else DEFAULT_TIMELINE_LIMIT
+        if pre is not None:
+            evs = [e for e in pre if after < e.stream_ordering <= upto]
+            return list(reversed(evs[:limit])), len(evs) > limit
         out: list[StoredEvent] = []
         cursor = upto
         batch = limit + 1
@@ -226,8 +260,12 @@ class SyncService:
         self, user_id: str, room_id: str, timeline: list[StoredEvent], since: int | None,
         upto: int, flt: SyncFilter, full: bool, limited: bool,
     ) -> list[StoredEvent]:
-        start_pos = timeline[0].stream_ordering - 1 if timeline else upto
-        state_start = await self._state_at(room_id, start_pos)
+        if timeline and timeline[0].state_key is None:
+            # A message event's state group is the state before it: no lookup needed.
+            state_start = dict(await self.stores.state.get_state(timeline[0].state_group))
+        else:
+            start_pos = timeline[0].stream_ordering - 1 if timeline else upto
+            state_start = await self._state_at(room_id, start_pos)
         state_since = await self._state_at(room_id, since) if (since is not None and not full) else None
         lazy = None
         if flt.state.lazy_load_members:
@@ -246,21 +284,19 @@ class SyncService:
     async def _joined_room(
         self, user_id: str, device_id: str, room_id: str, since: int | None, now: int,
         flt: SyncFilter, full: bool, account_data: list[dict[str, Any]],
+        counts: dict[str, int], has_name: bool, prefetched: list[StoredEvent] | None,
     ) -> dict[str, Any]:
-        timeline, limited = await self._timeline(room_id, since or 0, now, flt.timeline)
+        timeline, limited = await self._timeline(room_id, since or 0, now, flt.timeline, prefetched)
         if since is None:
             limited = limited or bool(timeline and timeline[0].type != "m.room.create" and limited)
         state = await self._room_state_block(user_id, room_id, timeline, since, now, flt, full, limited)
         prev_batch = f"t{timeline[0].stream_ordering - 1}" if timeline else f"t{now}"
-        joined = await self.stores.state.members(room_id, ("join",))
-        invited = await self.stores.state.members(room_id, ("invite",))
-        has_name = bool(await self.stores.state.current_ids(
-            room_id, [("m.room.name", ""), ("m.room.canonical_alias", "")]
-        ))
+        heroes_from = [] if has_name else await self.stores.state.members(room_id, ("join", "invite"))
         ser = self.serializer.serialize
         return joined_room_section(
             await ser(timeline, (user_id, device_id)), limited, prev_batch, await ser(state),
-            account_data, room_summary(joined, invited, user_id, has_name),
+            account_data,
+            room_summary(counts.get("join", 0), counts.get("invite", 0), heroes_from, user_id, has_name),
         )
 
     async def _invited_room(self, invite_event_id: str) -> dict[str, Any]:
