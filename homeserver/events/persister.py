@@ -66,31 +66,44 @@ class EventPersister:
         self.signing_key = signing_key
         self.notifier = notifier
         self.on_persisted = on_persisted
+        self._last_create_ts = 0
 
     async def create_room_event(
         self, rv: RoomVersion, create_content: dict[str, Any], sender: str, room_id_hint: str | None
     ) -> StoredEvent:
         """Persist an m.room.create event: the first event of a new room."""
-        pdu: dict[str, Any] = {
-            "type": "m.room.create",
-            "state_key": "",
-            "sender": sender,
-            "content": create_content,
-            "origin_server_ts": int(time.time() * 1000),
-            "depth": 1,
-            "prev_events": [],
-            "auth_events": [],
-        }
-        if not rv.room_id_from_create:
-            assert room_id_hint is not None
-            pdu["room_id"] = room_id_hint
-        check_auth(rv, pdu, {}, create_event=pdu)
-        pdu = hash_and_sign_event(pdu, self.server_name, self.signing_key, rv)
-        check_event_size_and_format(pdu, rv)
-        event_id = compute_event_id(pdu, rv)
-        room_id = room_id_for_create_event(pdu, rv) if rv.room_id_from_create else room_id_hint
-        assert room_id is not None
-        return await self._persist(rv, room_id, pdu, event_id, None, None, None)
+        # Two identical create events (same sender, content and millisecond) would have the same
+        # event ID, and in v12 the same room ID: keep their timestamps distinct.
+        ts = max(int(time.time() * 1000), self._last_create_ts + 1)
+        for _ in range(20):
+            self._last_create_ts = ts
+            pdu: dict[str, Any] = {
+                "type": "m.room.create",
+                "state_key": "",
+                "sender": sender,
+                "content": create_content,
+                "origin_server_ts": ts,
+                "depth": 1,
+                "prev_events": [],
+                "auth_events": [],
+            }
+            if not rv.room_id_from_create:
+                assert room_id_hint is not None
+                pdu["room_id"] = room_id_hint
+            check_auth(rv, pdu, {}, create_event=pdu)
+            pdu = hash_and_sign_event(pdu, self.server_name, self.signing_key, rv)
+            check_event_size_and_format(pdu, rv)
+            event_id = compute_event_id(pdu, rv)
+            room_id = room_id_for_create_event(pdu, rv) if rv.room_id_from_create else room_id_hint
+            assert room_id is not None
+            if await self.stores.events.get(event_id) is None:
+                try:
+                    return await self._persist(rv, room_id, pdu, event_id, None, None, None)
+                except Exception:
+                    if await self.stores.events.get(event_id) is None:
+                        raise  # not the collision (another worker, same millisecond): a real error
+            ts += 1
+        raise MatrixError(500, "M_UNKNOWN", "Could not allocate a room ID")
 
     async def send(
         self,

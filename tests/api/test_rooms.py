@@ -296,3 +296,12 @@ async def test_profile_updates_member_events(client: MatrixClient) -> None:
     resp = await bob.put(f"{V3}/profile/{alice.user_id}/displayname", {"displayname": "hacked"})
     assert resp.status_code == 403
     assert (await client.get(f"{V3}/profile/@nobody:test.parley")).status_code == 404
+
+
+async def test_concurrent_create_room_same_user(client: MatrixClient) -> None:
+    """Identical create events in one millisecond must not collide (v12 room IDs are their hash)."""
+    alice = await client.register()
+    rooms = await asyncio.gather(*(alice.create_room(preset="public_chat") for _ in range(8)))
+    assert len(set(rooms)) == 8
+    joined = (await alice.ok("GET", f"{V3}/joined_rooms"))["joined_rooms"]
+    assert set(rooms) <= set(joined)
