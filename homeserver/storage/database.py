@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator, Protocol, Sequence
 Row = dict[str, Any]
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
+LOCK_POOL_SIZE = 32
 
 
 class Conn(Protocol):
@@ -313,6 +314,10 @@ class PostgresDatabase(Database):
     def __init__(self, dsn: str, min_size: int = 2, max_size: int = 10) -> None:
         self.dsn = dsn
         self._pool: Any = None
+        # Room locks hold a session for the whole build-and-persist of an event, which itself
+        # needs a connection: taking both from one pool could deadlock once every connection is
+        # a lock holder waiting for a transaction. Lock sessions get their own pool.
+        self._lock_pool: Any = None
         self._min = min_size
         self._max = max_size
         self._room_locks: dict[str, asyncio.Lock] = {}
@@ -321,8 +326,12 @@ class PostgresDatabase(Database):
         import asyncpg
 
         self._pool = await asyncpg.create_pool(self.dsn, min_size=self._min, max_size=self._max)
+        self._lock_pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=LOCK_POOL_SIZE)
 
     async def close(self) -> None:
+        if self._lock_pool is not None:
+            await self._lock_pool.close()
+            self._lock_pool = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -339,7 +348,7 @@ class PostgresDatabase(Database):
         # on the same database serialize too.
         lock = self._room_locks.setdefault(room_id, asyncio.Lock())
         async with lock:
-            async with self._pool.acquire() as conn:
+            async with self._lock_pool.acquire() as conn:
                 await conn.execute("SELECT pg_advisory_lock(hashtext($1))", room_id)
                 try:
                     yield

@@ -119,8 +119,10 @@ class Counter:
                 await self._db.fetchval(f"SELECT setval('{self._name}', $1)", seed)
         self._next = seed
 
-    async def next(self) -> int:
+    async def next(self, c: Conn | None = None) -> int:
+        """`c`: the caller's open transaction, if any (never take a second pool connection
+        while holding one)."""
         if self._db.dialect == "postgres":
-            return int(await self._db.fetchval(f"SELECT nextval('{self._name}')"))
+            return int(await (c or self._db).fetchval(f"SELECT nextval('{self._name}')"))
         self._next += 1
         return self._next

@@ -71,7 +71,7 @@ class StateStore:
     async def new_group(
         self, c: Conn, room_id: str, prev_group: int | None, delta: StateMap
     ) -> int:
-        gid = await self._ids.next()
+        gid = await self._ids.next(c)
         chain_len = 0
         if prev_group is not None:
             row = await c.fetchrow("SELECT chain_len FROM state_groups WHERE id = $1", prev_group)
