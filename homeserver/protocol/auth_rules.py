@@ -1,4 +1,5 @@
-"""Authorization rules for room versions 10, 11 and 12 (rooms/v11.md, v12.md "Authorization rules").
+"""Authorization rules for room versions 10, 11 and 12 (rooms/v10.md, v11.md, v12.md
+§Authorization rules) and the auth events selection (server-server API §Auth events selection).
 
 Signatures are the caller's business (they need keys, which is I/O); everything else here is a
 pure function of the event and the state it is checked against.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from homeserver.protocol.errors import AuthError
+from homeserver.protocol.errors import AuthError, MatrixError
+from homeserver.protocol.events import compute_event_id
 from homeserver.protocol.ids import is_valid_user_id, server_name_of
 from homeserver.protocol.power_levels import (
     creators,
@@ -23,6 +25,29 @@ StateKey = tuple[str, str]
 _PL_NAMED = ("users_default", "events_default", "state_default", "ban", "redact", "kick", "invite")
 
 
+def _content(event: Mapping[str, Any] | None) -> dict[str, Any]:
+    c = event.get("content") if event is not None else None
+    return c if isinstance(c, dict) else {}
+
+
+def _event_id(rv: RoomVersion, event: dict[str, Any]) -> str:
+    """The event's ID: the informational `event_id` key when present, else computed."""
+    eid = event.get("event_id")
+    if isinstance(eid, str):
+        return eid
+    try:
+        return compute_event_id(event, rv)
+    except MatrixError as e:  # not canonical-JSON encodable: cannot be a valid create event
+        raise AuthError(f"Malformed create event: {e.error}") from None
+
+
+def _creator(rv: RoomVersion, create: dict[str, Any]) -> Any:
+    """"The creator" of rule 4.3.1: `content.creator` in v10, the create `sender` from v11."""
+    if rv.create_has_creator:
+        return _content(create).get("creator", create.get("sender"))
+    return create.get("sender")
+
+
 def _domain(user_id: Any) -> str | None:
     try:
         return server_name_of(str(user_id))
@@ -31,7 +56,10 @@ def _domain(user_id: Any) -> str | None:
 
 
 def auth_types_for_event(room_version: RoomVersion, event: dict[str, Any]) -> list[StateKey]:
-    """The auth events selection (server-server API §"Auth events selection")."""
+    """The `(type, state_key)` pairs an event's `auth_events` may hold (server-server API §Auth
+    events selection): the create event (v10/v11 only), power levels, the sender's membership,
+    and for m.room.member the target's membership, join rules (join/invite/knock), the
+    third-party invite named by the token, and the authorising user of a restricted join."""
     if event.get("type") == "m.room.create":
         return []
     keys: list[StateKey] = []
@@ -63,11 +91,16 @@ def auth_types_for_event(room_version: RoomVersion, event: dict[str, Any]) -> li
 def check_auth_events_structure(
     room_version: RoomVersion, event: dict[str, Any], auth_events: list[dict[str, Any]]
 ) -> None:
-    """Rule 2 (v11) / 3 (v12): the event's own auth_events are well-formed."""
+    """Auth rule 2 (v10/v11) / 3 (v12): the event's own `auth_events` hold no duplicate
+    `(type, state_key)`, nothing the auth events selection would not pick, nothing rejected (an
+    informational `"rejected": True` key), nothing from another room, and (before v12) the create
+    event, which v12 forbids."""
     allowed = set(auth_types_for_event(room_version, event))
     seen: set[StateKey] = set()
     has_create = False
     for ae in auth_events:
+        if not isinstance(ae, dict):
+            raise AuthError("Malformed auth event")
         key = (str(ae.get("type")), str(ae.get("state_key")))
         if key in seen:
             raise AuthError(f"Duplicate auth event {key}")
@@ -80,7 +113,7 @@ def check_auth_events_structure(
             raise AuthError(f"Unexpected auth event {key}")
         if ae.get("rejected"):
             raise AuthError(f"Auth event {key} was rejected")
-        if not room_version.room_id_from_create and ae.get("room_id") != event.get("room_id"):
+        if ae.get("room_id") != event.get("room_id"):
             raise AuthError("Auth event from another room")
     if not room_version.room_id_from_create and not has_create:
         raise AuthError("No m.room.create event in auth_events")
@@ -90,14 +123,14 @@ def _membership(state: Mapping[StateKey, dict[str, Any]], user: Any) -> str:
     ev = state.get(("m.room.member", str(user)))
     if ev is None:
         return "leave"
-    m = ev.get("content", {}).get("membership")
+    m = _content(ev).get("membership")
     return m if isinstance(m, str) else "leave"
 
 
 def _check_create(room_version: RoomVersion, event: dict[str, Any]) -> None:
     if event.get("prev_events"):
         raise AuthError("m.room.create must have no prev_events")
-    content = event.get("content") if isinstance(event.get("content"), dict) else {}
+    content = _content(event)
     if room_version.room_id_from_create:
         if "room_id" in event:
             raise AuthError("Room v12 create events have no room_id")
@@ -107,9 +140,10 @@ def _check_create(room_version: RoomVersion, event: dict[str, Any]) -> None:
             raise AuthError("additional_creators must be a list of user IDs")
     elif _domain(event.get("room_id")) != _domain(event.get("sender")):
         raise AuthError("Room ID and sender domains differ")
-    version = content.get("room_version", "1")
-    if not isinstance(version, str) or version not in KNOWN_ROOM_VERSIONS:
-        raise AuthError(f"Unknown room version {version!r}")
+    if "room_version" in content:
+        version = content["room_version"]
+        if not isinstance(version, str) or version not in KNOWN_ROOM_VERSIONS:
+            raise AuthError(f"Unknown room version {version!r}")
     if room_version.create_has_creator and "creator" not in content:
         raise AuthError("m.room.create needs a creator")
 
@@ -121,7 +155,14 @@ def check_auth(
     *,
     create_event: dict[str, Any] | None = None,
 ) -> None:
-    """Run the authorization rules of `event` against `auth_state`; raise AuthError to reject."""
+    """Run the authorization rules (rooms/v10.md, v11.md, v12.md §Authorization rules) for `event`
+    against `auth_state`, a map `(type, state_key) -> PDU` (e.g. the state before the event, or
+    the event's own auth events). Raises `AuthError` to reject; returns None to allow.
+
+    Signature checks (rule 4.2 and "signed by the sender's server") are the caller's. For v12 the
+    create event comes from `create_event` (or `auth_state` as a fallback); for v10/v11 from
+    `auth_state[("m.room.create", "")]`, with `create_event` as a fallback. `event_id` keys on the
+    dicts are trusted when present, otherwise IDs are computed."""
     etype = event.get("type")
     sender = event.get("sender")
     if not isinstance(sender, str) or not isinstance(etype, str):
@@ -131,15 +172,17 @@ def check_auth(
     if etype == "m.room.create":
         _check_create(room_version, event)
         return
-    create = create_event if create_event is not None else auth_state.get(("m.room.create", ""))
-    if create is None:
+    in_state = auth_state.get(("m.room.create", ""))
+    if room_version.room_id_from_create:
+        create = create_event if create_event is not None else in_state
+    else:
+        create = in_state if in_state is not None else create_event
+    if not isinstance(create, dict) or create.get("type") != "m.room.create":
         raise AuthError("No create event")
     if room_version.room_id_from_create:
-        cid = create.get("event_id")
-        if isinstance(cid, str) and event.get("room_id") != "!" + cid[1:]:
+        if event.get("room_id") != "!" + _event_id(room_version, create)[1:]:
             raise AuthError("room_id does not match the create event")
-    content: dict[str, Any] = event["content"]
-    if create.get("content", {}).get("m.federate", True) is False and _domain(sender) != _domain(create.get("sender")):
+    if _content(create).get("m.federate", True) is False and _domain(sender) != _domain(create.get("sender")):
         raise AuthError("This room does not federate")
 
     pl_ev = auth_state.get(("m.room.power_levels", ""))
@@ -181,13 +224,13 @@ def _check_member(
         raise AuthError("m.room.member needs a state_key and a membership")
     sender_m = _membership(state, sender)
     target_m = _membership(state, target)
-    jr_ev = state.get(("m.room.join_rules", ""))
-    join_rule = jr_ev.get("content", {}).get("join_rule") if jr_ev else "invite"
+    # No join rules event: treated as "invite", as Synapse does (the spec only says "otherwise").
+    join_rule = _content(state.get(("m.room.join_rules", ""))).get("join_rule", "invite")
 
     if membership == "join":
-        prevs = event.get("prev_events") or []
-        create_id = create.get("event_id")
-        if len(prevs) == 1 and create_id is not None and prevs[0] == create_id and target == create.get("sender"):
+        prevs = event.get("prev_events")
+        if isinstance(prevs, list) and len(prevs) == 1 and target == _creator(rv, create) \
+                and prevs[0] == _event_id(rv, create):
             return
         if sender != target:
             raise AuthError("Cannot make another user join")
@@ -272,11 +315,12 @@ def _check_third_party_invite(
         raise AuthError("No matching m.room.third_party_invite")
     if tp_ev.get("sender") != sender:
         raise AuthError("Sender differs from the third-party invite's sender")
-    tp_content = tp_ev.get("content", {})
+    tp_content = _content(tp_ev)
     keys = []
     if isinstance(tp_content.get("public_key"), str):
         keys.append(tp_content["public_key"])
-    for entry in tp_content.get("public_keys", []) or []:
+    public_keys = tp_content.get("public_keys")
+    for entry in public_keys if isinstance(public_keys, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("public_key"), str):
             keys.append(entry["public_key"])
     sigs = signed.get("signatures")
@@ -290,7 +334,7 @@ def _check_third_party_invite(
                 try:
                     verify_json_signature(signed, server, kid, pk)
                     return
-                except Exception:
+                except MatrixError:
                     continue
     raise AuthError("No valid signature on the third-party invite")
 

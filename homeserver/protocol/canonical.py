@@ -35,15 +35,24 @@ def _normalise(value: Any) -> Any:
 
 
 def encode_canonical_json(value: Any) -> bytes:
-    """UTF-8, keys sorted by code point, no whitespace, integers only (appendices §Canonical JSON)."""
-    return json.dumps(
+    """UTF-8, keys sorted by code point, no whitespace, integers only (appendices §Canonical JSON).
+
+    Integral floats (``1e10``, ``-0.0``) become integers; anything else non-integral, or an
+    integer outside ±(2^53−1), raises 400 ``M_BAD_JSON``."""
+    text = json.dumps(
         _normalise(value), ensure_ascii=False, separators=(",", ":"), sort_keys=True,
         allow_nan=False,
-    ).encode("utf-8")
+    )
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form
+        raise MatrixError(400, "M_BAD_JSON", "Strings must be valid Unicode") from None
 
 
 def check_canonical_values(value: Any) -> None:
-    """Raise M_BAD_JSON if `value` holds non-integral floats or out-of-range integers (room v6+)."""
+    """Raise M_BAD_JSON if `value` holds floats or out-of-range integers.
+
+    Room versions 6+ require strict canonical JSON (rooms/fragments/v6-canonical-json.md)."""
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return
     if isinstance(value, int):
@@ -61,17 +70,20 @@ def check_canonical_values(value: Any) -> None:
 
 
 def unpadded_b64encode(data: bytes) -> str:
+    """Standard-alphabet base64 without '=' padding (appendices §Unpadded Base64)."""
     return base64.b64encode(data).decode("ascii").rstrip("=")
 
 
 def urlsafe_unpadded_b64encode(data: bytes) -> str:
+    """URL-safe base64 without padding: event IDs of room v4+, room IDs of v12 (rooms/v4 §Event IDs)."""
     return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
 
 
 def unpadded_b64decode(s: str) -> bytes:
-    """Decode standard or URL-safe base64, padded or not."""
+    """Decode standard or URL-safe base64, padded or not (appendices §Unpadded Base64: decoders
+    SHOULD accept padding). Raises ValueError on malformed input."""
     s = s.rstrip("=")
     s += "=" * (-len(s) % 4)
     if "-" in s or "_" in s:
-        return base64.urlsafe_b64decode(s)
+        return base64.b64decode(s, altchars=b"-_", validate=True)
     return base64.b64decode(s, validate=True)

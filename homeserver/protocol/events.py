@@ -7,6 +7,8 @@ import hashlib
 from typing import Any
 
 from homeserver.protocol.canonical import (
+    MAX_SAFE_INT,
+    check_canonical_values,
     encode_canonical_json,
     unpadded_b64encode,
     urlsafe_unpadded_b64encode,
@@ -18,23 +20,38 @@ from homeserver.protocol.signing import SigningKey, sign_json
 
 MAX_PDU_BYTES = 65536
 MAX_ID_BYTES = 255
+MAX_PREV_EVENTS = 20
+MAX_AUTH_EVENTS = 10
+_REQUIRED: tuple[tuple[str, type], ...] = (
+    ("type", str), ("sender", str), ("content", dict), ("origin_server_ts", int), ("depth", int),
+    ("prev_events", list), ("auth_events", list), ("hashes", dict), ("signatures", dict),
+)
 
 
 def compute_content_hash(pdu: dict[str, Any]) -> str:
-    """sha256 of the canonical event without unsigned, signatures and hashes."""
+    """Unpadded base64 sha256 of the canonical event without `unsigned`, `signatures` and `hashes`
+    (server-server API §Calculating the content hash for an event).
+
+    Every other key is covered, so a caller holding a room v3+ PDU must not have added an
+    informational `event_id` key (v1/v2 PDUs carry a real one, covered by the hash)."""
     body = {k: v for k, v in pdu.items() if k not in ("unsigned", "signatures", "hashes")}
     return unpadded_b64encode(hashlib.sha256(encode_canonical_json(body)).digest())
 
 
 def verify_content_hash(pdu: dict[str, Any]) -> bool:
+    """Whether `hashes.sha256` matches the event (server-server API §Checks performed on receipt of
+    a PDU, step 3: on a mismatch the caller keeps the redacted form)."""
     hashes = pdu.get("hashes")
     return isinstance(hashes, dict) and hashes.get("sha256") == compute_content_hash(pdu)
 
 
 def compute_event_id(pdu: dict[str, Any], room_version: RoomVersion) -> str:
-    """`$` + base64 of the reference hash: sha256 of the redacted event minus signatures/unsigned."""
+    """`$` + base64 of the reference hash: sha256 of the canonical redacted event without
+    `signatures` and `unsigned` (server-server API §Calculating the reference hash for an event;
+    rooms/fragments/v4-event-ids.md: URL-safe alphabet). An informational `event_id` key is
+    ignored, since room v3+ PDUs have none."""
     red = redact(pdu, room_version)
-    for k in ("signatures", "unsigned"):
+    for k in ("signatures", "unsigned", "event_id"):
         red.pop(k, None)
     digest = hashlib.sha256(encode_canonical_json(red)).digest()
     if room_version.event_id_urlsafe:
@@ -45,8 +62,9 @@ def compute_event_id(pdu: dict[str, Any], room_version: RoomVersion) -> str:
 def hash_and_sign_event(
     pdu: dict[str, Any], server_name: str, key: SigningKey, room_version: RoomVersion
 ) -> dict[str, Any]:
-    """Set hashes.sha256, sign the redacted form, copy the signatures onto the full event."""
-    out = dict(pdu)
+    """Set `hashes.sha256`, sign the redacted form, copy the signatures onto the full event
+    (server-server API §Signing events). Returns a new PDU without any `event_id` key."""
+    out = {k: v for k, v in pdu.items() if k != "event_id"}
     out["hashes"] = {"sha256": compute_content_hash(out)}
     signed = sign_json(redact(out, room_version), server_name, key)
     out["signatures"] = signed["signatures"]
@@ -54,45 +72,68 @@ def hash_and_sign_event(
 
 
 def room_id_for_create_event(create_pdu: dict[str, Any], room_version: RoomVersion) -> str:
-    """Room v12: the room ID is `!` + the create event's reference hash."""
+    """The room ID a create event defines: in room v12 `!` + its reference hash (the event ID with
+    `!` for `$`; rooms/fragments/v12-event-format.md), else its own `room_id`."""
     if not room_version.room_id_from_create:
         return str(create_pdu["room_id"])
     return "!" + compute_event_id(create_pdu, room_version)[1:]
 
 
 def check_event_size_and_format(pdu: dict[str, Any], room_version: RoomVersion) -> None:
-    """Size limits (65,536 bytes whole; 255 bytes for IDs and type/state_key) and field types."""
-    for key, typ in (("type", str), ("sender", str), ("content", dict), ("origin_server_ts", int),
-                     ("depth", int), ("prev_events", list), ("auth_events", list)):
-        if not isinstance(pdu.get(key), typ) or isinstance(pdu.get(key), bool):
+    """Reject PDUs that are not valid for the room version (server-server API §Checks performed on
+    receipt of a PDU, step 1; §Size limits): 413 M_TOO_LARGE beyond 65,536 bytes of canonical JSON
+    or 255 bytes for `type`/`state_key`/`sender`/`room_id`; 400 M_BAD_JSON for missing or
+    mistyped fields, floats or out-of-range integers (v6+ canonical JSON)."""
+    if not isinstance(pdu, dict):
+        raise MatrixError(400, "M_BAD_JSON", "An event must be a JSON object")
+    for key, typ in _REQUIRED:
+        v = pdu.get(key)
+        if not isinstance(v, typ) or isinstance(v, bool):
             raise MatrixError(400, "M_BAD_JSON", f"Event field '{key}' is missing or of the wrong type")
-    if not (pdu.get("type") == "m.room.create" and room_version.room_id_from_create):
-        if not isinstance(pdu.get("room_id"), str):
-            raise MatrixError(400, "M_BAD_JSON", "Event field 'room_id' is missing")
-    if "state_key" in pdu and not isinstance(pdu["state_key"], str):
-        raise MatrixError(400, "M_BAD_JSON", "state_key must be a string")
+    is_v12_create = pdu["type"] == "m.room.create" and room_version.room_id_from_create
+    if not is_v12_create and not isinstance(pdu.get("room_id"), str):
+        raise MatrixError(400, "M_BAD_JSON", "Event field 'room_id' is missing")
+    for key, limit in (("prev_events", MAX_PREV_EVENTS), ("auth_events", MAX_AUTH_EVENTS)):
+        ids = pdu[key]
+        if len(ids) > limit or not all(isinstance(i, str) for i in ids):
+            raise MatrixError(400, "M_BAD_JSON", f"'{key}' must be at most {limit} event IDs")
+    if not 0 <= pdu["depth"] <= MAX_SAFE_INT:
+        raise MatrixError(400, "M_BAD_JSON", "depth out of range")
+    for key in ("state_key", "redacts"):
+        if key in pdu and not isinstance(pdu[key], str):
+            raise MatrixError(400, "M_BAD_JSON", f"'{key}' must be a string")
+    if "unsigned" in pdu and not isinstance(pdu["unsigned"], dict):
+        raise MatrixError(400, "M_BAD_JSON", "'unsigned' must be an object")
     for key in ("type", "state_key", "sender", "room_id"):
         v = pdu.get(key)
-        if isinstance(v, str) and len(v.encode()) > MAX_ID_BYTES:
+        if isinstance(v, str) and len(v.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
             raise MatrixError(413, "M_TOO_LARGE", f"'{key}' is longer than {MAX_ID_BYTES} bytes")
+    if room_version.strict_canonical_json:
+        check_canonical_values(pdu)
     if len(encode_canonical_json(pdu)) > MAX_PDU_BYTES:
         raise MatrixError(413, "M_TOO_LARGE", f"Event is larger than {MAX_PDU_BYTES} bytes")
 
 
 def client_event(pdu: dict[str, Any], event_id: str, *, unsigned: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The client format (definitions/client_event.yaml); `redacts` served both ways."""
+    """The client format (client-server API §Room Event Format, definitions/client_event.yaml):
+    no federation-only keys; `redacts` of m.room.redaction served both top-level and in `content`
+    for every room version (rooms/v11.md §Event format)."""
+    content = pdu.get("content") if isinstance(pdu.get("content"), dict) else {}
+    room_id = pdu.get("room_id")
+    if room_id is None and pdu.get("type") == "m.room.create" and event_id.startswith("$"):
+        room_id = "!" + event_id[1:]  # a v12 create event names its room by its own ID
     out: dict[str, Any] = {
         "event_id": event_id,
         "type": pdu.get("type"),
         "sender": pdu.get("sender"),
         "origin_server_ts": pdu.get("origin_server_ts"),
-        "content": pdu.get("content", {}),
-        "room_id": pdu.get("room_id"),
+        "content": content,
+        "room_id": room_id,
     }
     if "state_key" in pdu:
         out["state_key"] = pdu["state_key"]
     if pdu.get("type") == "m.room.redaction":
-        target = pdu.get("content", {}).get("redacts", pdu.get("redacts"))
+        target = content.get("redacts", pdu.get("redacts"))
         if isinstance(target, str):
             out["redacts"] = target
             if out["content"].get("redacts") != target:

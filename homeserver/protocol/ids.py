@@ -13,7 +13,7 @@ _EVENT_HASH = re.compile(r"^\$[A-Za-z0-9+/_\-]{43,}$")
 
 
 def is_valid_server_name(s: str) -> bool:
-    """`hostname[:port]` with hostname a DNS name, IPv4 literal or bracketed IPv6 literal."""
+    """`hostname[:port]`: a DNS name, IPv4 literal or bracketed IPv6 literal (appendices §Server Name)."""
     if not isinstance(s, str) or not s:
         return False
     host, port = s, None
@@ -39,7 +39,8 @@ def is_valid_server_name(s: str) -> bool:
 
 
 def server_name_of(id_str: str) -> str:
-    """The server part of a user ID, room alias or pre-v12 room ID (after the first ':')."""
+    """The server part of a user ID, room alias or pre-v12 room ID: everything after the first ':'
+    (appendices §Common Identifier Format). Raises ValueError when there is none (v12 room IDs)."""
     _, sep, server = id_str.partition(":")
     if not sep or not server:
         raise ValueError(f"{id_str!r} has no server name")
@@ -54,26 +55,30 @@ def _sigil_id(s: str, sigil: str) -> bool:
 
 
 def is_valid_localpart(s: str) -> bool:
+    """The grammar for *new* user IDs: `[a-z0-9._=/+-]+` (appendices §User Identifiers)."""
     return isinstance(s, str) and bool(_LOCALPART.match(s))
 
 
 def is_valid_user_id(s: str) -> bool:
-    """Historical grammar: any localpart without ':' or NUL; at most 255 bytes."""
+    """`@localpart:server_name`, historical grammar accepted: any localpart without ':' or NUL,
+    at most 255 bytes in all (appendices §User Identifiers, "Historical User IDs")."""
     return _sigil_id(s, "@")
 
 
 def is_valid_room_alias(s: str) -> bool:
+    """`#alias:server_name`, at most 255 bytes (appendices §Room Aliases)."""
     return _sigil_id(s, "#")
 
 
 def is_valid_room_id(s: str) -> bool:
-    """`!opaque:server` (v1-v11) or `!` + 43 URL-safe base64 characters (v12)."""
+    """`!opaque:server` (v1-v11) or `!` + 43 URL-safe base64 characters (v12; appendices §Room IDs)."""
     if not isinstance(s, str):
         return False
     return bool(_V12_ROOM.match(s)) or _sigil_id(s, "!")
 
 
 def is_valid_event_id(s: str) -> bool:
+    """`$` + reference hash (room v3+) or legacy `$opaque:server` (appendices §Event IDs)."""
     if not isinstance(s, str) or len(s.encode()) > 255:
         return False
     return bool(_EVENT_HASH.match(s)) or _sigil_id(s, "$")

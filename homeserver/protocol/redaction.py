@@ -34,7 +34,11 @@ def _content_keys(event_type: str, rules: str) -> tuple[str, ...] | None:
 
 
 def redact(event: dict[str, Any], room_version: RoomVersion) -> dict[str, Any]:
-    """A redacted copy of `event` (unsigned dropped; `event_id` kept if present)."""
+    """A redacted copy of `event` (rooms/fragments/v9-redactions.md for room v10,
+    v11-redactions.md for rooms v11 and v12).
+
+    `unsigned` is dropped (the caller adds `unsigned.redacted_because` when serving clients);
+    an `event_id` key, if present, is kept."""
     rules = room_version.redaction_rules
     top = _TOP_V11 if rules == "v11" else _TOP_V9
     out = {k: v for k, v in event.items() if k in top}

@@ -9,6 +9,7 @@ import pytest
 
 from homeserver.protocol.canonical import encode_canonical_json, unpadded_b64decode, unpadded_b64encode
 from homeserver.protocol.events import compute_content_hash, compute_event_id, hash_and_sign_event
+from homeserver.protocol.redaction import redact
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.protocol.signing import sign_json, signing_key_from_seed, verify_json_signature, verify_key_b64
 from homeserver.protocol.errors import MatrixError
@@ -54,13 +55,32 @@ def test_json_signing(case: dict) -> None:
 
 @pytest.mark.parametrize("i", [0, 1])
 def test_event_signing_pre_v11(i: int) -> None:
+    """The official vectors, step by step: content hash over the full event, signature over the
+    pre-v11 redacted form. Case 2 is a v1-style event whose real `event_id` is covered."""
     case = VECTORS["event_signing"]["cases"][i]
-    signed = hash_and_sign_event(case["input"], "domain", KEY, V10_STD)
     expected = case["expected_signed"]
-    assert signed["hashes"] == expected["hashes"]
+    event = dict(case["input"])
+    event["hashes"] = {"sha256": compute_content_hash(event)}
+    assert event["hashes"] == expected["hashes"]
+    signed = sign_json(redact(event, V10_STD), "domain", KEY)
     assert signed["signatures"] == expected["signatures"]
-    derived = VECTORS["derived_values"]["cases"][i]
-    assert compute_event_id(signed, V10_STD) == "$" + derived["room_versions_1_to_10"]["reference_hash_unpadded_base64"]
+    if "event_id" not in case["input"]:  # hash_and_sign_event is the same pipeline for v3+ PDUs
+        full = hash_and_sign_event(case["input"], "domain", KEY, V10_STD)
+        assert full["hashes"] == expected["hashes"] and full["signatures"] == expected["signatures"]
+        derived = VECTORS["derived_values"]["cases"][i]["room_versions_1_to_10"]
+        assert compute_event_id(full, V10_STD) == "$" + derived["reference_hash_unpadded_base64"]
+        assert compute_event_id(full, KNOWN_ROOM_VERSIONS["10"]) == \
+            "$" + derived["reference_hash_urlsafe_unpadded_base64"]
+
+
+def test_event_id_ignores_informational_event_id() -> None:
+    """Room v3+ PDUs have no event_id: a caller's informational copy changes nothing."""
+    case = VECTORS["event_signing"]["cases"][0]
+    rv = KNOWN_ROOM_VERSIONS["11"]
+    full = hash_and_sign_event(case["input"], "domain", KEY, rv)
+    assert compute_event_id(dict(full, event_id="$whatever"), rv) == compute_event_id(full, rv)
+    again = hash_and_sign_event(dict(case["input"], event_id="$whatever"), "domain", KEY, rv)
+    assert "event_id" not in again and again == full
 
 
 @pytest.mark.parametrize("i", [0, 1])
@@ -68,9 +88,12 @@ def test_event_signing_v11_derived(i: int) -> None:
     case = VECTORS["event_signing"]["cases"][i]
     derived = VECTORS["derived_values"]["cases"][i]["room_versions_11_and_12_redaction"]
     rv = KNOWN_ROOM_VERSIONS["11"]
-    signed = hash_and_sign_event(case["input"], "domain", KEY, rv)
-    assert signed["hashes"]["sha256"] == derived["hashes.sha256"]
+    event = dict(case["input"])
+    event["hashes"] = {"sha256": compute_content_hash(event)}
+    assert event["hashes"]["sha256"] == derived["hashes.sha256"]
+    signed = sign_json(redact(event, rv), "domain", KEY)
     assert signed["signatures"]["domain"]["ed25519:1"] == derived["signature_ed25519_1"]
-    assert compute_content_hash(signed) == derived["hashes.sha256"]
-    if "reference_hash_urlsafe_unpadded_base64" in derived:
+    verify_json_signature(redact(event, rv) | {"signatures": signed["signatures"]}, "domain", "ed25519:1",
+                          verify_key_b64(KEY))
+    if "event_id" not in case["input"]:  # the derived hash of case 2 covers its v1 event_id
         assert compute_event_id(signed, rv) == "$" + derived["reference_hash_urlsafe_unpadded_base64"]
