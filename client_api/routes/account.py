@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from client_api.http import endpoint, json_body, query_bool
+from client_api.http import endpoint, json_body
 from homeserver.accounts.service import Requester
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_user_id, server_name_of

@@ -192,7 +192,7 @@ async def test_slow_consumer_closed_with_resume_token(tmp_path: Path) -> None:
                     for i in range(20):
                         await send(http, alice, room, f"m{i}")
                         # read without acknowledging: the window of 3 frames runs out
-                        f = await next_of(sock, "sync", ack=False)
+                        await next_of(sock, "sync", ack=False)
                         seen += 1
                 assert closed.value.rcvd.code == 4008
                 assert closed.value.rcvd.reason == f"resume:{acked}"
