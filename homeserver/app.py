@@ -22,7 +22,6 @@ from homeserver.protocol.signing import (
     generate_signing_key,
     signing_key_from_seed,
 )
-from homeserver.media.preview import UrlPreviewer
 from homeserver.media.service import MediaService
 from homeserver.push.service import PushService
 from homeserver.ratelimit import RateLimiter
@@ -97,7 +96,6 @@ class Homeserver:
         self.profile = ProfileService(stores, self.rooms)
         self.directory = DirectoryService(stores, self.rooms, config.server_name)
         self.media = MediaService(stores, config.server_name, config)
-        self.url_previewer = UrlPreviewer(config.url_preview_enabled, config.url_preview_ip_allowlist)
 
     @classmethod
     async def start(cls, config: Config) -> "Homeserver":

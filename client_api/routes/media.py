@@ -1,4 +1,4 @@
-"""Media repository endpoints (authenticated media, spec v1.11+)."""
+"""Media repository endpoints (authenticated media, spec v1.11+; upload/create stay under /_matrix/media)."""
 
 from __future__ import annotations
 
@@ -9,38 +9,50 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from client_api.http import CORS_HEADERS, endpoint, query_int
+from client_api.http import CORS_HEADERS, endpoint, query_bool, query_int
 from homeserver.accounts.service import Requester
-from homeserver.media.service import check_media_id
+from homeserver.media.service import DEFAULT_WAIT_MS, base_type, check_media_id
 from homeserver.protocol.errors import MatrixError
 
+# The policy the spec recommends for media responses ("Content-Security-Policy" under Content repository).
 MEDIA_CSP = ("sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; "
-             "style-src 'unsafe-inline'; media-src 'self'; object-src 'self';")
-# Types a browser may render inline without risk; everything else downloads as an attachment.
+             "style-src 'unsafe-inline'; object-src 'self';")
+# "Serving inline content" (spec v1.12): only these may be served `inline`; all else is an attachment.
 INLINE_TYPES = {
-    "text/plain", "text/csv", "application/json", "application/ld+json", "image/jpeg", "image/gif",
-    "image/png", "image/apng", "image/webp", "image/avif", "video/mp4", "video/webm", "video/ogg",
-    "video/quicktime", "audio/mp4", "audio/webm", "audio/aac", "audio/mpeg", "audio/ogg",
+    "text/css", "text/plain", "text/csv", "application/json", "application/ld+json", "image/jpeg",
+    "image/gif", "image/png", "image/apng", "image/webp", "image/avif", "video/mp4", "video/webm",
+    "video/ogg", "video/quicktime", "audio/mp4", "audio/webm", "audio/aac", "audio/mpeg", "audio/ogg",
     "audio/wave", "audio/wav", "audio/x-wav", "audio/x-pn-wav", "audio/flac", "audio/x-flac",
 }
+# Types a browser would run as a document even as an attachment opened later: served as bytes.
+SCRIPTABLE_TYPES = {
+    "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+    "text/javascript", "application/javascript", "application/ecmascript", "text/ecmascript",
+}
+_TOKEN_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$&+-.^_`|~ ()")
 
 
-def _filename_param(filename: str) -> str:
-    if filename.isascii() and all(c.isalnum() or c in " ._-()" for c in filename):
-        return f'filename="{filename}"'
-    return f"filename*=utf-8''{quote(filename, safe='')}"
+def content_disposition(disposition: str, filename: str | None) -> str:
+    """RFC 6266: a plain quoted `filename` when it is safe ASCII, otherwise an ASCII fallback plus
+    the exact name as RFC 5987 `filename*=utf-8''…`."""
+    if not filename:
+        return disposition
+    if all(c in _TOKEN_CHARS for c in filename):
+        return f'{disposition}; filename="{filename}"'
+    fallback = "".join(c if c in _TOKEN_CHARS else "_" for c in filename)
+    return f"{disposition}; filename=\"{fallback}\"; filename*=utf-8''{quote(filename, safe='')}"
 
 
 def _media_response(chunks: AsyncIterator[bytes], content_type: str | None, size: int | None,
                     filename: str | None) -> Response:
-    ctype = (content_type or "application/octet-stream").strip()
-    base_type = ctype.split(";", 1)[0].strip().lower()
-    disposition = "inline" if base_type in INLINE_TYPES else "attachment"
-    if filename:
-        disposition += "; " + _filename_param(filename)
+    ctype = (content_type or "").strip() or "application/octet-stream"
+    btype = base_type(ctype)
+    inline = btype in INLINE_TYPES
+    if btype in SCRIPTABLE_TYPES or not btype or "/" not in btype:
+        ctype = "application/octet-stream"
     headers = dict(CORS_HEADERS)
     headers.update({
-        "Content-Disposition": disposition,
+        "Content-Disposition": content_disposition("inline" if inline else "attachment", filename),
         "Content-Security-Policy": MEDIA_CSP,
         "Cross-Origin-Resource-Policy": "cross-origin",
         "X-Content-Type-Options": "nosniff",
@@ -48,30 +60,25 @@ def _media_response(chunks: AsyncIterator[bytes], content_type: str | None, size
     })
     if size is not None:
         headers["Content-Length"] = str(size)
-    return StreamingResponse(chunks, media_type=ctype if disposition.startswith("inline") else
-                             (ctype if base_type != "text/html" else "application/octet-stream"), headers=headers)
+    return StreamingResponse(chunks, media_type=ctype, headers=headers)
 
 
-def _upload_meta(request: Request) -> tuple[str | None, str | None]:
+def _upload_meta(request: Request, hs: Any) -> tuple[str | None, str | None]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > hs.media.max_upload:
+        raise MatrixError(413, "M_TOO_LARGE", f"Uploads are limited to {hs.media.max_upload} bytes")
     ctype = request.headers.get("content-type")
     filename = request.query_params.get("filename")
-    if filename is not None and (len(filename) > 255 or "\x00" in filename or "/" in filename):
+    if filename is not None and (len(filename) > 255 or any(c in filename for c in "\x00/\\\r\n")):
         raise MatrixError(400, "M_INVALID_PARAM", "Invalid filename")
-    if ctype is not None and (len(ctype) > 255 or "\x00" in ctype):
+    if ctype is not None and (len(ctype) > 255 or not ctype.isprintable()):
         raise MatrixError(400, "M_INVALID_PARAM", "Invalid Content-Type")
-    return ctype, filename
-
-
-def _check_length(request: Request, hs: Any) -> None:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > hs.media.max_upload:
-        raise MatrixError(413, "M_TOO_LARGE", f"Uploads are limited to {hs.media.max_upload} bytes")
+    return ctype or None, filename or None
 
 
 @endpoint()
 async def upload(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
-    _check_length(request, hs)
-    ctype, filename = _upload_meta(request)
+    ctype, filename = _upload_meta(request, hs)
     uri = await hs.media.upload(req.user_id, request.stream(), ctype, filename)
     return {"content_uri": uri}
 
@@ -81,9 +88,8 @@ async def upload_reserved(request: Request, hs: Any, req: Requester) -> dict[str
     server, media_id = request.path_params["server_name"], check_media_id(request.path_params["media_id"])
     if server != hs.server_name:
         raise MatrixError(403, "M_FORBIDDEN", "Media IDs of other servers cannot be uploaded here")
-    _check_length(request, hs)
-    ctype, filename = _upload_meta(request)
-    await hs.media.upload(req.user_id, request.stream(), ctype, filename, media_id=media_id)
+    ctype, filename = _upload_meta(request, hs)
+    await hs.media.upload_reserved(req.user_id, media_id, request.stream(), ctype, filename)
     return {}
 
 
@@ -100,9 +106,11 @@ async def config(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
 @endpoint()
 async def download(request: Request, hs: Any, req: Requester) -> Response:
     p = request.path_params
-    row = await hs.media.get(p["server_name"], p["media_id"])
+    timeout_ms = query_int(request, "timeout_ms", DEFAULT_WAIT_MS) or 0
+    row = await hs.media.get(p["server_name"], p["media_id"], timeout_ms)
     filename = p.get("file_name") or row["filename"]
-    return _media_response(hs.media.stream(row["media_id"]), row["content_type"], row["size"], filename)
+    chunks = await hs.media.open(row["media_id"])
+    return _media_response(chunks, row["content_type"], row["size"], filename)
 
 
 @endpoint()
@@ -113,8 +121,12 @@ async def thumbnail(request: Request, hs: Any, req: Requester) -> Response:
     if width is None or height is None:
         raise MatrixError(400, "M_MISSING_PARAM", "width and height are required")
     method = request.query_params.get("method", "scale")
-    key, meta = await hs.media.thumbnail(p["server_name"], p["media_id"], width, height, method)
-    return _media_response(hs.media.stream(key), meta["content_type"], meta["size"], None)
+    query_bool(request, "animated")  # validated; thumbnails are always static for now
+    timeout_ms = query_int(request, "timeout_ms", DEFAULT_WAIT_MS) or 0
+    key, meta = await hs.media.thumbnail(p["server_name"], p["media_id"], width, height, method, timeout_ms)
+    chunks = await hs.media.open(key)
+    ext = "png" if meta["content_type"] == "image/png" else "jpg"
+    return _media_response(chunks, meta["content_type"], meta["size"], f"thumbnail.{ext}")
 
 
 @endpoint()
@@ -122,12 +134,14 @@ async def preview_url(request: Request, hs: Any, req: Requester) -> dict[str, An
     url = request.query_params.get("url")
     if not url:
         raise MatrixError(400, "M_MISSING_PARAM", "Missing 'url'")
-    return await hs.url_previewer.preview(url)
+    query_int(request, "ts")  # validated; we always return the newest preview
+    return await hs.media.preview_url(url, req.user_id)
 
 
 @endpoint(auth=False)
 async def frozen(request: Request, hs: Any) -> dict[str, Any]:
-    # Unauthenticated media is frozen (spec v1.11): nothing uploaded here is served this way.
+    # Unauthenticated media is frozen (spec v1.11): only media from before the freeze would be
+    # served here, and all of Parley's media postdates it.
     raise MatrixError(404, "M_NOT_FOUND", "Use the authenticated media endpoints (/_matrix/client/v1/media)")
 
 
