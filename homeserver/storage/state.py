@@ -21,7 +21,7 @@ SNAPSHOT_EVERY = 64
 
 
 class StateStore:
-    def __init__(self, db: Database, group_ids: Counter, cache_size: int = 2_000) -> None:
+    def __init__(self, db: Database, group_ids: Counter, cache_size: int = 500) -> None:
         self.db = db
         self._ids = group_ids
         self._cache: OrderedDict[int, StateMap] = OrderedDict()
