@@ -31,14 +31,18 @@ class Requester:
 
 
 # Each hash takes 19 MiB: hashing at most two at a time bounds memory (and there are 2 cores).
-_hash_slots: asyncio.Semaphore | None = None
+# One semaphore per event loop (a semaphore is bound to the loop it first waits on).
+_hash_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 
 
 def _slots() -> asyncio.Semaphore:
-    global _hash_slots
-    if _hash_slots is None:
-        _hash_slots = asyncio.Semaphore(2)
-    return _hash_slots
+    loop = asyncio.get_running_loop()
+    sem = _hash_slots.get(loop)
+    if sem is None:
+        for old in [lp for lp in _hash_slots if lp.is_closed()]:
+            del _hash_slots[old]
+        sem = _hash_slots[loop] = asyncio.Semaphore(2)
+    return sem
 
 
 async def hash_password(password: str) -> str:
