@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.servers import start_parley, stop  # noqa: E402
-from bench.workloads import Client, delivery_latency  # noqa: E402
+from bench.servers import start_parley, stop
+from bench.workloads import Client, delivery_latency
 
 
 async def main() -> None:

@@ -1,10 +1,14 @@
-"""Start and stop the servers under test: Parley (SQLite, PostgreSQL, two workers + Redis) and
-Synapse on the same PostgreSQL. Every process is started by the benchmark on loopback."""
+"""Start and stop the servers under test, all on loopback and all started by the benchmark itself:
+Parley embedded (SQLite), Parley on PostgreSQL, Parley as two workers (PostgreSQL + Redis) and
+Synapse on the same PostgreSQL. Every process started here is killed at exit, even on error."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,11 +21,32 @@ import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.conftest import PG_ADMIN_DSN, REDIS_URL, _dsn_for  # noqa: E402
-from tests.e2e.conftest import free_port, start_server, stop_server  # noqa: E402
-
 SYNAPSE_VENV = ROOT / "bench" / ".venv-synapse"
+PG_ADMIN_DSN = os.environ.get("PARLEY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("PARLEY_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+
+_LIVE: list[subprocess.Popen[bytes]] = []
+
+
+def _kill_all() -> None:
+    for p in _LIVE:
+        if p.poll() is None:
+            p.kill()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+    _LIVE.clear()
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    _kill_all()
+    raise SystemExit(128 + signum)
+
+
+atexit.register(_kill_all)
+for _sig in (signal.SIGTERM, signal.SIGHUP):
+    signal.signal(_sig, _on_signal)
 
 
 @dataclass
@@ -31,14 +56,21 @@ class Server:
     pids: list[int]
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     databases: list[str] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
 
     @property
     def base(self) -> str:
         return self.bases[0]
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS/VmHWM in KiB and utime+stime in clock ticks."""
+    """VmRSS/VmHWM in KiB and utime+stime in clock ticks, of one process."""
     out: dict[str, int] = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -48,6 +80,10 @@ def proc_status(pid: int) -> dict[str, int]:
         parts = f.read().rsplit(")", 1)[1].split()
     out["cpu_ticks"] = int(parts[11]) + int(parts[12])
     return out
+
+
+def dsn_for(db: str) -> str:
+    return PG_ADMIN_DSN.rpartition("/")[0] + "/" + db
 
 
 async def create_db(name: str, c_locale: bool = False) -> str:
@@ -69,41 +105,122 @@ async def drop_db(name: str) -> None:
         await conn.close()
 
 
-async def start_parley(kind: str, tmp: Path) -> Server:
+async def postgres_version() -> str:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], base: str, log: Path, limit: float, what: str) -> None:
+    deadline = time.monotonic() + limit
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} during start:\n"
+                               + log.read_text(errors="replace")[-3000:])
+        try:
+            if httpx.get(f"{base}/_matrix/client/versions", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"{what} did not answer /versions within {limit:.0f} s:\n"
+                               + log.read_text(errors="replace")[-3000:])
+        time.sleep(0.05)  # readiness probe interval
+
+
+def _spawn(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=str(cwd))
+    _LIVE.append(proc)
+    return proc
+
+
+def _start_parley_process(tmp: Path, database: str, server_name: str, **extra: str) -> tuple[subprocess.Popen[bytes], str, Path]:
     tmp.mkdir(parents=True, exist_ok=True)
-    env = {"PARLEY_RATE_LIMITS__ENABLED": "false"}
+    port = free_port()
+    env = dict(os.environ)
+    env.update({
+        "PARLEY_SERVER_NAME": server_name,
+        "PARLEY_PUBLIC_BASEURL": f"http://127.0.0.1:{port}/",
+        "PARLEY_LISTENERS": f"127.0.0.1:{port}",
+        "PARLEY_DATA_DIR": str(tmp),
+        "PARLEY_DATABASE": database,
+        "PARLEY_SIGNING_KEY_PATH": str(tmp / "signing.key"),
+        "PARLEY_MEDIA_DIR": str(tmp / "media"),
+        "PARLEY_RATE_LIMITS__ENABLED": "false",
+        "PARLEY_LOG_LEVEL": "WARNING",
+        **extra,
+    })
+    log = tmp / "server.log"
+    proc = _spawn([sys.executable, "-m", "homeserver.cli", "--config", str(tmp / "parley.toml"), "serve"],
+                  env, log, ROOT)
+    base = f"http://127.0.0.1:{port}"
+    _wait_ready(proc, base, log, 60, "Parley")
+    return proc, base, log
+
+
+async def start_parley(kind: str, tmp: Path) -> Server:
+    """kind: sqlite | postgres | workers."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    name = "bench.parley"
     if kind == "sqlite":
-        proc, base = start_server(tmp, f"sqlite:///{tmp}/parley.db", server_name="bench.parley", **env)
-        return Server("Parley (SQLite)", [base], [proc.pid], [proc])
+        proc, base, log = _start_parley_process(tmp, f"sqlite:///{tmp}/parley.db", name)
+        return Server("Parley (SQLite)", [base], [proc.pid], [proc], [], [log])
     db = await create_db(f"parley_bench_{uuid.uuid4().hex[:8]}")
-    if kind == "postgres":
-        proc, base = start_server(tmp, _dsn_for(db), server_name="bench.parley", **env)
-        return Server("Parley (PostgreSQL)", [base], [proc.pid], [proc], [db])
-    procs, bases = [], []
-    for w in ("a", "b"):
-        (tmp / w).mkdir(exist_ok=True)
-        p, b = start_server(tmp / w, _dsn_for(db), server_name=f"bench{uuid.uuid4().hex[:4]}.parley",
-                            PARLEY_REDIS_URL=REDIS_URL, PARLEY_SIGNING_KEY_PATH=str(tmp / "shared.key"), **env)
-        procs.append(p)
-        bases.append(b)
-    return Server("Parley (2 workers, PostgreSQL + Redis)", bases, [p.pid for p in procs], procs, [db])
+    server = Server("Parley (PostgreSQL)" if kind == "postgres" else "Parley (2 workers, PostgreSQL + Redis)",
+                    [], [], [], [db], [])
+    try:
+        workers = ["."] if kind == "postgres" else ["a", "b"]
+        for w in workers:
+            extra = {} if kind == "postgres" else {"PARLEY_REDIS_URL": REDIS_URL,
+                                                    "PARLEY_SIGNING_KEY_PATH": str(tmp / "shared.key")}
+            proc, base, log = _start_parley_process(tmp / w, dsn_for(db), name, **extra)
+            server.procs.append(proc)
+            server.pids.append(proc.pid)
+            server.bases.append(base)
+            server.logs.append(log)
+    except BaseException:
+        await stop(server)
+        raise
+    return server
+
+
+class SynapseUnavailable(RuntimeError):
+    pass
 
 
 def ensure_synapse() -> Path:
+    """The Synapse venv's python, installing matrix-synapse[postgres] from PyPI on first use."""
     py = SYNAPSE_VENV / "bin" / "python"
-    if not py.exists() or subprocess.run([str(py), "-c", "import synapse"], capture_output=True).returncode:
-        subprocess.run([sys.executable, "-m", "venv", str(SYNAPSE_VENV)], check=True)
+    if py.exists() and subprocess.run([str(py), "-c", "import synapse.app.homeserver"],
+                                      capture_output=True, check=False).returncode == 0:
+        return py
+    print(f"installing matrix-synapse[postgres] into {SYNAPSE_VENV} (about 30 s) ...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(SYNAPSE_VENV)], check=True,
+                       capture_output=True, text=True)
         r = subprocess.run([str(SYNAPSE_VENV / "bin" / "pip"), "install", "-q", "matrix-synapse[postgres]"],
-                           capture_output=True, text=True)
-        if r.returncode:
-            raise RuntimeError(f"could not install matrix-synapse: {r.stderr[-2000:]}")
+                           capture_output=True, text=True, timeout=600, check=False)
+    except (subprocess.SubprocessError, OSError) as e:
+        raise SynapseUnavailable(f"could not create the Synapse virtualenv at {SYNAPSE_VENV}: {e}") from e
+    if r.returncode:
+        raise SynapseUnavailable(
+            f"could not install matrix-synapse[postgres] into {SYNAPSE_VENV} (pip exit {r.returncode}).\n"
+            f"Check that PyPI is reachable and that the build dependencies are present; pip said:\n"
+            + r.stderr[-2000:])
     return py
 
 
 def synapse_version() -> str:
     py = ensure_synapse()
-    r = subprocess.run([str(py), "-c", "import synapse; print(synapse.__version__)"], capture_output=True, text=True)
-    return r.stdout.strip()
+    # the distribution's version: synapse.__version__ appends the git branch/commit of the work tree
+    # its files sit in (this repo, since the venv is under bench/)
+    r = subprocess.run([str(py), "-c", "import importlib.metadata as m; print(m.version('matrix-synapse'))"],
+                       capture_output=True, text=True, cwd="/", check=False)
+    return r.stdout.strip() or "?"
 
 
 _RC = {"per_second": 100000, "burst_count": 100000}
@@ -113,9 +230,8 @@ async def start_synapse(tmp: Path) -> Server:
     py = ensure_synapse()
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    name = "bench.synapse"
     cfg = tmp / "homeserver.yaml"
-    subprocess.run([str(py), "-m", "synapse.app.homeserver", "--generate-config", "--server-name", name,
+    subprocess.run([str(py), "-m", "synapse.app.homeserver", "--generate-config", "--server-name", "bench.synapse",
                     "--config-path", str(cfg), "--report-stats=no", "--data-directory", str(tmp)],
                    check=True, capture_output=True, cwd=tmp)
     db = await create_db(f"synapse_bench_{uuid.uuid4().hex[:8]}", c_locale=True)
@@ -137,38 +253,43 @@ async def start_synapse(tmp: Path) -> Server:
         "rc_joins": {"local": _RC, "remote": _RC},
         "rc_invites": {"per_room": _RC, "per_user": _RC, "per_issuer": _RC},
         "rc_presence": {"per_user": _RC},
+        "rc_federation": {"window_size": 1000, "sleep_limit": 100000, "sleep_delay": 1,
+                          "reject_limit": 100000, "concurrent": 1000},
     }
     over = tmp / "overrides.yaml"
     over.write_text(yaml.safe_dump(overrides))
-    log = open(tmp / "synapse.log", "wb")
-    proc = subprocess.Popen([str(py), "-m", "synapse.app.homeserver", "-c", str(cfg), "-c", str(over)],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError("synapse exited: " + (tmp / "synapse.log").read_text()[-3000:])
+    log = tmp / "synapse.log"
+    proc = _spawn([str(py), "-m", "synapse.app.homeserver", "-c", str(cfg), "-c", str(over)], dict(os.environ), log, tmp)
+    server = Server("Synapse (PostgreSQL)", [f"http://127.0.0.1:{port}"], [proc.pid], [proc], [db], [log])
+    try:
+        _wait_ready(proc, server.base, log, 120, "Synapse")
+    except BaseException:
+        await stop(server)
+        raise
+    return server
+
+
+def _stop_process(p: subprocess.Popen[bytes]) -> None:
+    if p.poll() is None:
+        p.terminate()
         try:
-            if httpx.get(f"{base}/_matrix/client/versions", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("synapse did not start")
-        time.sleep(0.1)  # readiness probe
-    return Server("Synapse (PostgreSQL)", [base], [proc.pid], [proc], [db])
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    if p in _LIVE:
+        _LIVE.remove(p)
 
 
 async def stop(server: Server) -> None:
     for p in server.procs:
-        stop_server(p)
+        _stop_process(p)
     for db in server.databases:
-        await drop_db(db)
+        try:
+            await drop_db(db)
+        except Exception as e:  # noqa: BLE001 - cleanup must not hide the real error
+            print(f"warning: could not drop database {db}: {e}", file=sys.stderr)
 
 
 def cleanup_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-__all__ = ["Server", "start_parley", "start_synapse", "stop", "proc_status", "synapse_version", "os"]
