@@ -20,6 +20,19 @@ _PLACEHOLDER = re.compile(r"\$(\d+)")
 LOCK_POOL_SIZE = 32
 
 
+IN_CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = IN_CHUNK) -> list[Sequence[Any]]:
+    """Split a long IN (...) list so that no statement exceeds the parameter limits."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def placeholders(first: int, count: int) -> str:
+    """`$first,$first+1,...`: the placeholders of an IN (...) list."""
+    return ",".join(f"${n}" for n in range(first, first + count))
+
+
 class Conn(Protocol):
     """What a store sees inside a transaction (or for a single autocommit statement)."""
 

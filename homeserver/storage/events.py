@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from homeserver.storage.database import Conn, Database
+from homeserver.storage.database import Conn, Database, chunks, placeholders
 
 
 @dataclass
@@ -139,11 +139,9 @@ class EventStore:
                 out[eid] = ev
             else:
                 missing.append(eid)
-        for i in range(0, len(missing), 500):
-            chunk = missing[i:i + 500]
-            params = ",".join(f"${n + 1}" for n in range(len(chunk)))
+        for chunk in chunks(missing):
             rows = await self.db.fetch(
-                f"SELECT {_COLS} FROM events WHERE event_id IN ({params})", *chunk
+                f"SELECT {_COLS} FROM events WHERE event_id IN ({placeholders(1, len(chunk))})", *chunk
             )
             for r in rows:
                 ev = _row_to_event(r)
@@ -181,9 +179,8 @@ class EventStore:
     ) -> dict[str, list[StoredEvent]]:
         """The newest `per_room` events (after < pos <= upto) of each room, newest first."""
         out: dict[str, list[StoredEvent]] = {}
-        for i in range(0, len(room_ids), 200):
-            chunk = room_ids[i:i + 200]
-            marks = ",".join(f"${n + 4}" for n in range(len(chunk)))
+        for chunk in chunks(room_ids, 200):
+            marks = placeholders(4, len(chunk))
             rows = await self.db.fetch(
                 f"SELECT {_COLS} FROM (SELECT {_COLS}, ROW_NUMBER() OVER (PARTITION BY room_id"
                 " ORDER BY stream_ordering DESC) AS rn FROM events WHERE stream_ordering > $1"
@@ -201,12 +198,10 @@ class EventStore:
         if not room_ids or after >= upto:
             return set()
         out: set[str] = set()
-        for i in range(0, len(room_ids), 500):
-            chunk = room_ids[i:i + 500]
-            params = ",".join(f"${n + 3}" for n in range(len(chunk)))
+        for chunk in chunks(room_ids):
             rows = await self.db.fetch(
                 "SELECT DISTINCT room_id FROM events WHERE stream_ordering > $1"
-                f" AND stream_ordering <= $2 AND room_id IN ({params})",
+                f" AND stream_ordering <= $2 AND room_id IN ({placeholders(3, len(chunk))})",
                 after, upto, *chunk,
             )
             out.update(r["room_id"] for r in rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.storage.database import Conn, Database
+from homeserver.storage.database import Conn, Database, chunks, placeholders
 
 
 class ReceiptStore:
@@ -37,12 +37,10 @@ class ReceiptStore:
             return []
         # (also used with after=-1 for "every receipt of these rooms")
         out: list[dict[str, Any]] = []
-        for i in range(0, len(room_ids), 500):
-            chunk = room_ids[i:i + 500]
-            marks = ",".join(f"${n + 3}" for n in range(len(chunk)))
+        for chunk in chunks(room_ids):
             out += await self.db.fetch(
                 "SELECT room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts"
-                f" WHERE stream_id > $1 AND stream_id <= $2 AND room_id IN ({marks})",
+                f" WHERE stream_id > $1 AND stream_id <= $2 AND room_id IN ({placeholders(3, len(chunk))})",
                 after, upto, *chunk,
             )
         return out
@@ -53,12 +51,10 @@ class ReceiptStore:
     async def read_positions_for_user(self, room_ids: list[str], user_id: str) -> dict[str, dict[str, int]]:
         """room -> thread_id -> stream position of the user's newest m.read / m.read.private."""
         out: dict[str, dict[str, int]] = {}
-        for i in range(0, len(room_ids), 500):
-            chunk = room_ids[i:i + 500]
-            marks = ",".join(f"${n + 2}" for n in range(len(chunk)))
+        for chunk in chunks(room_ids):
             rows = await self.db.fetch(
                 "SELECT room_id, thread_id, MAX(event_stream) AS pos FROM receipts WHERE user_id = $1"
-                f" AND receipt_type IN ('m.read', 'm.read.private') AND room_id IN ({marks})"
+                f" AND receipt_type IN ('m.read', 'm.read.private') AND room_id IN ({placeholders(2, len(chunk))})"
                 " GROUP BY room_id, thread_id",
                 user_id, *chunk,
             )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Iterable
 
-from homeserver.storage.database import Conn, Database
+from homeserver.storage.database import Conn, Database, chunks, placeholders
 from homeserver.storage.ids import Counter
 
 StateKey = tuple[str, str]
@@ -184,12 +184,10 @@ class StateStore:
     async def member_counts(self, room_ids: list[str]) -> dict[str, dict[str, int]]:
         """room -> {membership: count} for many rooms in one query."""
         out: dict[str, dict[str, int]] = {}
-        for i in range(0, len(room_ids), 500):
-            chunk = room_ids[i:i + 500]
-            marks = ",".join(f"${n + 1}" for n in range(len(chunk)))
+        for chunk in chunks(room_ids):
             rows = await self.db.fetch(
                 "SELECT room_id, membership, COUNT(*) AS n FROM memberships"
-                f" WHERE room_id IN ({marks}) GROUP BY room_id, membership",
+                f" WHERE room_id IN ({placeholders(1, len(chunk))}) GROUP BY room_id, membership",
                 *chunk,
             )
             for r in rows:
@@ -199,13 +197,10 @@ class StateStore:
     async def rooms_having(self, room_ids: list[str], types: tuple[str, ...]) -> set[str]:
         """Which of the rooms have current state of one of `types` (state_key '')."""
         out: set[str] = set()
-        for i in range(0, len(room_ids), 500):
-            chunk = room_ids[i:i + 500]
-            marks = ",".join(f"${n + 1 + len(types)}" for n in range(len(chunk)))
-            tmarks = ",".join(f"${n + 1}" for n in range(len(types)))
+        for chunk in chunks(room_ids):
             rows = await self.db.fetch(
-                f"SELECT DISTINCT room_id FROM current_state WHERE type IN ({tmarks}) AND state_key = ''"
-                f" AND room_id IN ({marks})",
+                f"SELECT DISTINCT room_id FROM current_state WHERE type IN ({placeholders(1, len(types))})"
+                f" AND state_key = '' AND room_id IN ({placeholders(1 + len(types), len(chunk))})",
                 *types, *chunk,
             )
             out.update(r["room_id"] for r in rows)

@@ -168,6 +168,18 @@ async def test_concurrent_sends_keep_one_linear_history(cluster: Cluster) -> Non
         await conn.close()
 
 
+async def _collect(http: httpx.AsyncClient, base: str, user: dict, room: str, since: str,
+                   got: list[str], want: int) -> str:
+    """Long-poll until `got` holds `want` timeline events of the room; returns the new token."""
+    for _ in range(20):
+        s = await _sync(http, base, user, since, 5000)
+        since = s["next_batch"]
+        got += _ids(s, room)
+        if len(got) >= want:
+            break
+    return since
+
+
 def _redis_server(port: int, tmp: Path) -> subprocess.Popen[bytes]:
     exe = shutil.which("redis-server") or "/usr/bin/redis-server"
     proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -213,12 +225,7 @@ async def test_redis_restart_loses_nothing(tmp_path: Path) -> None:
             for i in range(3):
                 sent.append(await _send(http, c.b, alice, room, f"during {i}"))
             got: list[str] = []
-            for _ in range(20):
-                s = await _sync(http, c.a, bob, since, 5000)
-                since = s["next_batch"]
-                got += _ids(s, room)
-                if len(got) >= len(sent):
-                    break
+            since = await _collect(http, c.a, bob, room, since, got, len(sent))
             assert got == sent
             redis_proc = _redis_server(port, tmp_path)
             # both workers resubscribe by themselves
@@ -228,12 +235,7 @@ async def test_redis_restart_loses_nothing(tmp_path: Path) -> None:
                 await asyncio.sleep(0.05)  # polling an external condition with a bound, not ordering test steps
             assert await _subscribers(port, "parley:") >= 2
             sent.append(await _send(http, c.b, alice, room, "after"))
-            for _ in range(20):
-                s = await _sync(http, c.a, bob, since, 5000)
-                since = s["next_batch"]
-                got += _ids(s, room)
-                if len(got) >= len(sent):
-                    break
+            await _collect(http, c.a, bob, room, since, got, len(sent))
             assert got == sent
     finally:
         for p in procs:
