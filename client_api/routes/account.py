@@ -247,9 +247,7 @@ async def deactivate(request: Request, hs: Any, req: Requester) -> Any:
                 await hs.rooms.update_membership(req.user_id, room_id, req.user_id, "leave")
             except MatrixError:
                 pass
-    async with hs.stores.db.transaction() as c:
-        await hs.stores.accounts.deactivate(c, req.user_id)
-        await hs.stores.accounts.delete_devices(c, req.user_id, None)
+    await hs.accounts.deactivate(req.user_id)
     return {"id_server_unbind_result": "no-support"}
 
 
@@ -299,8 +297,7 @@ async def delete_device(request: Request, hs: Any, req: Requester) -> Any:
     challenge = await _uia_password(hs, req, body)
     if challenge is not None:
         return challenge
-    async with hs.stores.db.transaction() as c:
-        await hs.stores.accounts.delete_devices(c, req.user_id, [device_id])
+    await hs.accounts.delete_devices(req.user_id, [device_id])
     return {}
 
 
@@ -313,8 +310,7 @@ async def delete_devices(request: Request, hs: Any, req: Requester) -> Any:
     challenge = await _uia_password(hs, req, body)
     if challenge is not None:
         return challenge
-    async with hs.stores.db.transaction() as c:
-        await hs.stores.accounts.delete_devices(c, req.user_id, devices)
+    await hs.accounts.delete_devices(req.user_id, devices)
     return {}
 
 

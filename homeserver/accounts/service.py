@@ -197,17 +197,23 @@ class AccountService:
             # The access token minted with the old refresh token is retired now.
             await self.stores.accounts.delete_access_token(c, row["access_jti"])
             # The refresh token that produced this one is done once its successor is used.
-            await c.execute(
-                "DELETE FROM refresh_tokens WHERE next_token = $1", refresh_token
-            )
+            await self.stores.accounts.delete_refresh_predecessor(c, refresh_token)
             return out
 
     async def logout(self, req: Requester) -> None:
-        async with self.stores.db.transaction() as c:
-            await self.stores.accounts.delete_devices(c, req.user_id, [req.device_id])
+        await self.delete_devices(req.user_id, [req.device_id])
 
     async def logout_all(self, user_id: str) -> None:
+        await self.delete_devices(user_id, None)
+
+    async def delete_devices(self, user_id: str, device_ids: list[str] | None) -> None:
+        """Delete devices and revoke their tokens at once (None: every device)."""
         async with self.stores.db.transaction() as c:
+            await self.stores.accounts.delete_devices(c, user_id, device_ids)
+
+    async def deactivate(self, user_id: str) -> None:
+        async with self.stores.db.transaction() as c:
+            await self.stores.accounts.deactivate(c, user_id)
             await self.stores.accounts.delete_devices(c, user_id, None)
 
     async def change_password(self, req: Requester, new_password: str, logout_devices: bool) -> None:
@@ -217,18 +223,7 @@ class AccountService:
         async with self.stores.db.transaction() as c:
             await self.stores.accounts.set_password(c, req.user_id, pw_hash)
             if logout_devices:
-                await c.execute(
-                    "DELETE FROM access_tokens WHERE user_id = $1 AND device_id != $2",
-                    req.user_id, req.device_id,
-                )
-                await c.execute(
-                    "DELETE FROM refresh_tokens WHERE user_id = $1 AND device_id != $2",
-                    req.user_id, req.device_id,
-                )
-                await c.execute(
-                    "DELETE FROM devices WHERE user_id = $1 AND device_id != $2",
-                    req.user_id, req.device_id,
-                )
+                await self.stores.accounts.delete_other_devices(c, req.user_id, req.device_id)
 
     async def verify_password(self, user_id: str, password: Any) -> bool:
         if not isinstance(password, str):

@@ -75,8 +75,7 @@ class RoomReader:
         if hv == "world_readable":
             return Visibility(0, math.inf)
         if membership in ("leave", "ban") and m is not None:
-            low = 0 if hv == "shared" else 0
-            return Visibility(low, pos)
+            return Visibility(0, pos)
         raise MatrixError(403, "M_FORBIDDEN", "You are not a member of this room")
 
     async def require_joined(self, user_id: str, room_id: str) -> None:
@@ -302,11 +301,8 @@ class RoomReader:
             bundle: dict[str, Any] = {"count": count, "current_user_participated": False}
             if latest_ev is not None:
                 bundle["latest_event"] = (await self.serializer.serialize([latest_ev]))[0]
-            participated = ev.sender == user_id or bool(
-                await self.stores.db.fetchval(
-                    "SELECT 1 FROM events WHERE room_id = $1 AND thread_root = $2 AND sender = $3 LIMIT 1",
-                    room_id, root_id, user_id,
-                )
+            participated = ev.sender == user_id or await self.stores.events.sent_in_thread(
+                room_id, root_id, user_id
             )
             bundle["current_user_participated"] = participated
             ser.setdefault("unsigned", {}).setdefault("m.relations", {})["m.thread"] = bundle

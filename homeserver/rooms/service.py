@@ -211,8 +211,6 @@ class RoomService:
                 return ev
         if sender != target and membership == "leave" and current_membership not in ("join", "invite", "knock", "ban"):
             raise MatrixError(403, "M_FORBIDDEN", "The user is not in the room")
-        if membership == "leave" and current_membership == "ban" and sender != target:
-            pass  # an unban
         if membership in ("join", "invite"):
             content = await self._member_content(target, membership)
         else:

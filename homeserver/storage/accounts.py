@@ -97,6 +97,12 @@ class AccountStore:
                 [(user_id, d) for d in device_ids],
             )
 
+    async def delete_other_devices(self, c: Conn, user_id: str, keep_device: str) -> None:
+        for table in ("access_tokens", "refresh_tokens", "devices"):
+            await c.execute(
+                f"DELETE FROM {table} WHERE user_id = $1 AND device_id != $2", user_id, keep_device
+            )
+
     # ------------------------------------------------------------------ tokens
 
     async def add_access_token(
@@ -133,6 +139,10 @@ class AccountStore:
 
     async def set_next_refresh(self, c: Conn, token: str, next_token: str) -> None:
         await c.execute("UPDATE refresh_tokens SET next_token = $1 WHERE token = $2", next_token, token)
+
+    async def delete_refresh_predecessor(self, c: Conn, token: str) -> None:
+        """Retire the refresh token whose successor is `token` (it has now been used)."""
+        await c.execute("DELETE FROM refresh_tokens WHERE next_token = $1", token)
 
     async def delete_refresh_token(self, c: Conn, token: str) -> None:
         await c.execute("DELETE FROM refresh_tokens WHERE token = $1", token)

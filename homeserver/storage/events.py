@@ -284,8 +284,8 @@ class EventStore:
         )
         return int(r["n"]), latest
 
-    async def find_txn_event(self, room_id: str, device: str, txn_id: str) -> str | None:
-        return await self.db.fetchval(
-            "SELECT event_id FROM events WHERE room_id = $1 AND txn_device = $2 AND txn_id = $3",
-            room_id, device, txn_id,
-        )
+    async def sent_in_thread(self, room_id: str, root_id: str, user_id: str) -> bool:
+        return bool(await self.db.fetchval(
+            "SELECT 1 FROM events WHERE room_id = $1 AND thread_root = $2 AND sender = $3 LIMIT 1",
+            room_id, root_id, user_id,
+        ))
