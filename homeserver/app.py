@@ -28,6 +28,7 @@ from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.receipts import ReceiptService
 from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.reads import RoomReader
+from homeserver.events.visibility import VisibilityFilter
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.service import RoomService
 from homeserver.storage.events import StoredEvent
@@ -84,11 +85,13 @@ class Homeserver:
         self.rooms = RoomService(
             stores, self.persister, self.serializer, config.server_name, config.default_room_version
         )
-        self.reader = RoomReader(stores, self.serializer)
+        self.visibility = VisibilityFilter(stores, config.server_name)
+        self.reader = RoomReader(stores, self.serializer, self.visibility)
         self.typing = TypingManager(self._typing_changed)
         self.presence = PresenceManager(config.presence_enabled, self._presence_changed)
         self.push = PushService(stores, self.wake_users)
-        self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push)
+        self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push,
+                                self.visibility)
         self.account_data = AccountDataService(stores, self.wake_users)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.wake_room,
                                        self.wake_users)

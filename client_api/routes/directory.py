@@ -38,7 +38,7 @@ async def room_aliases(request: Request, hs: Any, req: Requester) -> dict[str, A
     room_id = request.path_params["room_id"]
     if not is_valid_room_id(room_id):
         raise MatrixError(400, "M_INVALID_PARAM", "Invalid room ID")
-    await hs.reader.visibility(req.user_id, room_id)
+    await hs.reader.check_history_access(req.user_id, room_id)
     return {"aliases": await hs.directory.aliases(room_id)}
 
 

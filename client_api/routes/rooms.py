@@ -121,10 +121,7 @@ async def invite(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
     extra = {}
     if body.get("is_direct") is True:
         extra["is_direct"] = True
-    current = await hs.stores.state.membership(room_id, target)
-    if current and current[0] == "invite":
-        return {}
-    await hs.rooms.update_membership(req.user_id, room_id, target, "invite", _reason(body), extra)
+    await hs.rooms.invite(req.user_id, room_id, target, _reason(body), extra)
     return {}
 
 

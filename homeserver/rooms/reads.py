@@ -6,10 +6,9 @@ the same way). Paginating backwards from N returns events at or below N; forward
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Any
 
+from homeserver.events.visibility import Membership, VisibilityFilter
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.filters import RoomEventFilter
 from homeserver.rooms.serialize import EventSerializer
@@ -17,6 +16,11 @@ from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 
 MAX_LIMIT = 1000
+#: Events examined per /messages request at most: hidden history is skipped a bounded
+#: amount at a time (the response's `end` token lets the client go on).
+MAX_SCAN = 2000
+#: Thread replies examined for a thread's summary (count and latest visible reply).
+THREAD_SCAN = 1000
 
 
 def parse_token(token: Any) -> int:
@@ -40,43 +44,16 @@ def parse_limit(raw: Any, default: int, maximum: int = MAX_LIMIT) -> int:
     return min(n, maximum)
 
 
-@dataclass
-class Visibility:
-    low: int  # events with low < pos <= high are visible
-    high: float
-
-    def contains(self, pos: int) -> bool:
-        return self.low < pos <= self.high
-
-
 class RoomReader:
-    def __init__(self, stores: Stores, serializer: EventSerializer) -> None:
+    def __init__(self, stores: Stores, serializer: EventSerializer, visibility: VisibilityFilter) -> None:
         self.stores = stores
         self.serializer = serializer
+        self.visibility = visibility
 
-    async def _history_visibility(self, room_id: str) -> str:
-        ids = await self.stores.state.current_ids(room_id, [("m.room.history_visibility", "")])
-        eid = ids.get(("m.room.history_visibility", ""))
-        if eid is None:
-            return "shared"
-        ev = await self.stores.events.get(eid)
-        hv = ev.pdu.get("content", {}).get("history_visibility") if ev else None
-        return hv if isinstance(hv, str) else "shared"
-
-    async def visibility(self, user_id: str, room_id: str) -> Visibility:
-        """What part of the room's history the user may read (403 if none)."""
+    async def check_history_access(self, user_id: str, room_id: str) -> Membership | None:
+        """403 unless the user is or was in the room, or the room is world-readable now."""
         await self.serializer.room_version(room_id) or _unknown_room()
-        hv = await self._history_visibility(room_id)
-        m = await self.stores.state.membership(room_id, user_id)
-        membership, pos = (m[0], m[2]) if m else ("leave", -1)
-        if membership == "join":
-            low = 0 if hv in ("shared", "world_readable") else pos - 1
-            return Visibility(low, math.inf)
-        if hv == "world_readable":
-            return Visibility(0, math.inf)
-        if membership in ("leave", "ban") and m is not None:
-            return Visibility(0, pos)
-        raise MatrixError(403, "M_FORBIDDEN", "You are not a member of this room")
+        return await self.visibility.check_history_access(user_id, room_id)
 
     async def require_joined(self, user_id: str, room_id: str) -> None:
         await self.serializer.room_version(room_id) or _unknown_room()
@@ -84,22 +61,47 @@ class RoomReader:
         if not m or m[0] != "join":
             raise MatrixError(403, "M_FORBIDDEN", "You are not joined to this room")
 
+    async def visible(self, user_id: str, evs: list[StoredEvent],
+                      current: Membership | None = None) -> list[StoredEvent]:
+        if not evs:
+            return []
+        return await self.visibility.filter_for_user(
+            user_id, evs, memberships={evs[0].room_id: current} if current is not None else None
+        )
+
     # ------------------------------------------------------------------ state
 
-    async def state_at_visible_end(self, user_id: str, room_id: str) -> dict[tuple[str, str], str]:
-        vis = await self.visibility(user_id, room_id)
-        if vis.high == math.inf:
-            return await self.stores.state.current_all(room_id)
-        ev = await self.stores.events.last_event_at_or_before(room_id, int(vis.high))
+    async def _state_at(self, room_id: str, pos: int) -> dict[tuple[str, str], str]:
+        ev = await self.stores.events.last_event_at_or_before(room_id, pos)
         return dict(await self.stores.state.get_state(ev.state_group)) if ev else {}
 
+    async def readable_state(
+        self, user_id: str, room_id: str, at: int | None = None
+    ) -> dict[tuple[str, str], str]:
+        """The room state the user may read: current state while joined (or peeking a
+        world-readable room), the state at their departure once they left or were banned.
+        A user who never joined sees only the state events visible to them by history
+        visibility (a banned stranger learns nothing of the room)."""
+        current = await self.check_history_access(user_id, room_id)
+        if current is not None and current[0] in ("leave", "ban"):
+            at = current[2] if at is None else min(at, current[2])
+        state = await self.stores.state.current_all(room_id) if at is None \
+            else await self._state_at(room_id, at)
+        if current is not None and current[0] != "join" \
+                and not await self.visibility.ever_joined(room_id, user_id, current):
+            evs = await self.stores.events.get_many(state.values())
+            seen = {e.event_id for e in await self.visible(
+                user_id, [evs[i] for i in state.values() if i in evs], current)}
+            state = {k: v for k, v in state.items() if v in seen}
+        return state
+
     async def room_state(self, user_id: str, room_id: str) -> list[dict[str, Any]]:
-        state = await self.state_at_visible_end(user_id, room_id)
+        state = await self.readable_state(user_id, room_id)
         evs = await self.stores.events.get_many(state.values())
         return await self.serializer.serialize(evs[e] for e in state.values() if e in evs)
 
     async def state_event(self, user_id: str, room_id: str, etype: str, state_key: str) -> StoredEvent:
-        state = await self.state_at_visible_end(user_id, room_id)
+        state = await self.readable_state(user_id, room_id)
         eid = state.get((etype, state_key))
         ev = await self.stores.events.get(eid) if eid else None
         if ev is None:
@@ -110,14 +112,8 @@ class RoomReader:
         self, user_id: str, room_id: str, membership: str | None, not_membership: str | None,
         at: int | None,
     ) -> list[dict[str, Any]]:
-        vis = await self.visibility(user_id, room_id)
-        if at is not None or vis.high != math.inf:
-            limit = min(at if at is not None else vis.high, vis.high)
-            ev = await self.stores.events.last_event_at_or_before(room_id, int(min(limit, 2**62)))
-            state = dict(await self.stores.state.get_state(ev.state_group)) if ev else {}
-            state = {k: v for k, v in state.items() if k[0] == "m.room.member"}
-        else:
-            state = await self.stores.state.current_of_type(room_id, "m.room.member")
+        full = await self.readable_state(user_id, room_id, at)
+        state = {k: v for k, v in full.items() if k[0] == "m.room.member"}
         evs = await self.stores.events.get_many(state.values())
         chosen = []
         for eid in state.values():
@@ -151,9 +147,9 @@ class RoomReader:
     # ------------------------------------------------------------------ events
 
     async def event(self, user_id: str, room_id: str, event_id: str) -> StoredEvent:
-        vis = await self.visibility(user_id, room_id)
+        current = await self.check_history_access(user_id, room_id)
         ev = await self.stores.events.get(event_id)
-        if ev is None or ev.room_id != room_id or not vis.contains(ev.stream_ordering):
+        if ev is None or ev.room_id != room_id or not await self.visible(user_id, [ev], current):
             raise MatrixError(404, "M_NOT_FOUND", "Event not found")
         return ev
 
@@ -161,8 +157,13 @@ class RoomReader:
         self, user_id: str, room_id: str, from_pos: int | None, to_pos: int | None,
         backwards: bool, limit: int, flt: RoomEventFilter,
     ) -> tuple[list[StoredEvent], int | None, int]:
-        """Returns (events in pagination order, end position or None when exhausted, start)."""
-        vis = await self.visibility(user_id, room_id)
+        """Returns (events in pagination order, end position or None when exhausted, start).
+
+        Events the user may not see are skipped; at most MAX_SCAN are examined per call, so a
+        long stretch of hidden history ends the page early with an `end` token to go on from.
+        """
+        current_m = await self.check_history_access(user_id, room_id)
+        ignored = await self.visibility.ignored_users(user_id)
         current = self.stores.stream.current()
         if from_pos is None:
             from_pos = current if backwards else 0
@@ -170,32 +171,34 @@ class RoomReader:
         out: list[StoredEvent] = []
         cursor = from_pos
         exhausted = False
+        scanned = 0
         batch = max(limit, 20)
-        while len(out) < limit:
+        while len(out) < limit and scanned < MAX_SCAN:
             if backwards:
-                lo = max(vis.low, to_pos if to_pos is not None else -1)
-                hi = min(cursor, vis.high)
-                if hi <= lo:
-                    exhausted = True
-                    break
-                evs = await self.stores.events.room_events_between(room_id, int(lo), int(hi), batch, True)
+                lo = to_pos if to_pos is not None else -1
+                hi = cursor
             else:
-                lo = max(cursor, vis.low)
-                hi = min(to_pos if to_pos is not None else current, vis.high, current)
-                if hi <= lo:
-                    exhausted = True
-                    break
-                evs = await self.stores.events.room_events_between(room_id, int(lo), int(hi), batch, False)
+                lo = cursor
+                hi = min(to_pos if to_pos is not None else current, current)
+            if hi <= lo:
+                exhausted = True
+                break
+            evs = await self.stores.events.room_events_between(room_id, int(lo), int(hi), batch, backwards)
+            scanned += len(evs)
+            matching = [ev for ev in evs
+                        if flt.matches(ev.type, ev.sender, ev.pdu.get("content", {}), ev.room_id)]
+            seen = {e.event_id for e in await self.visibility.filter_for_user(
+                user_id, matching, ignored=ignored, memberships={room_id: current_m})}
             for ev in evs:
                 cursor = ev.stream_ordering - 1 if backwards else ev.stream_ordering
-                if flt.matches(ev.type, ev.sender, ev.pdu.get("content", {}), ev.room_id):
+                if ev.event_id in seen:
                     out.append(ev)
                     if len(out) >= limit:
                         break
             if len(evs) < batch and len(out) < limit:
                 exhausted = True
                 break
-        if not out and limit > 0:
+        if not out and limit > 0 and exhausted:
             return [], None, start
         if exhausted and backwards:
             return out, None if not out else cursor, start
@@ -241,7 +244,6 @@ class RoomReader:
         limit: int, recurse: bool,
     ) -> dict[str, Any]:
         await self.event(user_id, room_id, event_id)
-        vis = await self.visibility(user_id, room_id)
         parents = [event_id]
         depth = 0
         if recurse:
@@ -266,12 +268,13 @@ class RoomReader:
         evs = await self.stores.events.relations(
             room_id, parents, rel_type, event_type, lo, hi, limit + 1, backwards
         )
-        evs = [e for e in evs if vis.contains(e.stream_ordering)]
         more = len(evs) > limit
         evs = evs[:limit]
+        page_end = evs[-1].stream_ordering if evs else None
+        evs = await self.visibility.filter_for_user(user_id, evs)
         out: dict[str, Any] = {"chunk": await self.serializer.serialize(evs)}
-        if more and evs:
-            last = evs[-1].stream_ordering
+        if more and page_end is not None:
+            last = page_end
             out["next_batch"] = f"t{last - 1 if backwards else last}"
         if from_pos is not None:
             out["prev_batch"] = f"t{from_pos}"
@@ -282,7 +285,8 @@ class RoomReader:
     async def threads(
         self, user_id: str, room_id: str, include: str, from_pos: int | None, limit: int
     ) -> dict[str, Any]:
-        vis = await self.visibility(user_id, room_id)
+        current_m = await self.check_history_access(user_id, room_id)
+        ignored = await self.visibility.ignored_users(user_id)
         before = from_pos + 1 if from_pos is not None else 2**62
         roots = await self.stores.events.thread_roots(
             room_id, before, limit + 1, user_id if include == "participated" else None
@@ -290,14 +294,21 @@ class RoomReader:
         more = len(roots) > limit
         roots = roots[:limit]
         root_evs = await self.stores.events.get_many(r for r, _ in roots)
+        mine = {room_id: current_m}
+        visible_roots = {e.event_id for e in await self.visibility.filter_for_user(
+            user_id, list(root_evs.values()), ignored=ignored, memberships=mine)}
         chunk = []
         for root_id, _latest in roots:
             ev = root_evs.get(root_id)
-            if ev is None or not vis.contains(ev.stream_ordering):
+            if ev is None or root_id not in visible_roots:
                 continue
             ser = (await self.serializer.serialize([ev]))[0]
-            count, latest_id = await self.stores.events.thread_summary(room_id, root_id)
-            latest_ev = await self.stores.events.get(latest_id) if latest_id else None
+            # The summary counts only replies the user may see (none sent after they left).
+            replies = await self.visibility.filter_for_user(
+                user_id, await self.stores.events.thread_replies(room_id, root_id, THREAD_SCAN),
+                ignored=ignored, memberships=mine)
+            count = len(replies)
+            latest_ev = replies[0] if replies else None
             bundle: dict[str, Any] = {"count": count, "current_user_participated": False}
             if latest_ev is not None:
                 bundle["latest_event"] = (await self.serializer.serialize([latest_ev]))[0]

@@ -221,6 +221,31 @@ class RoomService:
             content.update(extra)
         return await self.persister.send(rv, room_id, "m.room.member", sender, content, target)
 
+    async def invite(
+        self, sender: str, room_id: str, target: str, reason: str | None, extra: dict[str, Any],
+    ) -> None:
+        """Invite `target`; inviting an already-invited user changes nothing, but only after the
+        sender has been checked as one who may invite (else the answer is a membership oracle)."""
+        if not is_valid_user_id(target):
+            raise MatrixError(400, "M_INVALID_PARAM", "Invalid user ID")
+        rv = await self.version_of(room_id)
+        current = await self.stores.state.membership(room_id, target)
+        if current is None or current[0] != "invite":
+            await self.update_membership(sender, room_id, target, "invite", reason, extra)
+            return
+        mine = await self.stores.state.membership(room_id, sender)
+        if mine is None or mine[0] != "join":
+            raise MatrixError(403, "M_FORBIDDEN", "You are not in this room")
+        ids = await self.stores.state.current_ids(
+            room_id, [("m.room.create", ""), ("m.room.power_levels", "")])
+        evs = await self.stores.events.get_many(ids.values())
+        create = evs.get(ids.get(("m.room.create", ""), ""))
+        pl = evs.get(ids.get(("m.room.power_levels", ""), ""))
+        pl_content = pl.pdu.get("content") if pl else None
+        if create is None or user_power_level(rv, _pdu(create), pl_content, sender) \
+                < named_level(pl_content, "invite"):
+            raise MatrixError(403, "M_FORBIDDEN", "You may not invite users to this room")
+
     async def forget(self, user_id: str, room_id: str) -> None:
         current = await self.stores.state.membership(room_id, user_id)
         if current is not None and current[0] in ("join", "invite", "knock"):

@@ -271,18 +271,14 @@ class EventStore:
         )
         return [(r["thread_root"], r["latest"]) for r in await self.db.fetch(sql, *params)]
 
-    async def thread_summary(self, room_id: str, root_id: str) -> tuple[int, str | None]:
-        r = await self.db.fetchrow(
-            "SELECT COUNT(*) AS n, MAX(stream_ordering) AS latest FROM events"
-            " WHERE room_id = $1 AND thread_root = $2",
-            room_id, root_id,
+    async def thread_replies(self, room_id: str, root_id: str, limit: int) -> list[StoredEvent]:
+        """A thread's newest `limit` replies, newest first."""
+        rows = await self.db.fetch(
+            f"SELECT {_COLS} FROM events WHERE room_id = $1 AND thread_root = $2"
+            " ORDER BY stream_ordering DESC LIMIT $3",
+            room_id, root_id, limit,
         )
-        if not r or not r["n"]:
-            return 0, None
-        latest = await self.db.fetchval(
-            "SELECT event_id FROM events WHERE stream_ordering = $1", r["latest"]
-        )
-        return int(r["n"]), latest
+        return [_row_to_event(r) for r in rows]
 
     async def sent_in_thread(self, room_id: str, root_id: str, user_id: str) -> bool:
         return bool(await self.db.fetchval(

@@ -11,6 +11,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (1, "001_core.sql"),
     (2, "002_media.sql"),
     (3, "003_realtime.sql"),
+    (4, "004_visibility.sql"),
 ]
 
 _PG_EXTRA = {

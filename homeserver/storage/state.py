@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Iterable
 
+import orjson
+
 from homeserver.storage.database import Conn, Database, chunks, placeholders
 from homeserver.storage.ids import Counter
 
@@ -67,6 +69,54 @@ class StateStore:
                     state[key] = eid
         self._remember(group, state)
         return state
+
+    async def values_at_groups(
+        self, groups: Iterable[int], keys: list[StateKey]
+    ) -> dict[int, dict[StateKey, str]]:
+        """A few keys of many groups' states, without building whole state maps.
+
+        Cached groups answer from memory; the rest walk their delta chains in one recursive
+        query, and for each key the entry nearest the group wins.
+        """
+        out: dict[int, dict[StateKey, str]] = {}
+        todo: list[int] = []
+        for g in set(groups):
+            cached = self._cache.get(g)
+            if cached is not None:
+                out[g] = {k: cached[k] for k in keys if k in cached}
+            else:
+                todo.append(g)
+        if not todo or not keys:
+            for g in todo:
+                out[g] = {}
+            return out
+        for chunk in chunks(todo, 200):
+            params: list[object] = list(chunk)
+            key_clauses = []
+            for t, sk in keys:
+                params += [t, sk]
+                key_clauses.append(f"(e.type = ${len(params) - 1} AND e.state_key = ${len(params)})")
+            rows = await self.db.fetch(
+                "WITH RECURSIVE chain(origin, id, prev_group, n) AS ("
+                " SELECT id, id, prev_group, 0 FROM state_groups"
+                f" WHERE id IN ({placeholders(1, len(chunk))})"
+                " UNION ALL SELECT c.origin, g.id, g.prev_group, c.n + 1 FROM chain c"
+                " JOIN state_groups g ON g.id = c.prev_group)"
+                " SELECT c.origin, c.n, e.type, e.state_key, e.event_id FROM chain c"
+                " JOIN state_group_entries e ON e.group_id = c.id"
+                f" WHERE {' OR '.join(key_clauses)}",
+                *params,
+            )
+            best: dict[tuple[int, StateKey], tuple[int, str]] = {}
+            for r in rows:
+                k = (r["origin"], (r["type"], r["state_key"]))
+                if k not in best or r["n"] < best[k][0]:
+                    best[k] = (r["n"], r["event_id"])
+            for g in chunk:
+                out[g] = {}
+            for (g, key), (_, eid) in best.items():
+                out[g][key] = eid
+        return out
 
     async def new_group(
         self, c: Conn, room_id: str, prev_group: int | None, delta: StateMap
@@ -156,6 +206,20 @@ class StateStore:
             room_id, user_id, membership, event_id, pos,
         )
 
+    async def membership_history(self, room_id: str, user_id: str) -> list[tuple[int, str]]:
+        """(stream position, membership) of every member event about the user, oldest first."""
+        rows = await self.db.fetch(
+            "SELECT stream_ordering, json FROM events WHERE room_id = $1 AND type = 'm.room.member'"
+            " AND state_key = $2 ORDER BY stream_ordering",
+            room_id, user_id,
+        )
+        out = []
+        for r in rows:
+            content = orjson.loads(r["json"]).get("content") or {}
+            m = content.get("membership")
+            out.append((r["stream_ordering"], m if isinstance(m, str) else "leave"))
+        return out
+
     async def membership(self, room_id: str, user_id: str) -> tuple[str, str, int] | None:
         r = await self.db.fetchrow(
             "SELECT membership, event_id, stream_ordering FROM memberships"
@@ -180,6 +244,18 @@ class StateStore:
             room_id, *memberships,
         )
         return [r["user_id"] for r in rows]
+
+    async def joined_since(self, room_ids: list[str], after: int) -> list[str]:
+        """Users whose current membership in one of the rooms is a join made after `after`."""
+        out: set[str] = set()
+        for chunk in chunks(room_ids):
+            rows = await self.db.fetch(
+                "SELECT DISTINCT user_id FROM memberships WHERE membership = 'join'"
+                f" AND stream_ordering > $1 AND room_id IN ({placeholders(2, len(chunk))})",
+                after, *chunk,
+            )
+            out.update(r["user_id"] for r in rows)
+        return sorted(out)
 
     async def member_counts(self, room_ids: list[str]) -> dict[str, dict[str, int]]:
         """room -> {membership: count} for many rooms in one query."""

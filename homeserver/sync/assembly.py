@@ -15,9 +15,9 @@ StateMap = Mapping[StateKey, str]
 def state_for_room_section(
     *,
     full: bool,
-    limited: bool,
     state_at_since: StateMap | None,
     state_at_timeline_start: StateMap,
+    state_at_timeline_end: StateMap | None,
     timeline_event_ids: Iterable[str],
     lazy_members: set[str] | None,
 ) -> dict[StateKey, str]:
@@ -25,26 +25,41 @@ def state_for_room_section(
 
     - full sync of the room (initial sync, newly joined, full_state): the whole state at the
       start of the timeline;
-    - incremental and limited: what changed between `since` and the start of the timeline;
-    - incremental, not limited: nothing (the timeline carries every change).
-    Events already in the timeline are never repeated in `state`. With lazy loading, member
-    events are kept only for `lazy_members` (timeline senders and the syncing user).
+    - incremental: every state entry at the start or the end of the timeline that the client
+      has not seen, i.e. that differs from the state at `since` and is not in the timeline
+      itself. This covers the gap of a limited sync and the state events a filtered timeline
+      left out. `state_at_timeline_end` None means the timeline holds every event since
+      `since` (nothing can be missing after its start).
+    With lazy loading (`lazy_members`: timeline senders and the syncing user) member events
+    are kept for those users, at the start of the timeline even when unchanged, plus the
+    members whose membership changed unseen (joins and leaves in the gap).
     """
-    if full:
-        chosen = dict(state_at_timeline_start)
-    elif limited:
-        since = state_at_since or {}
-        chosen = {k: v for k, v in state_at_timeline_start.items() if since.get(k) != v}
-    else:
-        chosen = {}
     in_timeline = set(timeline_event_ids)
+    start = state_at_timeline_start
+    if full:
+        chosen = {k: v for k, v in start.items() if v not in in_timeline}
+        changed: set[StateKey] = set(chosen)
+    else:
+        since = state_at_since or {}
+        end = state_at_timeline_end if state_at_timeline_end is not None else {}
+        chosen = {}
+        for key in set(start) | set(end):
+            seen = since.get(key)
+            for candidate in (end.get(key), start.get(key)):
+                if candidate is not None and candidate not in in_timeline and candidate != seen:
+                    chosen[key] = candidate
+                    break
+        changed = set(chosen)
+    if lazy_members is None:
+        return chosen
     out = {}
     for key, eid in chosen.items():
-        if eid in in_timeline:
-            continue
-        if lazy_members is not None and key[0] == "m.room.member" and key[1] not in lazy_members:
-            continue
-        out[key] = eid
+        if key[0] != "m.room.member" or key[1] in lazy_members or (not full and key in changed):
+            out[key] = eid
+    for user in lazy_members:
+        key = ("m.room.member", user)
+        if key not in out and key in start and start[key] not in in_timeline:
+            out[key] = start[key]
     return out
 
 

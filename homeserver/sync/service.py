@@ -9,6 +9,7 @@ from typing import Any
 from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.notifier import Notifier
+from homeserver.events.visibility import Membership, VisibilityFilter
 from homeserver.protocol.filters import RoomEventFilter, SyncFilter
 from homeserver.push.service import PushService
 from homeserver.rooms.serialize import EventSerializer, stripped_state
@@ -24,6 +25,8 @@ from homeserver.sync.assembly import (
 )
 
 DEFAULT_TIMELINE_LIMIT = 10
+#: Events examined for one room's timeline at most (hidden history is not scanned forever).
+MAX_TIMELINE_SCAN = 500
 INVITE_STATE_TYPES = (
     "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
     "m.room.canonical_alias", "m.room.encryption", "m.room.topic",
@@ -32,8 +35,10 @@ INVITE_STATE_TYPES = (
 
 class SyncService:
     def __init__(self, stores: Stores, serializer: EventSerializer, notifier: Notifier,
-                 typing: TypingManager, presence: PresenceManager, push: PushService) -> None:
+                 typing: TypingManager, presence: PresenceManager, push: PushService,
+                 visibility: VisibilityFilter) -> None:
         self.stores = stores
+        self.visibility = visibility
         self.serializer = serializer
         self.notifier = notifier
         self.typing = typing
@@ -76,6 +81,7 @@ class SyncService:
         now = now_tok.stream
         memberships = await self.stores.state.rooms_for_user(user_id)
         after = since if since is not None else 0
+        ignored = await self.visibility.ignored_users(user_id)
         joined_ids = [r for r, (m, _, _) in memberships.items() if m == "join"]
         changed_rooms: set[str] | None = None
         receipts_by_room: dict[str, list[dict[str, Any]]] = {}
@@ -113,7 +119,8 @@ class SyncService:
         # Per-room facts fetched for all included rooms at once (a query per room adds up fast).
         counts = await self.stores.state.member_counts(included)
         named = await self.stores.state.rooms_having(included, ("m.room.name", "m.room.canonical_alias"))
-        newly_joined = {r for r in included if since is not None and memberships[r][2] > after}
+        newly_joined = await self._newly_joined(
+            user_id, [r for r in included if since is not None and memberships[r][2] > after], after)
         fresh = [r for r in included if since is None or r in newly_joined]
         if fresh:
             for r in await self.stores.receipts.all_for_rooms(fresh):
@@ -142,6 +149,7 @@ class SyncService:
                 user_id, device_id, room_id, None if (newly or since is None) else since,
                 now, flt, full_state or newly, room_acct.get(room_id, []),
                 counts.get(room_id, {}), room_id in named, prefetched.pop(room_id, None),
+                memberships[room_id], ignored,
             )
             join[room_id] = section
             await self._add_ephemeral(
@@ -154,13 +162,16 @@ class SyncService:
             membership_changed = since is None or member_pos > after
             if membership == "invite":
                 if membership_changed and member_pos <= now:
-                    invite[room_id] = await self._invited_room(member_eid)
+                    section = await self._invited_room(member_eid, ignored)
+                    if section is not None:
+                        invite[room_id] = section
             elif membership in ("leave", "ban"):
                 if member_pos > now:
                     continue
                 if (since is None and flt.include_leave) or (since is not None and member_pos > after):
                     leave[room_id] = await self._left_room(
-                        user_id, room_id, since, member_pos, flt, room_acct.get(room_id, [])
+                        user_id, room_id, since, member_pos, flt, room_acct.get(room_id, []),
+                        memberships[room_id], ignored,
                     )
         rooms: dict[str, Any] = {}
         if join:
@@ -173,7 +184,8 @@ class SyncService:
             "next_batch": now_tok.encode(),
             "rooms": rooms,
             "account_data": {"events": global_acct},
-            "presence": {"events": await self._presence(user_id, since_tok, joined_ids, flt)},
+            "presence": {"events": await self._presence(
+                user_id, since_tok, joined_ids, flt, newly_joined, after)},
             "to_device": {"events": []},
             "device_lists": {"changed": [], "left": []},
             "device_one_time_keys_count": {},
@@ -206,49 +218,83 @@ class SyncService:
         if threaded:
             section["unread_thread_notifications"] = threads
 
+    async def _newly_joined(self, user_id: str, candidates: list[str], after: int) -> set[str]:
+        """Rooms the user joined since `after` (not a join -> join change such as a new
+        display name): their sections start afresh with full state."""
+        out = set()
+        for room_id in candidates:
+            history = await self.stores.state.membership_history(room_id, user_id)
+            before = [m for pos, m in history if pos <= after]
+            if not before or before[-1] != "join":
+                out.add(room_id)
+        return out
+
     async def _presence(
-        self, user_id: str, since: SyncToken | None, joined: list[str], flt: SyncFilter
+        self, user_id: str, since: SyncToken | None, joined: list[str], flt: SyncFilter,
+        newly_joined: set[str], after: int,
     ) -> list[dict[str, Any]]:
         if not self.presence.enabled:
             return []
-        changed = self.presence.changed_since(since.presence if since else 0)
+        changed = set(self.presence.changed_since(since.presence if since else 0))
+        if since is not None:
+            # Users the syncing user newly shares a room with: their (older) presence is news.
+            changed |= set(await self.stores.state.joined_since(joined, after))
+            for room_id in newly_joined:
+                changed.update(await self.stores.state.members(room_id, ("join",)))
+            changed = {u for u in changed if self.presence.get(u) is not None}
         if not changed:
             return []
         visible = {user_id}
         for room_id in joined:
             visible.update(await self.stores.state.members(room_id, ("join",)))
         out = []
-        for uid in changed:
+        for uid in sorted(changed):
             if uid in visible and flt.presence.matches("m.presence", uid, {}):
                 out.append({"type": "m.presence", "sender": uid, "content": self.presence.get(uid)})
         return out
 
     async def _timeline(
-        self, room_id: str, after: int, upto: int, tl: RoomEventFilter,
-        pre: list[StoredEvent] | None = None,
-    ) -> tuple[list[StoredEvent], bool]:
-        """Newest `limit` matching events in (after, upto], oldest first, and whether more exist."""
+        self, user_id: str, room_id: str, after: int, upto: int, tl: RoomEventFilter,
+        membership: Membership | None, ignored: set[str], pre: list[StoredEvent] | None = None,
+    ) -> tuple[list[StoredEvent], bool, bool]:
+        """Newest `limit` visible matching events in (after, upto], oldest first; whether more
+        exist; and whether the list holds every event of that range (nothing filtered out)."""
         limit = tl.limit if tl.limit is not None else DEFAULT_TIMELINE_LIMIT
+        mine = {room_id: membership}
         if pre is not None:
             evs = [e for e in pre if after < e.stream_ordering <= upto]
-            return list(reversed(evs[:limit])), len(evs) > limit
+            seen = await self.visibility.filter_for_user(user_id, evs, ignored=ignored, memberships=mine)
+            if len(seen) == len(evs):
+                return list(reversed(evs[:limit])), len(evs) > limit, len(evs) <= limit
         out: list[StoredEvent] = []
         cursor = upto
         batch = limit + 1
         limited = False
+        complete = True
+        scanned = 0
         while True:
             evs = await self.stores.events.room_events_between(room_id, after, cursor, batch, True)
+            scanned += len(evs)
+            matching = [e for e in evs if tl.matches(e.type, e.sender, e.pdu.get("content", {}))]
+            seen = {e.event_id for e in await self.visibility.filter_for_user(
+                user_id, matching, ignored=ignored, memberships=mine)}
             for ev in evs:
-                if tl.matches(ev.type, ev.sender, ev.pdu.get("content", {})):
+                if ev.event_id in seen:
                     if len(out) >= limit:
                         limited = True
                         break
                     out.append(ev)
+                else:
+                    complete = False
                 cursor = ev.stream_ordering - 1
             if limited or len(evs) < batch:
                 break
+            if scanned >= MAX_TIMELINE_SCAN:
+                # A long run of hidden or filtered-out events: stop here, the client pages on.
+                limited = True
+                break
         out.reverse()
-        return out, limited
+        return out, limited, complete and not limited
 
     async def _state_at(self, room_id: str, pos: int) -> dict[tuple[str, str], str]:
         ev = await self.stores.events.last_event_at_or_before(room_id, pos)
@@ -258,7 +304,7 @@ class SyncService:
 
     async def _room_state_block(
         self, user_id: str, room_id: str, timeline: list[StoredEvent], since: int | None,
-        upto: int, flt: SyncFilter, full: bool, limited: bool,
+        upto: int, flt: SyncFilter, full: bool, complete: bool,
     ) -> list[StoredEvent]:
         if timeline and timeline[0].state_key is None:
             # A message event's state group is the state before it: no lookup needed.
@@ -266,13 +312,19 @@ class SyncService:
         else:
             start_pos = timeline[0].stream_ordering - 1 if timeline else upto
             state_start = await self._state_at(room_id, start_pos)
-        state_since = await self._state_at(room_id, since) if (since is not None and not full) else None
+        incremental = since is not None and not full
+        state_since = await self._state_at(room_id, since) if incremental and since is not None else None
+        state_end = None
+        if incremental and not complete:
+            state_end = await self._state_at(room_id, upto)
+        elif incremental:
+            state_since = state_start  # the timeline holds every change since `since`
         lazy = None
         if flt.state.lazy_load_members:
             lazy = {e.sender for e in timeline} | {user_id}
         chosen = state_for_room_section(
-            full=full, limited=limited, state_at_since=state_since,
-            state_at_timeline_start=state_start,
+            full=not incremental, state_at_since=state_since,
+            state_at_timeline_start=state_start, state_at_timeline_end=state_end,
             timeline_event_ids=[e.event_id for e in timeline], lazy_members=lazy,
         )
         evs = await self.stores.events.get_many(chosen.values())
@@ -285,11 +337,11 @@ class SyncService:
         self, user_id: str, device_id: str, room_id: str, since: int | None, now: int,
         flt: SyncFilter, full: bool, account_data: list[dict[str, Any]],
         counts: dict[str, int], has_name: bool, prefetched: list[StoredEvent] | None,
+        membership: Membership, ignored: set[str],
     ) -> dict[str, Any]:
-        timeline, limited = await self._timeline(room_id, since or 0, now, flt.timeline, prefetched)
-        if since is None:
-            limited = limited or bool(timeline and timeline[0].type != "m.room.create" and limited)
-        state = await self._room_state_block(user_id, room_id, timeline, since, now, flt, full, limited)
+        timeline, limited, complete = await self._timeline(
+            user_id, room_id, since or 0, now, flt.timeline, membership, ignored, prefetched)
+        state = await self._room_state_block(user_id, room_id, timeline, since, now, flt, full, complete)
         prev_batch = f"t{timeline[0].stream_ordering - 1}" if timeline else f"t{now}"
         heroes_from = [] if has_name else await self.stores.state.members(room_id, ("join", "invite"))
         ser = self.serializer.serialize
@@ -299,10 +351,12 @@ class SyncService:
             room_summary(counts.get("join", 0), counts.get("invite", 0), heroes_from, user_id, has_name),
         )
 
-    async def _invited_room(self, invite_event_id: str) -> dict[str, Any]:
+    async def _invited_room(self, invite_event_id: str, ignored: set[str]) -> dict[str, Any] | None:
         ev = await self.stores.events.get(invite_event_id)
         if ev is None:
             return {"invite_state": {"events": []}}
+        if ev.sender in ignored:
+            return None  # invites from ignored users are not shown
         state = await self.stores.state.get_state(ev.state_group)
         ids = [state[(t, "")] for t in INVITE_STATE_TYPES if (t, "") in state]
         evs = await self.stores.events.get_many(ids)
@@ -312,11 +366,16 @@ class SyncService:
 
     async def _left_room(
         self, user_id: str, room_id: str, since: int | None, leave_pos: int, flt: SyncFilter,
-        account_data: list[dict[str, Any]],
+        account_data: list[dict[str, Any]], membership: Membership, ignored: set[str],
     ) -> dict[str, Any]:
-        timeline, limited = await self._timeline(room_id, since or 0, leave_pos, flt.timeline)
+        timeline, limited, complete = await self._timeline(
+            user_id, room_id, since or 0, leave_pos, flt.timeline, membership, ignored)
         full = since is None
-        state = await self._room_state_block(user_id, room_id, timeline, since, leave_pos, flt, full, limited)
+        state = await self._room_state_block(user_id, room_id, timeline, since, leave_pos, flt, full, complete)
+        if not await self.visibility.ever_joined(room_id, user_id, membership):
+            # Never a member (a rejected invite, a banned stranger): only what they may see.
+            state = await self.visibility.filter_for_user(
+                user_id, state, ignored=set(), memberships={room_id: membership})
         prev_batch = f"t{timeline[0].stream_ordering - 1}" if timeline else f"t{leave_pos}"
         ser = self.serializer.serialize
         return left_room_section(await ser(timeline), limited, prev_batch, await ser(state), account_data)

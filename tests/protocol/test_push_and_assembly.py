@@ -53,18 +53,49 @@ def test_state_assembly() -> None:
     start = {("m.room.create", ""): "$c", ("m.room.member", "@a:x"): "$ma", ("m.room.member", "@b:x"): "$mb",
              ("m.room.name", ""): "$n2"}
     since = {("m.room.create", ""): "$c", ("m.room.member", "@a:x"): "$ma", ("m.room.name", ""): "$n1"}
-    full = state_for_room_section(full=True, limited=False, state_at_since=None, state_at_timeline_start=start,
-                                  timeline_event_ids=["$mb"], lazy_members=None)
+    common = {"state_at_timeline_end": None, "lazy_members": None}
+    full = state_for_room_section(full=True, state_at_since=None, state_at_timeline_start=start,
+                                  timeline_event_ids=["$mb"], **common)
     assert set(full.values()) == {"$c", "$ma", "$n2"}  # timeline events are not repeated
-    gap = state_for_room_section(full=False, limited=True, state_at_since=since, state_at_timeline_start=start,
-                                 timeline_event_ids=[], lazy_members=None)
+    gap = state_for_room_section(full=False, state_at_since=since, state_at_timeline_start=start,
+                                 timeline_event_ids=[], **common)
     assert set(gap.values()) == {"$mb", "$n2"}
-    none = state_for_room_section(full=False, limited=False, state_at_since=since, state_at_timeline_start=start,
-                                  timeline_event_ids=[], lazy_members=None)
+    # A complete timeline (the caller passes the start state as `since`): nothing to add.
+    none = state_for_room_section(full=False, state_at_since=start, state_at_timeline_start=start,
+                                  timeline_event_ids=[], **common)
     assert none == {}
-    lazy = state_for_room_section(full=True, limited=False, state_at_since=None, state_at_timeline_start=start,
-                                  timeline_event_ids=[], lazy_members={"@a:x"})
+    lazy = state_for_room_section(full=True, state_at_since=None, state_at_timeline_start=start,
+                                  timeline_event_ids=[], state_at_timeline_end=None, lazy_members={"@a:x"})
     assert set(lazy.values()) == {"$c", "$ma", "$n2"}
+
+
+def test_state_left_out_of_a_filtered_timeline() -> None:
+    """A state event inside the window that the timeline filter dropped still reaches `state`."""
+    since = {("m.room.create", ""): "$c", ("m.room.name", ""): "$n1"}
+    start = since  # the timeline's first (kept) message came before the rename
+    end = {("m.room.create", ""): "$c", ("m.room.name", ""): "$n2"}
+    out = state_for_room_section(full=False, state_at_since=since, state_at_timeline_start=start,
+                                 state_at_timeline_end=end, timeline_event_ids=["$msg"], lazy_members=None)
+    assert out == {("m.room.name", ""): "$n2"}
+    # ... but not when the rename is in the timeline itself.
+    out = state_for_room_section(full=False, state_at_since=since, state_at_timeline_start=start,
+                                 state_at_timeline_end=end, timeline_event_ids=["$msg", "$n2"],
+                                 lazy_members=None)
+    assert out == {}
+
+
+def test_lazy_members_in_a_gappy_sync() -> None:
+    """Limited incremental sync with lazy loading: the senders' member events (even unchanged)
+    and the members who joined or left in the gap; unchanged non-senders stay out."""
+    since = {("m.room.create", ""): "$c", ("m.room.member", "@a:x"): "$ja", ("m.room.member", "@c:x"): "$jc",
+             ("m.room.member", "@d:x"): "$jd"}
+    start = {("m.room.create", ""): "$c", ("m.room.member", "@a:x"): "$ja", ("m.room.member", "@c:x"): "$lc",
+             ("m.room.member", "@d:x"): "$jd", ("m.room.member", "@e:x"): "$je"}
+    out = state_for_room_section(full=False, state_at_since=since, state_at_timeline_start=start,
+                                 state_at_timeline_end=start, timeline_event_ids=["$m1"],
+                                 lazy_members={"@a:x", "@me:x"})
+    assert out == {("m.room.member", "@a:x"): "$ja", ("m.room.member", "@c:x"): "$lc",
+                   ("m.room.member", "@e:x"): "$je"}
 
 
 def test_room_summary_heroes() -> None:
