@@ -154,3 +154,94 @@ async def test_full_state_and_no_duplicates(client: MatrixClient) -> None:
         if len(got) >= 20:
             break
     assert sorted(got) == sorted(sent) and len(got) == len(set(got))
+
+
+# ---------------------------------------------------------------- sync correctness (issue 9 §2)
+
+async def test_own_profile_change_is_not_a_new_join(client: MatrixClient) -> None:
+    alice = await client.register()
+    room = await alice.create_room()
+    for i in range(3):
+        await alice.send_text(room, f"m{i}")
+    since = (await alice.sync())["next_batch"]
+    await alice.ok("PUT", f"{V3}/profile/{alice.user_id}/displayname", {"displayname": "Alice 2"})
+    section = (await alice.sync(since=since))["rooms"]["join"][room]
+    events = section["timeline"]["events"]
+    assert [(e["type"], e["content"].get("displayname")) for e in events] == [("m.room.member", "Alice 2")]
+    assert section["timeline"]["limited"] is False
+    assert section["state"]["events"] == []
+
+
+async def test_state_outside_a_type_filtered_timeline_is_kept(client: MatrixClient) -> None:
+    alice = await client.register()
+    room = await alice.create_room()
+    since = (await alice.sync())["next_batch"]
+    await alice.send_text(room, "first")
+    await alice.ok("PUT", f"{V3}/rooms/{room}/state/m.room.name", {"name": "Renamed"})
+    await alice.send_text(room, "second")
+    flt = json.dumps({"room": {"timeline": {"types": ["m.room.message"]}}})
+    section = (await alice.sync(since=since, filter=flt))["rooms"]["join"][room]
+    assert [e["content"]["body"] for e in section["timeline"]["events"]] == ["first", "second"]
+    names = [e for e in section["state"]["events"] if e["type"] == "m.room.name"]
+    assert [e["content"]["name"] for e in names] == ["Renamed"]
+
+
+async def test_lazy_members_in_a_limited_incremental_sync(client: MatrixClient) -> None:
+    alice, bob, carol = await client.register(), await client.register(), await client.register()
+    room = await alice.create_room(preset="public_chat")
+    await bob.ok("POST", f"{V3}/rooms/{room}/join", {})
+    flt = json.dumps({"room": {"timeline": {"limit": 2}, "state": {"lazy_load_members": True}}})
+    since = (await alice.sync(filter=flt))["next_batch"]
+    await carol.ok("POST", f"{V3}/rooms/{room}/join", {})
+    await carol.ok("POST", f"{V3}/rooms/{room}/leave", {})
+    for i in range(4):
+        await bob.send_text(room, f"b{i}")
+    section = (await alice.sync(since=since, filter=flt))["rooms"]["join"][room]
+    assert section["timeline"]["limited"] is True
+    members = {e["state_key"]: e["content"]["membership"]
+               for e in section["state"]["events"] if e["type"] == "m.room.member"}
+    assert members.get(bob.user_id) == "join"  # the timeline's sender, unchanged since `since`
+    assert members.get(carol.user_id) == "leave"  # joined and left in the gap
+
+
+async def test_ignored_users(client: MatrixClient) -> None:
+    alice, bob, troll = await client.register(), await client.register(), await client.register()
+    room = await alice.create_room(preset="public_chat")
+    await bob.ok("POST", f"{V3}/rooms/{room}/join", {})
+    await troll.ok("POST", f"{V3}/rooms/{room}/join", {})
+    await bob.ok("PUT", f"{V3}/user/{bob.user_id}/account_data/m.ignored_user_list",
+                 {"ignored_users": {troll.user_id: {}}})
+    since = (await bob.sync())["next_batch"]
+    await troll.send_text(room, "noise")
+    await alice.send_text(room, "signal")
+    other = await troll.create_room()
+    await troll.ok("POST", f"{V3}/rooms/{other}/invite", {"user_id": bob.user_id})
+    resp = await bob.sync(since=since)
+    bodies = [e["content"].get("body") for e in resp["rooms"]["join"][room]["timeline"]["events"]]
+    assert bodies == ["signal"]
+    assert other not in resp["rooms"].get("invite", {})
+    page = await bob.ok("GET", f"{V3}/rooms/{room}/messages", params={"dir": "b", "limit": 50})
+    assert "noise" not in [e["content"].get("body") for e in page["chunk"]]
+
+
+async def test_presence_of_a_new_member_arrives(client: MatrixClient) -> None:
+    alice, bob = await client.register(), await client.register()
+    await bob.ok("PUT", f"{V3}/presence/{bob.user_id}/status", {"presence": "online", "status_msg": "hi"})
+    room = await alice.create_room(preset="public_chat")
+    since = (await alice.sync())["next_batch"]
+    await bob.ok("POST", f"{V3}/rooms/{room}/join", {})
+    resp = await alice.sync(since=since)
+    pres = [e for e in resp["presence"]["events"] if e["sender"] == bob.user_id]
+    assert pres and pres[0]["content"]["status_msg"] == "hi"
+
+
+async def test_messages_from_initial_sync_prev_batch(client: MatrixClient) -> None:
+    alice = await client.register()
+    room = await alice.create_room()
+    for i in range(12):
+        await alice.send_text(room, f"m{i}")
+    section = (await alice.sync(filter=json.dumps({"room": {"timeline": {"limit": 5}}})))["rooms"]["join"][room]
+    assert [e["content"]["body"] for e in section["timeline"]["events"]] == [f"m{i}" for i in range(7, 12)]
+    page = await alice.ok("GET", f"{V3}/rooms/{room}/messages",
+                          params={"dir": "b", "from": section["timeline"]["prev_batch"], "limit": 3})
+    assert [e["content"]["body"] for e in page["chunk"]] == ["m6", "m5", "m4"]
