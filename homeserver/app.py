@@ -92,7 +92,6 @@ class Homeserver:
             raise
         hs = cls(config, stores, key)
         await hs.start_background()
-        metrics.watch(hs)
         return hs
 
     def begin_shutdown(self) -> None:
@@ -123,10 +122,12 @@ class Homeserver:
     async def start_background(self) -> None:
         self.bus.set_handlers(self._on_bus_message, self._on_bus_reconnect)
         await self.bus.start()
+        metrics.watch(self)
         if self.bus.distributed:
             self._spawn(self._head_watch())
 
     async def close(self) -> None:
+        metrics.unwatch(self)
         self.typing.close()
         for t in list(self._tasks):
             t.cancel()

@@ -87,5 +87,9 @@ def watch(hs: Any) -> None:
     _LIVE.sources.add(hs)
 
 
+def unwatch(hs: Any) -> None:
+    _LIVE.sources.discard(hs)
+
+
 def exposition() -> bytes:
     return generate_latest(REGISTRY)
