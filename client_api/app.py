@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
+from typing import Any
 
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send

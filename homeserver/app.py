@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from homeserver import metrics
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
@@ -15,7 +16,6 @@ from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
-from homeserver import metrics
 from homeserver.keys.signing_key import check_against_seen, load_or_create_signing_key
 from homeserver.protocol.signing import encode_signing_key_seed, key_id, verify_key_b64
 from homeserver.media.service import MediaService

@@ -8,13 +8,17 @@ registered themselves.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
@@ -25,6 +29,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 disable_created_metrics()  # no *_created series: they double the output and nobody reads them
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)  # CPU, memory, open files of this worker
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
 
 HTTP_REQUESTS = Counter(
     "parley_http_requests", "HTTP requests answered, by route template, method and status",
@@ -60,7 +67,7 @@ class _LiveCollector(Collector):
     """Database pool sizes and bus state of every live homeserver in this process."""
 
     def __init__(self) -> None:
-        self.sources: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self.sources: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         pool = GaugeMetricFamily("parley_db_pool_connections",

@@ -78,7 +78,8 @@ def test_data_left_at_the_old_relative_place_is_not_silently_replaced(
 def test_new_keys_validated() -> None:
     cfg = build_config({"sqlite_synchronous": "NORMAL", "metrics_listener": "127.0.0.1:9108", "log_format": "json"})
     assert cfg.sqlite_synchronous == "normal" and cfg.log_format == "json"
-    assert cfg.metrics_listener is not None and (cfg.metrics_listener.host, cfg.metrics_listener.port) == ("127.0.0.1", 9108)
+    ml = cfg.metrics_listener
+    assert ml is not None and (ml.host, ml.port) == ("127.0.0.1", 9108)
     defaults = build_config({})
     assert defaults.sqlite_synchronous == "full" and defaults.metrics_listener is None
     assert defaults.log_format == "text"

@@ -66,7 +66,8 @@ def wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path, timeout
         time.sleep(0.05)  # readiness probe interval, not synchronization of test steps
 
 
-def start_server(tmp: Path, database: str, server_name: str = "e2e.parley", **env_extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(tmp: Path, database: str, server_name: str = "e2e.parley",
+                 **env_extra: str) -> tuple[subprocess.Popen[bytes], str]:
     proc, base = spawn_server(tmp, database, server_name, **env_extra)
     wait_ready(proc, base, tmp / "server.log")
     return proc, base

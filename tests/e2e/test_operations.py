@@ -219,7 +219,8 @@ async def test_metrics_listener_and_access_log(tmp_path: Path) -> None:
     send_route = "/_matrix/client/v3/rooms/{room_id}/send/{event_type}/{txn_id}"
     series = f'parley_http_requests_total{{method="PUT",route="{send_route}",status="200"}}'
     assert value(before.text, series) == 0 and value(after, series) == 1, after
-    assert value(after, 'parley_http_request_duration_seconds_count{method="POST",route="/_matrix/client/v3/createRoom"}') == 1
+    create = 'parley_http_request_duration_seconds_count{method="POST",route="/_matrix/client/v3/createRoom"}'
+    assert value(after, create) == 1
     assert value(after, "parley_event_persist_seconds_count") > value(before.text, "parley_event_persist_seconds_count")
     assert 'parley_db_pool_connections{pool="writer",state="idle"}' in after
     assert "parley_websocket_connections 0.0" in after and "parley_bus_connected 1.0" in after
