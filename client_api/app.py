@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
+from typing import Any
 
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
@@ -10,15 +12,18 @@ from starlette.types import Receive, Scope, Send
 from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
 from client_api.http import CORS_HEADERS, error_response, json_response
-from client_api.routes import account, directory, discovery, ephemeral, media, rooms, sync, userdata
+from client_api.routes import account, directory, discovery, ephemeral, media, operations, rooms, sync, userdata
+from homeserver import metrics
 from homeserver.app import Homeserver
 from homeserver.config import Config
+from homeserver.logs import log_access
 from homeserver.protocol.errors import MatrixError
 
 ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
-    *directory.routes, *ephemeral.routes, *media.routes,
+    *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
 ]
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
 
 
 class MatrixRouter:
@@ -46,6 +51,7 @@ class MatrixRouter:
             match, child = route.matches(scope)
             if match == Match.FULL:
                 scope.update(child)
+                scope["parley.route"] = route.path  # the template: a bounded metrics label
                 await route.handle(scope, receive, send)
                 return
             if match == Match.PARTIAL:
@@ -71,7 +77,32 @@ class ParleyApp:
             await self._lifespan(receive, send)
             return
         scope["app"] = self
-        await self.router(scope, receive, send)
+        if scope["type"] != "http":
+            await self.router(scope, receive, send)
+            return
+        await self._observed(scope, receive, send)
+
+    async def _observed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route the request, then count it, time it and write its access log line."""
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_see(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.router(scope, receive, send_and_see)
+        finally:
+            elapsed = time.perf_counter() - start
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            route = scope.get("parley.route", "unmatched" if scope["method"] != "OPTIONS" else "preflight")
+            metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            metrics.HTTP_LATENCY.labels(method, route).observe(elapsed)
+            client = scope.get("client")
+            log_access(client[0] if client else "-", method, scope["path"], route, status, elapsed)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import anyio
@@ -16,7 +17,9 @@ import msgpack
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from homeserver import metrics
 from homeserver.accounts.service import Requester
+from homeserver.logs import log_access
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.filters import SyncFilter
 from homeserver.sync.assembly import is_empty_response
@@ -35,6 +38,7 @@ CLOSE_AUTH = 4001
 CLOSE_BAD_REQUEST = 4002
 CLOSE_IDLE = 4000
 CLOSE_SLOW = 4008
+CLOSE_GOING_AWAY = 1001  # server shutdown: reconnect (to another worker) with the last token
 
 
 class _Closed(Exception):
@@ -120,6 +124,7 @@ class SyncSocket:
                 tg.start_soon(self._writer)
                 tg.start_soon(self._sync_loop)
                 tg.start_soon(self._heartbeat)
+                tg.start_soon(self._until_stopping)
                 try:
                     await self._reader()
                 finally:
@@ -128,6 +133,8 @@ class SyncSocket:
             why = str(eg.exceptions[0])
             if why == "slow consumer":
                 close_code, reason = CLOSE_SLOW, f"resume:{self.delivered or ''}"
+            elif why == "shutdown":
+                close_code, reason = CLOSE_GOING_AWAY, f"resume:{self.delivered or ''}"
             else:
                 close_code, reason = CLOSE_IDLE, "idle"
         except* WebSocketDisconnect:
@@ -157,6 +164,10 @@ class SyncSocket:
             except Exception:
                 raise WebSocketDisconnect(1006) from None
 
+
+    async def _until_stopping(self) -> None:
+        await self.hs.stopping.wait()
+        raise _Closed("shutdown")
 
     async def _heartbeat(self) -> None:
         while True:
@@ -298,4 +309,11 @@ class SyncSocket:
 
 async def websocket_endpoint(scope: Any, receive: Any, send: Any) -> None:
     ws = WebSocket(scope, receive, send)
-    await SyncSocket(ws, scope["app"].state.hs).run()
+    start = time.perf_counter()
+    metrics.WS_CONNECTIONS.inc()
+    try:
+        await SyncSocket(ws, scope["app"].state.hs).run()
+    finally:
+        metrics.WS_CONNECTIONS.dec()
+        client = scope.get("client")
+        log_access(client[0] if client else "-", "GET", scope["path"], PATH, 101, time.perf_counter() - start)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
+from homeserver import metrics
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
@@ -17,11 +16,8 @@ from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
-from homeserver.protocol.signing import (
-    encode_signing_key_seed,
-    generate_signing_key,
-    signing_key_from_seed,
-)
+from homeserver.keys.signing_key import check_against_seen, load_or_create_signing_key
+from homeserver.protocol.signing import encode_signing_key_seed, key_id, verify_key_b64
 from homeserver.media.service import MediaService
 from homeserver.push.service import PushService
 from homeserver.ratelimit import RateLimiter
@@ -37,24 +33,9 @@ from homeserver.sync.service import SyncService
 
 log = logging.getLogger("parley")
 HEAD_WATCH_S = 1.0
+HEALTH_TIMEOUT_S = 2.0
 
-
-def load_or_create_signing_key(path: str) -> Any:
-    """`ed25519 <version> <seed>` in one line, the format Synapse uses too."""
-    p = Path(path)
-    if p.exists():
-        parts = p.read_text().split()
-        if len(parts) != 3 or parts[0] != "ed25519":
-            raise ValueError(f"{path}: expected 'ed25519 <version> <seed>'")
-        return signing_key_from_seed(parts[2], parts[1])
-    p.parent.mkdir(parents=True, exist_ok=True)
-    key = generate_signing_key("a_" + os.urandom(3).hex())
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(f"ed25519 {key.version} {encode_signing_key_seed(key)}\n")
-    os.chmod(tmp, 0o600)
-    tmp.replace(p)
-    log.info("generated a new signing key at %s", path)
-    return key
+__all__ = ["Homeserver", "load_or_create_signing_key"]
 
 
 class Homeserver:
@@ -99,22 +80,57 @@ class Homeserver:
         self.profile = ProfileService(stores, self.rooms)
         self.directory = DirectoryService(stores, self.rooms, config.server_name)
         self.media = MediaService(stores, config.server_name, config)
+        # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
+        self.stopping = asyncio.Event()
 
     @classmethod
     async def start(cls, config: Config) -> "Homeserver":
         key = load_or_create_signing_key(config.signing_key_path)
-        stores = await Stores.open(config.database)
+        stores = await Stores.open(config.database, config.sqlite_synchronous)
+        try:
+            seen = await stores.deployment.seen_signing_key(key_id(key), verify_key_b64(key))
+            check_against_seen(key, *seen, config.signing_key_path)
+        except BaseException:
+            await stores.close()
+            raise
         hs = cls(config, stores, key)
         await hs.start_background()
         return hs
 
+    def begin_shutdown(self) -> None:
+        """First step of a graceful stop, before the HTTP server drains its connections."""
+        self.stopping.set()
+        self.notifier.close()
+
+    async def health(self) -> tuple[bool, dict[str, str]]:
+        """(healthy, details): the database answers; the bus state is reported, not required
+        (without it wake-ups fall back to the database poll, nothing is lost)."""
+        details = {"bus": "ok" if self.bus.is_connected() else "down"}
+        if not self.bus.distributed:
+            details["bus"] = "in-process"
+        if self.stopping.is_set():
+            details["status"] = "stopping"
+            return False, details
+        try:
+            await asyncio.wait_for(self.stores.db.fetchval("SELECT 1"), HEALTH_TIMEOUT_S)
+            details["database"] = "ok"
+        except Exception as e:  # noqa: BLE001 - any failure means "not healthy"
+            log.warning("health check: database unavailable: %s", e)
+            details["database"] = "unavailable"
+            details["status"] = "unavailable"
+            return False, details
+        details["status"] = "ok"
+        return True, details
+
     async def start_background(self) -> None:
         self.bus.set_handlers(self._on_bus_message, self._on_bus_reconnect)
         await self.bus.start()
+        metrics.watch(self)
         if self.bus.distributed:
             self._spawn(self._head_watch())
 
     async def close(self) -> None:
+        metrics.unwatch(self)
         self.typing.close()
         for t in list(self._tasks):
             t.cancel()

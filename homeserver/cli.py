@@ -1,4 +1,4 @@
-"""The `parley` command: serve, generate-config, register-user."""
+"""The `parley` command: serve, generate-config, generate-key, register-user."""
 
 from __future__ import annotations
 
@@ -10,10 +10,15 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
-from homeserver.config import DEFAULT_CONFIG_TEXT, Config, ConfigError, load_config
+from homeserver.config import Config, ConfigError, config_warnings, default_config_text, load_config
+from homeserver.logs import setup_logging
 
 DEFAULT_CONFIG_PATH = "parley.toml"
+GRACEFUL_TIMEOUT_S = 5
+
+log = logging.getLogger("parley")
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -25,46 +30,100 @@ def _load(args: argparse.Namespace) -> Config:
 
 
 def _generate_config(args: argparse.Namespace) -> int:
+    from homeserver.keys.signing_key import create_signing_key
+
     path = Path(args.config or DEFAULT_CONFIG_PATH)
     if path.exists() and not args.force:
         print(f"parley: {path} exists; use --force to overwrite", file=sys.stderr)
         return 1
-    path.write_text(DEFAULT_CONFIG_TEXT.format(server_name=args.server_name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(default_config_text(args.server_name))
     print(f"wrote {path}")
+    # The signing key is made here, once, so workers started later all read the same file.
+    key_path = load_config(str(path), env={}).signing_key_path
+    if create_signing_key(key_path):
+        print(f"wrote a new signing key to {key_path}")
+    else:
+        print(f"kept the existing signing key {key_path}")
     return 0
 
 
-async def _serve(config: Config) -> None:
+def _generate_key(config: Config) -> int:
+    from homeserver.keys.signing_key import create_signing_key, read_signing_key
+    from homeserver.protocol.signing import key_id
+
+    created = create_signing_key(config.signing_key_path)
+    key = read_signing_key(config.signing_key_path)
+    print(f"{'wrote' if created else 'kept'} {config.signing_key_path} ({key_id(key)})")
+    return 0
+
+
+async def _serve(config: Config) -> int:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config as HyperConfig
 
     from client_api.app import build_app
+    from client_api.metrics_app import MetricsApp
+    from homeserver.app import Homeserver
+    from homeserver.keys.signing_key import SigningKeyMismatch
 
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-    hc = HyperConfig()
-    hc.bind = [f"{lst.host}:{lst.port}" for lst in config.listeners]
-    hc.accesslog = None
-    hc.errorlog = "-"
-    hc.keep_alive_timeout = 75
-    hc.graceful_timeout = 5
+    for warning in config_warnings(config):
+        log.warning("CONFIGURATION: %s", warning)
+    try:
+        hs = await Homeserver.start(config)
+    except SigningKeyMismatch as e:
+        log.error("refusing to start: %s", e)
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    logging.getLogger("parley").info(
-        "Parley serving %s on %s", config.server_name, ", ".join(hc.bind)
-    )
-    await serve(build_app(config), hc, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        # End parked long-polls and WebSockets now; otherwise the server would wait its whole
+        # grace period for them and then cancel them mid-request.
+        log.info("shutting down")
+        hs.begin_shutdown()
+
+    def hyper(binds: list[str]) -> HyperConfig:
+        hc = HyperConfig()
+        hc.bind = binds
+        hc.accesslog = None  # Parley writes its own access log (parley.access)
+        hc.errorlog = logging.getLogger("hypercorn.error")
+        hc.keep_alive_timeout = 75
+        hc.graceful_timeout = GRACEFUL_TIMEOUT_S
+        return hc
+
+    hc = hyper([f"{lst.host}:{lst.port}" for lst in config.listeners])
+    servers: list[Any] = [serve(build_app(config, hs), hc, shutdown_trigger=shutdown_trigger)]  # type: ignore[arg-type]
+    if config.metrics_listener is not None:
+        ml = config.metrics_listener
+        servers.append(serve(MetricsApp(hs), hyper([f"{ml.host}:{ml.port}"]),  # type: ignore[arg-type]
+                             shutdown_trigger=stop.wait))
+        log.info("metrics on http://%s:%d/metrics", ml.host, ml.port)
+    log.info("Parley serving %s on %s", config.server_name, ", ".join(hc.bind))
+    try:
+        await asyncio.gather(*servers)
+    finally:
+        await hs.close()
+    return 0
 
 
 async def _register_user(config: Config, args: argparse.Namespace) -> int:
     from homeserver.app import Homeserver
+    from homeserver.keys.signing_key import SigningKeyMismatch
     from homeserver.protocol.errors import MatrixError
 
     password = args.password or os.environ.get("PARLEY_NEW_USER_PASSWORD")
     if password is None:
         password = getpass.getpass("Password: ")
-    hs = await Homeserver.start(config)
+    try:
+        hs = await Homeserver.start(config)
+    except SigningKeyMismatch as e:
+        print(f"parley: {e}", file=sys.stderr)
+        return 1
     try:
         result = await hs.accounts.register(args.username, password, admin=args.admin, inhibit_login=True)
     except MatrixError as e:
@@ -91,9 +150,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="path to the TOML config (default: parley.toml if present)")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the homeserver")
-    gen = sub.add_parser("generate-config", help="write a default config file")
+    gen = sub.add_parser("generate-config", help="write a config file and the signing key")
     gen.add_argument("--server-name", default="localhost:8008")
     gen.add_argument("--force", action="store_true")
+    sub.add_parser("generate-key", help="create the signing key named by the config, if missing")
     reg = sub.add_parser("register-user", help="create an account (admins included)")
     reg.add_argument("username")
     reg.add_argument("--password")
@@ -105,18 +165,19 @@ def main(argv: list[str] | None = None) -> int:
     if command == "generate-config":
         return _generate_config(args)
     if command == "serve" and args.config and not Path(args.config).exists():
-        # First start: write the default config next to the data it describes.
-        Path(args.config).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.config).write_text(DEFAULT_CONFIG_TEXT.format(server_name="localhost:8008"))
+        # First start: write the default config. Beside the working directory's data/ when
+        # the file goes here, else its data lives in the file's own directory (data/parley.toml).
+        cfg_path = Path(args.config)
+        cfg_path.parent.mkdir(parents=True, exist_ok=True)
+        data = "data" if cfg_path.resolve().parent == Path.cwd().resolve() else "."
+        cfg_path.write_text(default_config_text("localhost:8008", data=data))
         print(f"parley: wrote a default configuration to {args.config}", file=sys.stderr)
     config = _load(args)
-    logging.basicConfig(
-        level=config.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(config.log_level, config.log_format)
     if command == "serve":
-        _run(_serve(config))
-        return 0
+        return int(_run(_serve(config)) or 0)  # type: ignore[call-overload]
+    if command == "generate-key":
+        return _generate_key(config)
     if command == "register-user":
         return int(_run(_register_user(config, args)) or 0)  # type: ignore[call-overload]
     parser.error(f"unknown command {command}")

@@ -71,6 +71,9 @@ class Config:
     s3_region: str = "us-east-1"
     url_preview_enabled: bool = False
     url_preview_ip_allowlist: tuple[str, ...] = ()
+    sqlite_synchronous: str = "full"
+    metrics_listener: Listener | None = None
+    log_format: str = "text"
 
     @property
     def data_path(self) -> Path:
@@ -79,24 +82,38 @@ class Config:
 
 _REGISTRATION_MODES = ("open", "token", "closed")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LOG_FORMATS = ("text", "json")
+_SQLITE_SYNCHRONOUS = ("off", "normal", "full", "extra")
+# Keys holding file system paths: relative values in the config file resolve against the
+# directory of that file, so every worker started with it agrees whatever its working directory.
+PATH_KEYS = ("data_dir", "media_dir", "signing_key_path")
 
 DEFAULT_CONFIG_TEXT = """\
 # Parley homeserver configuration. Every key can be overridden by an environment variable:
 # PARLEY_<KEY> (nested keys joined with "__", e.g. PARLEY_RATE_LIMITS__ENABLED=false).
+# Relative paths below resolve against the directory of this file.
 
 server_name = "{server_name}"
-public_baseurl = "http://127.0.0.1:8008/"
-data_dir = "data"
+# The URL clients reach this server at (behind a load balancer: its https:// address).
+public_baseurl = "{public_baseurl}"
+data_dir = "{data}"
 # sqlite:///path (embedded default) or postgresql://user@host:port/db
-database = "sqlite:///data/parley.db"
+database = "sqlite:///{data}/parley.db"
+# full keeps every answered write through a power loss; normal is faster and may lose the last ones
+sqlite_synchronous = "full"
 # redis_url = "redis://127.0.0.1:6379/0"
-# open | token | closed
-registration = "open"
+# open | token | closed  (closed: create accounts with `parley register-user`)
+registration = "{registration}"
 registration_tokens = []
-media_dir = "data/media"
+# Several workers need one shared media store: a shared volume here, or media_backend = "s3".
+media_dir = "{data}/media"
 log_level = "INFO"
-signing_key_path = "data/signing.key"
+# text | json (one JSON object per line)
+log_format = "text"
+signing_key_path = "{data}/signing.key"
 default_room_version = "12"
+# Prometheus /metrics on a separate listener (off when unset), e.g. "127.0.0.1:9108"
+# metrics_listener = "127.0.0.1:9108"
 
 [[listeners]]
 host = "127.0.0.1"
@@ -109,6 +126,53 @@ messages_burst = 50
 login_per_second = 0.5
 login_burst = 10
 """
+
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]", "::1")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for names that only this machine can reach (localhost, 127.0.0.0/8, ::1)."""
+    host = host.strip("[]").lower()
+    if host in ("localhost", "::1") or host.endswith(".localhost"):
+        return True
+    return host.startswith("127.")
+
+
+def _server_host(server_name: str) -> str:
+    if server_name.startswith("["):
+        return server_name[1:server_name.index("]")] if "]" in server_name else server_name
+    return server_name.rsplit(":", 1)[0] if server_name.count(":") == 1 else server_name
+
+
+def default_config_text(server_name: str = "localhost:8008", data: str = "data") -> str:
+    """The config `generate-config` writes. A public server name gets an https:// base URL and
+    closed registration (accounts by `parley register-user` until the operator opens it)."""
+    local = is_loopback_host(_server_host(server_name))
+    return DEFAULT_CONFIG_TEXT.format(
+        server_name=server_name,
+        public_baseurl="http://127.0.0.1:8008/" if local else f"https://{_server_host(server_name)}/",
+        registration="open" if local else "closed",
+        data=data,
+    )
+
+
+def config_warnings(cfg: Config) -> list[str]:
+    """Settings that start but are almost certainly wrong for the way the server is exposed."""
+    out = []
+    exposed = [lst for lst in cfg.listeners if not is_loopback_host(lst.host)]
+    if exposed:
+        where = ", ".join(f"{lst.host}:{lst.port}" for lst in exposed)
+        if is_loopback_host(_server_host(cfg.server_name)):
+            out.append(f"server_name is {cfg.server_name!r} but the server listens on {where}: user IDs "
+                       "will end in a name nobody else can reach and federation cannot work. Set "
+                       "server_name (and public_baseurl) before creating accounts; it cannot be changed later.")
+        from urllib.parse import urlsplit
+
+        base_host = urlsplit(cfg.public_baseurl).hostname or ""
+        if is_loopback_host(base_host):
+            out.append(f"public_baseurl is {cfg.public_baseurl!r} but the server listens on {where}: clients "
+                       "will be told to reach it on this machine's loopback address.")
+    return out
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
@@ -209,7 +273,8 @@ _KNOWN_KEYS = {
     "signing_key_path", "default_room_version", "access_token_lifetime_ms",
     "max_sync_timeout_ms", "admins", "presence_enabled", "ws_max_queued_frames",
     "max_upload_bytes", "media_backend", "s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key",
-    "s3_region", "url_preview_enabled", "url_preview_ip_allowlist",
+    "s3_region", "url_preview_enabled", "url_preview_ip_allowlist", "sqlite_synchronous",
+    "metrics_listener", "log_format",
 }
 
 
@@ -281,6 +346,28 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         kw["presence_enabled"] = _as_bool("presence_enabled", raw["presence_enabled"])
     if "admins" in raw:
         kw["admins"] = _as_str_list("admins", raw["admins"])
+    if "log_format" in raw:
+        fmt = str(raw["log_format"]).lower()
+        if fmt not in _LOG_FORMATS:
+            raise ConfigError("log_format", f"must be one of {', '.join(_LOG_FORMATS)}")
+        kw["log_format"] = fmt
+    if "sqlite_synchronous" in raw:
+        sync = str(raw["sqlite_synchronous"]).lower()
+        if sync not in _SQLITE_SYNCHRONOUS:
+            raise ConfigError("sqlite_synchronous", f"must be one of {', '.join(_SQLITE_SYNCHRONOUS)}")
+        kw["sqlite_synchronous"] = sync
+    if "metrics_listener" in raw:
+        ml = raw["metrics_listener"]
+        if ml in ("", None):
+            kw["metrics_listener"] = None
+        else:
+            host, _, port = _as_str("metrics_listener", ml).rpartition(":")
+            if not host:
+                raise ConfigError("metrics_listener", "expected host:port, e.g. 127.0.0.1:9108")
+            n = _as_int("metrics_listener", port, 0)
+            if n > 65535:
+                raise ConfigError("metrics_listener", "port must be at most 65535")
+            kw["metrics_listener"] = Listener(host.strip("[]"), n)
     if "log_level" in raw:
         lvl = str(raw["log_level"]).upper()
         if lvl not in _LOG_LEVELS:
@@ -316,16 +403,70 @@ def build_config(raw: Mapping[str, Any]) -> Config:
     return Config(**kw)
 
 
+def _resolve(value: Any, base: Path) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    return str(base / value) if not Path(value).is_absolute() else value
+
+
+def _resolve_database(value: Any, base: Path) -> Any:
+    if not isinstance(value, str) or not value.startswith("sqlite://"):
+        return value
+    from homeserver.storage.database import sqlite_path
+
+    path = sqlite_path(value)
+    if path == ":memory:" or Path(path).is_absolute():
+        return value
+    return "sqlite:///" + str(base / path)
+
+
+def _resolve_file_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Relative paths from the config file, made absolute against the file's directory."""
+    out = dict(raw)
+    for key in PATH_KEYS:
+        if key in out:
+            out[key] = _resolve(out[key], base)
+    if "database" in out:
+        out["database"] = _resolve_database(out["database"], base)
+    return out
+
+
+def _check_moved_paths(raw: dict[str, Any], resolved: dict[str, Any]) -> None:
+    """Paths in a config file used to resolve against the working directory. If the old place
+    holds data and the new one does not, starting would silently begin a new, empty server:
+    refuse with a message saying what to change instead."""
+    from homeserver.storage.database import sqlite_path
+
+    for key in (*PATH_KEYS, "database"):
+        old, new = raw.get(key), resolved.get(key)
+        if not isinstance(old, str) or old == new:
+            continue
+        if key == "database":
+            if not old.startswith("sqlite://"):
+                continue
+            old, new = sqlite_path(old), sqlite_path(str(new))
+        old_p, new_p = Path(old).resolve(), Path(str(new)).resolve()
+        if old_p != new_p and old_p.exists() and not new_p.exists() and key != "data_dir":
+            raise ConfigError(key, f"relative paths now resolve against the config file's directory: "
+                                   f"{raw[key]!r} means {new_p}, which does not exist, while {old_p} "
+                                   "does; move the data there or write the absolute path")
+
+
 def load_config(path: str | None, env: Mapping[str, str] | None = None) -> Config:
-    """Read the TOML file (if any), apply PARLEY_* overrides, validate."""
+    """Read the TOML file (if any), apply PARLEY_* overrides, validate.
+
+    Relative paths written in the file resolve against the file's directory; relative paths
+    from the environment (or defaults, without a file) against the working directory."""
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
     if path:
         p = Path(path)
         if p.exists():
             try:
-                raw = tomllib.loads(p.read_text())
+                file_raw = tomllib.loads(p.read_text())
             except tomllib.TOMLDecodeError as e:
                 raise ConfigError(str(p), f"not valid TOML: {e}") from None
+            raw = _resolve_file_paths(file_raw, p.resolve().parent)
+            _check_moved_paths(file_raw, raw)
     raw = _merge(raw, _env_overrides(env))
     return build_config(raw)

@@ -34,3 +34,6 @@ class Bus:
 
     async def publish(self, msg: dict[str, Any]) -> None:
         return None  # local effects are applied directly by the caller
+
+    def is_connected(self) -> bool:
+        return True  # nothing to be disconnected from

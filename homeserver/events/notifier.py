@@ -9,15 +9,27 @@ from __future__ import annotations
 import asyncio
 from typing import Iterable
 
+from homeserver import metrics
+
 
 class Notifier:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+        self.closing = False
 
     def listen(self, user_id: str) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.closing:
+            fut.set_result(None)  # shutting down: nobody parks any more
+            return fut
         self._waiters.setdefault(user_id, set()).add(fut)
         return fut
+
+    def close(self) -> None:
+        """Shutdown: wake every parked waiter and refuse to park new ones, so long-polls answer
+        at once and the server need not wait out its grace period."""
+        self.closing = True
+        self.wake(list(self._waiters))
 
     def unlisten(self, user_id: str, fut: asyncio.Future[None]) -> None:
         waiters = self._waiters.get(user_id)
@@ -36,6 +48,9 @@ class Notifier:
             waiters = self._waiters.pop(uid, None)
             if not waiters:
                 continue
+            woken = 0
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
+                    woken += 1
+            metrics.SYNC_WAKEUPS.inc(woken)

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from homeserver import metrics
 from homeserver.events.notifier import Notifier
 from homeserver.protocol.auth_rules import auth_types_for_event, check_auth
 from homeserver.protocol.errors import MatrixError
@@ -189,7 +190,8 @@ class EventPersister:
                         unsigned["prev_content"] = old.pdu.get("content", {})
                         unsigned["prev_sender"] = old.sender
                     pdu["unsigned"] = unsigned
-            return await self._persist(rv, room_id, pdu, event_id, prev_group, extremities, txn)
+            with metrics.EVENT_PERSIST.time():
+                return await self._persist(rv, room_id, pdu, event_id, prev_group, extremities, txn)
 
     async def _persist(
         self,

@@ -18,6 +18,10 @@ Row = dict[str, Any]
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 LOCK_POOL_SIZE = 32
+MIGRATION_LOCK = 0x70617230  # advisory lock key: one migrating worker at a time
+# PRAGMA synchronous values. In WAL mode NORMAL may lose the last commits on power loss;
+# FULL syncs the WAL at every commit, so a 200 (sent after the commit) survives it.
+SQLITE_SYNCHRONOUS = ("off", "normal", "full", "extra")
 
 
 IN_CHUNK = 500
@@ -55,6 +59,15 @@ class Database:
     def room_lock(self, room_id: str) -> Any:
         """Serialize writers of one room (in-process lock; advisory lock on PostgreSQL)."""
         raise NotImplementedError
+
+    @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        """Held while the schema is checked and migrated. SQLite is one process's file."""
+        yield
+
+    def pool_stats(self) -> dict[str, tuple[int, int]]:
+        """Connections per pool: name -> (open, idle). For the metrics endpoint."""
+        return {}
 
     # Convenience single-statement helpers (each its own transaction).
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -162,8 +175,11 @@ class SqliteDatabase(Database):
 
     dialect = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, synchronous: str = "full") -> None:
+        if synchronous not in SQLITE_SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {SQLITE_SYNCHRONOUS}")
         self.path = path
+        self.synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
         self._room_locks: dict[str, asyncio.Lock] = {}
@@ -184,6 +200,7 @@ class SqliteDatabase(Database):
     async def open(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
+        synchronous = self.synchronous
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
@@ -191,7 +208,7 @@ class SqliteDatabase(Database):
         def connect() -> sqlite3.Connection:
             c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             c.execute("PRAGMA journal_mode=WAL")
-            c.execute("PRAGMA synchronous=NORMAL")
+            c.execute(f"PRAGMA synchronous={synchronous.upper()}")
             c.execute("PRAGMA foreign_keys=ON")
             c.execute("PRAGMA busy_timeout=5000")
             return c
@@ -281,6 +298,10 @@ class SqliteDatabase(Database):
         async with lock:
             yield
 
+    def pool_stats(self) -> dict[str, tuple[int, int]]:
+        busy = 1 if self._lock.locked() else 0
+        return {"writer": (int(self._conn is not None), int(self._conn is not None) - busy)}
+
 
 # --------------------------------------------------------------------------- PostgreSQL
 
@@ -350,6 +371,25 @@ class PostgresDatabase(Database):
             self._pool = None
 
     @asynccontextmanager
+    async def migration_lock(self) -> AsyncIterator[None]:
+        # A session lock on a connection of its own (the lock pool), so the migration
+        # transactions can use the main pool meanwhile. Waiting workers block here until the
+        # first one has finished, then see every version applied.
+        async with self._lock_pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+    def pool_stats(self) -> dict[str, tuple[int, int]]:
+        out = {}
+        for name, pool in (("main", self._pool), ("lock", self._lock_pool)):
+            if pool is not None:
+                out[name] = (pool.get_size(), pool.get_idle_size())
+        return out
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
         async with self._pool.acquire() as conn:
             async with conn.transaction():
@@ -369,12 +409,19 @@ class PostgresDatabase(Database):
                     await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", room_id)
 
 
-def open_database(url: str) -> Database:
+def sqlite_path(url: str) -> str:
+    """sqlite:///data/x.db -> data/x.db (relative); sqlite:////srv/x.db -> /srv/x.db."""
+    path = url[len("sqlite://"):]
+    if path.startswith("/") and not url.startswith("sqlite:////"):
+        path = path[1:]
+    elif url.startswith("sqlite:////"):
+        path = path[1:]
+    return path or ":memory:"
+
+
+def open_database(url: str, sqlite_synchronous: str = "full") -> Database:
     if url.startswith("sqlite://"):
-        path = url[len("sqlite://"):]
-        if path.startswith("/") and not url.startswith("sqlite:////"):
-            path = path[1:]  # sqlite:///data/x.db -> data/x.db (relative)
-        return SqliteDatabase(path or ":memory:")
+        return SqliteDatabase(sqlite_path(url), sqlite_synchronous)
     if url.startswith(("postgresql://", "postgres://")):
         return PostgresDatabase(url)
     raise ValueError(f"unsupported database URL {url!r}")

@@ -1,4 +1,11 @@
-"""Versioned migrations, applied in order at start inside one transaction each."""
+"""Versioned migrations, applied in order at start inside one transaction each.
+
+Several workers may start at once on one database: the whole check-and-apply runs under the
+database's migration lock (a PostgreSQL advisory lock), so exactly one of them migrates and the
+others find the schema already current. A version is applied when it is missing from
+`schema_version`, not only when it is above the highest one, so migrations developed on parallel
+branches (004, 005, ...) still run after a later number landed first.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +13,13 @@ from importlib import resources
 
 from homeserver.storage.database import Database
 
-# (version, file, extra statements for PostgreSQL only)
+# (version, file)
 MIGRATIONS: list[tuple[int, str]] = [
     (1, "001_core.sql"),
     (2, "002_media.sql"),
     (3, "003_realtime.sql"),
     (4, "004_visibility.sql"),
+    (7, "007_deployment.sql"),
 ]
 
 _PG_EXTRA = {
@@ -30,22 +38,23 @@ def _statements(sql: str) -> list[str]:
 
 async def migrate(db: Database) -> int:
     """Bring the schema to the newest version; returns that version."""
-    async with db.transaction() as c:
-        await c.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
-        )
-        current = await c.fetchval("SELECT MAX(version) FROM schema_version")
-    current = current or 0
-    for version, name in MIGRATIONS:
-        if version <= current:
-            continue
-        sql = resources.files("homeserver.storage.migrations").joinpath(name).read_text()
+    async with db.migration_lock():
         async with db.transaction() as c:
-            for stmt in _statements(sql):
-                await c.execute(stmt)
-            if db.dialect == "postgres":
-                for stmt in _PG_EXTRA.get(version, []):
+            await c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+            )
+            rows = await c.fetch("SELECT version FROM schema_version")
+        applied = {int(r["version"]) for r in rows}
+        for version, name in sorted(MIGRATIONS):
+            if version in applied:
+                continue
+            sql = resources.files("homeserver.storage.migrations").joinpath(name).read_text()
+            async with db.transaction() as c:
+                for stmt in _statements(sql):
                     await c.execute(stmt)
-            await c.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
-        current = version
-    return current
+                if db.dialect == "postgres":
+                    for stmt in _PG_EXTRA.get(version, []):
+                        await c.execute(stmt)
+                await c.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+            applied.add(version)
+    return max(applied) if applied else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from homeserver.storage.accounts import AccountStore
 from homeserver.storage.database import Database, open_database
+from homeserver.storage.deployment import DeploymentStore
 from homeserver.storage.events import EventStore
 from homeserver.storage.ids import Counter, StreamTracker
 from homeserver.storage.media import MediaStore
@@ -31,10 +32,11 @@ class Stores:
         self.userdata = UserDataStore(db, self._filter_ids)
         self.receipts = ReceiptStore(db)
         self.media = MediaStore(db)
+        self.deployment = DeploymentStore(db)
 
     @classmethod
-    async def open(cls, url: str) -> "Stores":
-        db = open_database(url)
+    async def open(cls, url: str, sqlite_synchronous: str = "full") -> "Stores":
+        db = open_database(url, sqlite_synchronous)
         await db.open()
         try:
             await migrate(db)

@@ -63,7 +63,8 @@ class SyncService:
                                       min(since.presence, now.presence))
                 resp = await self._sync_once(user_id, device_id, since, now, flt, full_state)
                 remaining = deadline - time.monotonic()
-                if since is None or full_state or not is_empty_response(resp) or remaining <= 0:
+                if (since is None or full_state or not is_empty_response(resp) or remaining <= 0
+                        or self.notifier.closing):
                     return resp
                 try:
                     await asyncio.wait_for(asyncio.shield(fut), remaining)

@@ -20,8 +20,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(tmp: Path, database: str, server_name: str = "e2e.parley", **env_extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def spawn_server(tmp: Path, database: str, server_name: str = "e2e.parley", *, port: int | None = None,
+                 cwd: Path | None = None, config: Path | None = None,
+                 **env_extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `parley serve` without waiting for it; (process, base URL). Its output goes to
+    tmp/server.log. Env values of "" are removed (to let the config file decide)."""
+    port = port or free_port()
     env = dict(os.environ)
     env.update({
         "PARLEY_SERVER_NAME": server_name,
@@ -35,25 +39,37 @@ def start_server(tmp: Path, database: str, server_name: str = "e2e.parley", **en
         "PARLEY_LOG_LEVEL": "WARNING",
         **env_extra,
     })
+    env = {k: v for k, v in env.items() if v != ""}
     log = open(tmp / "server.log", "wb")
+    repo = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "homeserver.cli", "--config", str(tmp / "parley.toml"), "serve"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(Path(__file__).resolve().parents[2]),
+        [sys.executable, "-m", "homeserver.cli", "--config", str(config or tmp / "parley.toml"), "serve"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(cwd or repo),
     )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(proc: subprocess.Popen[bytes], base: str, log_path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
+            raise RuntimeError(f"server exited: {log_path.read_text()}")
         try:
             if httpx.get(f"{base}/_matrix/client/versions", timeout=1).status_code == 200:
-                break
+                return
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError(f"server did not start: {(tmp / 'server.log').read_text()}")
+            raise RuntimeError(f"server did not start: {log_path.read_text()}")
         time.sleep(0.05)  # readiness probe interval, not synchronization of test steps
+
+
+def start_server(tmp: Path, database: str, server_name: str = "e2e.parley",
+                 **env_extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    proc, base = spawn_server(tmp, database, server_name, **env_extra)
+    wait_ready(proc, base, tmp / "server.log")
     return proc, base
 
 
