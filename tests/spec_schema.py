@@ -1,7 +1,7 @@
 """Validate HTTP responses against the official Matrix Client-Server API (OpenAPI 3.1) data.
 
-The spec data is the unmodified upstream ``data/`` tree of matrix-org/matrix-spec, shared
-next to the repository (``/work/shared/matrix-spec`` when the repo is ``/work/main``), or
+The spec data is the unmodified upstream ``data/`` tree of matrix-org/matrix-spec, copied
+into this repository at ``spec/matrix-spec/`` (see its ``SOURCE.md`` and ``LICENSE``), or
 wherever ``PARLEY_MATRIX_SPEC`` points (either the folder holding ``data/`` or ``data/``
 itself).
 
@@ -44,7 +44,7 @@ from referencing.jsonschema import DRAFT202012
 __all__ = ["validate_response", "find_operations", "spec_data_dir"]
 
 ENV_VAR = "PARLEY_MATRIX_SPEC"
-DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "matrix-spec"
+DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[1] / "spec" / "matrix-spec"
 # API folders (under data/api/) whose operations validate_response looks up.
 API_DIRS = ("client-server",)
 CLIENT_PREFIX = "/_matrix/client/"
@@ -59,7 +59,7 @@ _yaml_load = partial(yaml.load, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoa
 
 
 def spec_data_dir() -> Path:
-    """The spec's ``data/`` folder (``$PARLEY_MATRIX_SPEC`` or ``../shared/matrix-spec``)."""
+    """The spec's ``data/`` folder (``$PARLEY_MATRIX_SPEC`` or the copy in ``spec/matrix-spec``)."""
     root = Path(os.environ.get(ENV_VAR) or DEFAULT_SPEC_DIR).expanduser().resolve()
     data = root / "data" if (root / "data").is_dir() else root
     if not (data / "api" / "client-server").is_dir():
