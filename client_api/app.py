@@ -7,10 +7,10 @@ from types import SimpleNamespace
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from client_api.websocket import PATH as WS_PATH
-from client_api.websocket import websocket_endpoint
 from client_api.http import CORS_HEADERS, error_response, json_response
 from client_api.routes import account, directory, discovery, ephemeral, media, rooms, sync, userdata
+from client_api.websocket import PATH as WS_PATH
+from client_api.websocket import websocket_endpoint
 from homeserver.app import Homeserver
 from homeserver.config import Config
 from homeserver.protocol.errors import MatrixError

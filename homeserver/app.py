@@ -17,17 +17,17 @@ from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
+from homeserver.media.service import MediaService
 from homeserver.protocol.signing import (
     encode_signing_key_seed,
     generate_signing_key,
     signing_key_from_seed,
 )
-from homeserver.media.service import MediaService
 from homeserver.push.service import PushService
 from homeserver.ratelimit import RateLimiter
-from homeserver.rooms.receipts import ReceiptService
 from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.reads import RoomReader
+from homeserver.rooms.receipts import ReceiptService
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.service import RoomService
 from homeserver.storage.events import StoredEvent
@@ -98,7 +98,7 @@ class Homeserver:
         self.media = MediaService(stores, config.server_name, config)
 
     @classmethod
-    async def start(cls, config: Config) -> "Homeserver":
+    async def start(cls, config: Config) -> Homeserver:
         key = load_or_create_signing_key(config.signing_key_path)
         stores = await Stores.open(config.database)
         hs = cls(config, stores, key)

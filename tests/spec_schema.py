@@ -28,10 +28,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import cache, lru_cache, partial
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import quote, unquote, urldefrag, urljoin
 
 import yaml
@@ -302,7 +303,7 @@ def _follow(data_dir: str, uri: str, tokens: tuple[str, ...]) -> tuple[str, tupl
     return uri, tokens, node
 
 
-@lru_cache(maxsize=None)
+@cache
 def _response_validator(data_dir: str, op: Operation, status: int) -> Draft202012Validator | None:
     _, _, op_obj = _follow(data_dir, op.doc_uri, op.pointer)
     responses = op_obj.get("responses") or {}

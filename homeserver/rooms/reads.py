@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.filters import RoomEventFilter
@@ -313,5 +313,5 @@ class RoomReader:
         return out
 
 
-def _unknown_room() -> None:
+def _unknown_room() -> NoReturn:
     raise MatrixError(404, "M_NOT_FOUND", "Unknown room")

@@ -33,7 +33,7 @@ class Stores:
         self.media = MediaStore(db)
 
     @classmethod
-    async def open(cls, url: str) -> "Stores":
+    async def open(cls, url: str) -> Stores:
         db = open_database(url)
         await db.open()
         try:

@@ -7,8 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -20,7 +20,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(tmp: Path, database: str, server_name: str = "e2e.parley", **env_extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(tmp: Path, database: str, server_name: str = "e2e.parley",
+                 **env_extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = dict(os.environ)
     env.update({

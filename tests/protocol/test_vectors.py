@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from homeserver.protocol.canonical import encode_canonical_json, unpadded_b64decode, unpadded_b64encode
+from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.events import compute_content_hash, compute_event_id, hash_and_sign_event
 from homeserver.protocol.redaction import redact
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.protocol.signing import sign_json, signing_key_from_seed, verify_json_signature, verify_key_b64
-from homeserver.protocol.errors import MatrixError
+
 
 def _vectors_path() -> Path:
     """``test-vectors.json`` beside the spec data: ``$PARLEY_MATRIX_SPEC`` or ``spec/matrix-spec``."""
