@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-protocol test-api test-e2e lint clean latency bench bench-quick
+.PHONY: run test test-protocol test-api test-e2e lint lint-fix clean latency bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -28,8 +28,18 @@ test-api: $(STAMP)
 test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -q tests/e2e
 
+# Style (ruff), types (mypy, configured in pyproject.toml) and the layer contracts (import-linter).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# What ruff can fix by itself (import order, modern syntax), e.g. after a merge.
+lint-fix: $(STAMP)
+	$(BIN)/ruff check --fix .
+
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
 
 latency: $(STAMP)
 	$(BIN)/python bench/latency.py -n 200

@@ -34,7 +34,8 @@ async def main() -> None:
             finally:
                 await c.close()
                 await stop(server)
-            rows.append(f"| {server.name} | {ws['p50']:.1f} | {ws['p95']:.1f} | {sync['p50']:.1f} | {sync['p95']:.1f} |")
+            rows.append(f"| {server.name} | {ws['p50']:.1f} | {ws['p95']:.1f} "
+                        f"| {sync['p50']:.1f} | {sync['p95']:.1f} |")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"Delivery latency, {args.n} messages each, milliseconds")

@@ -175,7 +175,8 @@ async def measure(server: Server, p: dict[str, Any]) -> dict[str, Any]:
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip() or "?"
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return out.stdout.strip() or "?"
     except OSError:
         return "?"
 
@@ -205,7 +206,8 @@ def fmt(v: Any) -> str:
 
 
 def _short(setup: str) -> str:
-    return {"Parley (SQLite)": "SQLite", "Parley (PostgreSQL)": "PG", WORKERS: "2w", SYNAPSE: "Synapse"}.get(setup, setup)
+    names = {"Parley (SQLite)": "SQLite", "Parley (PostgreSQL)": "PG", WORKERS: "2w", SYNAPSE: "Synapse"}
+    return names.get(setup, setup)
 
 
 def build_rows(results: dict[str, dict[str, Any]], p: dict[str, Any]) -> list[dict[str, Any]]:
@@ -286,7 +288,8 @@ def met_cell(row: dict[str, Any], parleys: list[str]) -> str:
     return " / ".join(cells)
 
 
-def render(results: dict[str, dict[str, Any]], p: dict[str, Any], meta: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+def render(results: dict[str, dict[str, Any]], p: dict[str, Any],
+           meta: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     setups = [s for s in results if "error" not in results[s]]
     failed = {s: r["error"] for s, r in results.items() if "error" in r}
     errors = {s: r.get("errors") for s, r in results.items() if r.get("errors")}
@@ -346,12 +349,14 @@ def render(results: dict[str, dict[str, Any]], p: dict[str, Any], meta: dict[str
             "After each phase the same probe runs: 20 sequential sends (p50), a fresh device's initial "
             "/sync of a user in 5 rooms, one /messages page of 50, 10 registrations (p50). *users* and "
             "*events* are counted by the load generator (events ≈ messages + joins + 5 per createRoom; "
-            "Parley's count is higher by the WebSocket delivery messages, which Synapse has no endpoint for). Scaled down from the issue's 10 → 1,000 users and "
+            "Parley's count is higher by the WebSocket delivery messages, which Synapse has no endpoint for). "
+            "Scaled down from the issue's 10 → 1,000 users and "
             "1,000 → 100,000 events.", ""]
     probes = [("send_p50", "send p50 ms"), ("sync_ms", "initial sync ms"), ("messages_ms", "/messages ms"),
               ("register_p50", "register p50 ms")]
-    out.append("| after | users | events: " + " / ".join(_short(s) for s in setups) + " | " + " | ".join(f"{lab}: " + " / ".join(_short(s) for s in setups)
-                                                         for _, lab in probes) + " |")
+    names = " / ".join(_short(s) for s in setups)
+    out.append("| after | users | events: " + names + " | "
+               + " | ".join(f"{lab}: " + names for _, lab in probes) + " |")
     out.append("|---|---|---|" + "---|" * len(probes))
     npoints = min((len(results[s].get("growth", [])) for s in setups), default=0)
     for i in range(npoints):

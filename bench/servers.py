@@ -138,7 +138,8 @@ def _spawn(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> subproc
     return proc
 
 
-def _start_parley_process(tmp: Path, database: str, server_name: str, **extra: str) -> tuple[subprocess.Popen[bytes], str, Path]:
+def _start_parley_process(tmp: Path, database: str, server_name: str,
+                          **extra: str) -> tuple[subprocess.Popen[bytes], str, Path]:
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = dict(os.environ)
@@ -259,7 +260,8 @@ async def start_synapse(tmp: Path) -> Server:
     over = tmp / "overrides.yaml"
     over.write_text(yaml.safe_dump(overrides))
     log = tmp / "synapse.log"
-    proc = _spawn([str(py), "-m", "synapse.app.homeserver", "-c", str(cfg), "-c", str(over)], dict(os.environ), log, tmp)
+    proc = _spawn([str(py), "-m", "synapse.app.homeserver", "-c", str(cfg), "-c", str(over)],
+                  dict(os.environ), log, tmp)
     server = Server("Synapse (PostgreSQL)", [f"http://127.0.0.1:{port}"], [proc.pid], [proc], [db], [log])
     try:
         _wait_ready(proc, server.base, log, 120, "Synapse")

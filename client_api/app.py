@@ -9,10 +9,10 @@ from typing import Any
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from client_api.websocket import PATH as WS_PATH
-from client_api.websocket import websocket_endpoint
 from client_api.http import CORS_HEADERS, error_response, json_response
 from client_api.routes import account, directory, discovery, ephemeral, media, operations, rooms, sync, userdata
+from client_api.websocket import PATH as WS_PATH
+from client_api.websocket import websocket_endpoint
 from homeserver import metrics
 from homeserver.app import Homeserver
 from homeserver.config import Config

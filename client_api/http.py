@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -121,7 +122,9 @@ def query_int(request: Request, name: str, default: int | None = None, *, minimu
 Handler = Callable[..., Awaitable[Any]]
 
 
-def endpoint(auth: bool = True, optional_auth: bool = False) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+def endpoint(
+    auth: bool = True, optional_auth: bool = False
+) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
     """Wrap a handler: authenticate, map MatrixError/unknown errors to JSON, serialize dicts.
 
     Handlers take (request, hs, requester) when auth is on, else (request, hs); they return a

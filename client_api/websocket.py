@@ -65,7 +65,8 @@ class SyncSocket:
 
     def _encode(self, obj: dict[str, Any]) -> bytes | str:
         if self.binary:
-            return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+            packed: bytes = msgpack.packb(obj, use_bin_type=True)
+            return packed
         return orjson.dumps(obj).decode()
 
     def push(self, obj: dict[str, Any], token: str | None = None) -> None:
@@ -99,7 +100,8 @@ class SyncSocket:
         try:
             if header is not None:
                 scheme, _, token = header.partition(" ")
-                self.requester = await self.hs.accounts.authenticate(token.strip() if scheme.lower() == "bearer" else "")
+                bearer = token.strip() if scheme.lower() == "bearer" else ""
+                self.requester = await self.hs.accounts.authenticate(bearer)
             else:
                 with anyio.fail_after(AUTH_TIMEOUT_S):
                     first = await self._receive()

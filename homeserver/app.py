@@ -17,14 +17,14 @@ from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
 from homeserver.keys.signing_key import check_against_seen, load_or_create_signing_key
-from homeserver.protocol.signing import encode_signing_key_seed, key_id, verify_key_b64
 from homeserver.media.service import MediaService
+from homeserver.protocol.signing import encode_signing_key_seed, key_id, verify_key_b64
 from homeserver.push.service import PushService
 from homeserver.ratelimit import RateLimiter
-from homeserver.rooms.receipts import ReceiptService
 from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.reads import RoomReader
 from homeserver.events.visibility import VisibilityFilter
+from homeserver.rooms.receipts import ReceiptService
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.service import RoomService
 from homeserver.storage.events import StoredEvent
@@ -84,7 +84,7 @@ class Homeserver:
         self.stopping = asyncio.Event()
 
     @classmethod
-    async def start(cls, config: Config) -> "Homeserver":
+    async def start(cls, config: Config) -> Homeserver:
         key = load_or_create_signing_key(config.signing_key_path)
         stores = await Stores.open(config.database, config.sqlite_synchronous)
         try:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from homeserver.protocol.ids import is_valid_server_name
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
@@ -250,8 +251,8 @@ def _listeners(v: Any) -> tuple[Listener, ...]:
     if isinstance(v, str):  # PARLEY_LISTENERS=127.0.0.1:8008,0.0.0.0:8009
         items: list[Any] = []
         for part in v.split(","):
-            host, _, port = part.rpartition(":")
-            items.append({"host": host or "127.0.0.1", "port": port})
+            host, _, port_text = part.rpartition(":")
+            items.append({"host": host or "127.0.0.1", "port": port_text})
         v = items
     if not isinstance(v, list) or not v:
         raise ConfigError("listeners", "expected a non-empty list of {host, port}")

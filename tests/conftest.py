@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -17,8 +18,8 @@ from client_api.app import build_app
 from homeserver.app import Homeserver
 from homeserver.config import Config, RateLimits
 from homeserver.protocol.signing import generate_signing_key
-from homeserver.storage.migrate import migrate
 from homeserver.storage.database import PostgresDatabase
+from homeserver.storage.migrate import migrate
 from homeserver.storage.stores import Stores
 
 PG_ADMIN_DSN = os.environ.get("PARLEY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -139,7 +140,7 @@ class MatrixClient:
         self.user_id = user_id
         self.device_id = device_id
 
-    def as_user(self, token: str, user_id: str, device_id: str) -> "MatrixClient":
+    def as_user(self, token: str, user_id: str, device_id: str) -> MatrixClient:
         return MatrixClient(self.http, token, user_id, device_id)
 
     async def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
@@ -182,7 +183,7 @@ class MatrixClient:
         return resp.json()
 
     async def register(self, username: str | None = None, password: str = "correct horse battery",
-                       **extra: Any) -> "MatrixClient":
+                       **extra: Any) -> MatrixClient:
         username = username or f"u{secrets.token_hex(4)}"
         body = {"username": username, "password": password, "auth": {"type": "m.login.dummy"}, **extra}
         data = await self.ok("POST", "/_matrix/client/v3/register", body, token="")

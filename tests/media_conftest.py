@@ -8,7 +8,8 @@ import io
 import socket
 import threading
 import uuid
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -78,7 +79,7 @@ def config_overrides(media_kind: str, extra_config: dict[str, Any], request: Any
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: dict[str, Callable[["_Handler"], None]] = {}
+    routes: dict[str, Callable[[_Handler], None]] = {}
     seen_hosts: list[str] = []
 
     def do_GET(self) -> None:  # noqa: N802

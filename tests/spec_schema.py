@@ -1,7 +1,7 @@
 """Validate HTTP responses against the official Matrix Client-Server API (OpenAPI 3.1) data.
 
-The spec data is the unmodified upstream ``data/`` tree of matrix-org/matrix-spec, shared
-next to the repository (``/work/shared/matrix-spec`` when the repo is ``/work/main``), or
+The spec data is the unmodified upstream ``data/`` tree of matrix-org/matrix-spec, copied
+into this repository at ``spec/matrix-spec/`` (see its ``SOURCE.md`` and ``LICENSE``), or
 wherever ``PARLEY_MATRIX_SPEC`` points (either the folder holding ``data/`` or ``data/``
 itself).
 
@@ -28,10 +28,11 @@ from __future__ import annotations
 import datetime
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import cache, lru_cache, partial
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import quote, unquote, urldefrag, urljoin
 
 import yaml
@@ -44,7 +45,7 @@ from referencing.jsonschema import DRAFT202012
 __all__ = ["validate_response", "find_operations", "spec_data_dir"]
 
 ENV_VAR = "PARLEY_MATRIX_SPEC"
-DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[2] / "shared" / "matrix-spec"
+DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[1] / "spec" / "matrix-spec"
 # API folders (under data/api/) whose operations validate_response looks up.
 API_DIRS = ("client-server",)
 CLIENT_PREFIX = "/_matrix/client/"
@@ -59,7 +60,7 @@ _yaml_load = partial(yaml.load, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoa
 
 
 def spec_data_dir() -> Path:
-    """The spec's ``data/`` folder (``$PARLEY_MATRIX_SPEC`` or ``../shared/matrix-spec``)."""
+    """The spec's ``data/`` folder (``$PARLEY_MATRIX_SPEC`` or the copy in ``spec/matrix-spec``)."""
     root = Path(os.environ.get(ENV_VAR) or DEFAULT_SPEC_DIR).expanduser().resolve()
     data = root / "data" if (root / "data").is_dir() else root
     if not (data / "api" / "client-server").is_dir():
@@ -302,7 +303,7 @@ def _follow(data_dir: str, uri: str, tokens: tuple[str, ...]) -> tuple[str, tupl
     return uri, tokens, node
 
 
-@lru_cache(maxsize=None)
+@cache
 def _response_validator(data_dir: str, op: Operation, status: int) -> Draft202012Validator | None:
     _, _, op_obj = _follow(data_dir, op.doc_uri, op.pointer)
     responses = op_obj.get("responses") or {}

@@ -64,7 +64,8 @@ async def _uia_password(hs: Any, req: Requester, body: dict[str, Any]) -> tuple[
     if not isinstance(auth, dict):
         raise MatrixError(400, "M_BAD_JSON", "'auth' must be an object")
     if auth.get("type") != "m.login.password":
-        return _uia_challenge([["m.login.password"]], auth.get("session") if isinstance(auth.get("session"), str) else None,
+        return _uia_challenge([["m.login.password"]],
+                              auth.get("session") if isinstance(auth.get("session"), str) else None,
                               error=MatrixError(401, "M_UNRECOGNIZED", "Unsupported auth type"))
     ident = auth.get("identifier", {})
     user = auth.get("user")
@@ -75,7 +76,8 @@ async def _uia_password(hs: Any, req: Requester, body: dict[str, Any]) -> tuple[
     if user is not None and user != req.user_id:
         raise MatrixError(403, "M_FORBIDDEN", "Authenticated as a different user")
     if not await hs.accounts.verify_password(req.user_id, auth.get("password")):
-        return _uia_challenge([["m.login.password"]], auth.get("session") if isinstance(auth.get("session"), str) else None,
+        return _uia_challenge([["m.login.password"]],
+                              auth.get("session") if isinstance(auth.get("session"), str) else None,
                               error=MatrixError(401, "M_FORBIDDEN", "Invalid password"))
     return None
 

@@ -75,7 +75,7 @@ class RedisBus(Bus):
             # reconnect resync cover whatever this message would have said).
             await asyncio.wait_for(self.redis.publish(self.channel, msgpack.packb(msg, use_bin_type=True)),
                                    PUBLISH_TIMEOUT_S)
-        except (RedisError, OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, RedisError, OSError) as e:
             metrics.BUS_PUBLISH_FAILURES.inc()
             log.warning("bus publish failed (%s); peers will catch up from the database", e)
 

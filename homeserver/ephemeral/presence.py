@@ -7,8 +7,9 @@ only refreshes `last_active_ts`. Idle users read as `unavailable` after IDLE_MS.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from homeserver.protocol.errors import MatrixError
 

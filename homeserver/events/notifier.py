@@ -7,7 +7,7 @@ computation and the wait still wakes it (no lost wake-ups, no polling).
 from __future__ import annotations
 
 import asyncio
-from typing import Iterable
+from collections.abc import Iterable
 
 from homeserver import metrics
 

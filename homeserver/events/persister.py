@@ -9,8 +9,9 @@ current state + membership in one transaction. Only after the commit are waiters
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from homeserver import metrics
 from homeserver.events.notifier import Notifier

@@ -17,8 +17,9 @@ import ipaddress
 import socket
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from html.parser import HTMLParser
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx

@@ -14,8 +14,9 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from homeserver.media.backends import LocalBackend, MediaBackend, S3Backend
 from homeserver.media.preview import UrlPreviewer

@@ -44,7 +44,7 @@ def render(data: bytes, width: int, height: int, method: str) -> tuple[bytes, st
     from PIL import Image, ImageOps
 
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
         src_w, src_h = img.size
         if src_w < 1 or src_h < 1 or src_w * src_h > MAX_PIXELS:
             raise CannotThumbnail("image dimensions out of range")
@@ -63,12 +63,12 @@ def render(data: bytes, width: int, height: int, method: str) -> tuple[bytes, st
     w, h = target_size(src_w, src_h, width, height, method)
     if method == "crop":
         scale = max(w / src_w, h / src_h)
-        resized = img.resize((max(w, round(src_w * scale)), max(h, round(src_h * scale))), Image.LANCZOS)
+        resized = img.resize((max(w, round(src_w * scale)), max(h, round(src_h * scale))), Image.Resampling.LANCZOS)
         left = (resized.width - w) // 2
         top = (resized.height - h) // 2
         out = resized.crop((left, top, left + w, top + h))
     else:
-        out = img.resize((w, h), Image.LANCZOS) if (w, h) != (src_w, src_h) else img
+        out = img.resize((w, h), Image.Resampling.LANCZOS) if (w, h) != (src_w, src_h) else img
     buf = io.BytesIO()
     if fmt == "JPEG":
         out.save(buf, "JPEG", quality=85, optimize=True)

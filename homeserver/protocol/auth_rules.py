@@ -7,7 +7,8 @@ pure function of the event and the state it is checked against.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from homeserver.protocol.errors import AuthError, MatrixError
 from homeserver.protocol.events import compute_event_id
@@ -70,7 +71,8 @@ def auth_types_for_event(room_version: RoomVersion, event: dict[str, Any]) -> li
     if isinstance(sender, str):
         keys.append(("m.room.member", sender))
     if event.get("type") == "m.room.member":
-        content = event.get("content") if isinstance(event.get("content"), dict) else {}
+        raw_content = event.get("content")
+        content = raw_content if isinstance(raw_content, dict) else {}
         target = event.get("state_key")
         if isinstance(target, str) and ("m.room.member", target) not in keys:
             keys.append(("m.room.member", target))
@@ -370,8 +372,9 @@ def _check_power_levels(
                 if v is not None and _is_int(v) and v > sender_level:
                     raise AuthError(f"Cannot change '{name}' beyond your own level")
     for name in ("events", "notifications"):
-        o = old.get(name) if isinstance(old.get(name), dict) else {}
-        n = new.get(name) if isinstance(new.get(name), dict) else {}
+        raw_old, raw_new = old.get(name), new.get(name)
+        o = raw_old if isinstance(raw_old, dict) else {}
+        n = raw_new if isinstance(raw_new, dict) else {}
         for k in set(o) | set(n):
             if o.get(k) == n.get(k):
                 continue
@@ -379,7 +382,8 @@ def _check_power_levels(
                 raise AuthError(f"Cannot change {name}.{k}: its old level is above yours")
             if k in n and n[k] > sender_level:
                 raise AuthError(f"Cannot set {name}.{k} above your own level")
-    o_users = old.get("users") if isinstance(old.get("users"), dict) else {}
+    raw_old_users = old.get("users")
+    o_users = raw_old_users if isinstance(raw_old_users, dict) else {}
     n_users = users if isinstance(users, dict) else {}
     for u in set(o_users) | set(n_users):
         if o_users.get(u) == n_users.get(u):

@@ -118,7 +118,8 @@ def client_event(pdu: dict[str, Any], event_id: str, *, unsigned: dict[str, Any]
     """The client format (client-server API §Room Event Format, definitions/client_event.yaml):
     no federation-only keys; `redacts` of m.room.redaction served both top-level and in `content`
     for every room version (rooms/v11.md §Event format)."""
-    content = pdu.get("content") if isinstance(pdu.get("content"), dict) else {}
+    raw_content = pdu.get("content")
+    content = raw_content if isinstance(raw_content, dict) else {}
     room_id = pdu.get("room_id")
     if room_id is None and pdu.get("type") == "m.room.create" and event_id.startswith("$"):
         room_id = "!" + event_id[1:]  # a v12 create event names its room by its own ID

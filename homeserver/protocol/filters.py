@@ -53,7 +53,7 @@ class RoomEventFilter:
     lazy_load_members: bool = False
 
     @classmethod
-    def parse(cls, obj: Any) -> "RoomEventFilter":
+    def parse(cls, obj: Any) -> RoomEventFilter:
         if obj is None:
             return cls()
         if not isinstance(obj, dict):
@@ -122,7 +122,7 @@ class SyncFilter:
     timeline_unread_threads: bool = False
 
     @classmethod
-    def parse(cls, obj: Any) -> "SyncFilter":
+    def parse(cls, obj: Any) -> SyncFilter:
         if obj is None:
             return cls()
         if not isinstance(obj, dict):
@@ -133,7 +133,8 @@ class SyncFilter:
         include_leave = room.get("include_leave", False)
         if not isinstance(include_leave, bool):
             raise _bad("include_leave must be a boolean")
-        timeline = room.get("timeline") if isinstance(room.get("timeline"), dict) else {}
+        raw_timeline = room.get("timeline")
+        timeline = raw_timeline if isinstance(raw_timeline, dict) else {}
         unread_threads = timeline.get("unread_thread_notifications", False)
         if not isinstance(unread_threads, bool):
             raise _bad("unread_thread_notifications must be a boolean")

@@ -22,7 +22,8 @@ def default_ruleset(user_id: str) -> dict[str, list[dict[str, Any]]]:
     """The server-default rules, in the spec's order, for one user."""
     localpart = user_id[1:].split(":", 1)[0]
 
-    def rule(rule_id: str, conditions: list[dict[str, Any]], actions: list[Any], enabled: bool = True) -> dict[str, Any]:
+    def rule(rule_id: str, conditions: list[dict[str, Any]], actions: list[Any],
+             enabled: bool = True) -> dict[str, Any]:
         return {"rule_id": rule_id, "default": True, "enabled": enabled, "conditions": conditions, "actions": actions}
 
     def match(key: str, pattern: str) -> dict[str, Any]:
@@ -160,8 +161,9 @@ def _condition(cond: dict[str, Any], event: dict[str, Any], ctx: PushContext) ->
     if kind == "contains_display_name":
         body = _lookup(event, "content.body")
         name = ctx.display_name
-        return isinstance(body, str) and bool(name) and bool(
-            re.search(r"(?:^|\W)" + re.escape(name.lower()) + r"(?:\W|$)", body.lower()))
+        if not name or not isinstance(body, str):
+            return False
+        return bool(re.search(r"(?:^|\W)" + re.escape(name.lower()) + r"(?:\W|$)", body.lower()))
     if kind == "room_member_count":
         m = re.fullmatch(r"(==|<=|>=|<|>)?(\d+)", str(cond.get("is", "")))
         if not m:

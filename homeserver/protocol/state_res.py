@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import AbstractSet, Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Any
 
 from homeserver.protocol.auth_rules import auth_types_for_event, check_auth
 from homeserver.protocol.errors import AuthError
@@ -210,7 +212,8 @@ def resolve_state(rv: RoomVersion, state_sets: Sequence[Mapping[StateKey, str]],
         return unconflicted
 
     chains = [auth_chain(s.values(), event_map) for s in state_sets]
-    full = conflicted | (set().union(*chains) - set.intersection(*chains))
+    everywhere = chains[0].intersection(*chains[1:]) if chains else set()
+    full = conflicted | (set[str]().union(*chains) - everywhere)
     if rv.room_id_from_create:
         full |= conflicted_state_subgraph(conflicted, event_map)
     full = {e for e in full if e in event_map}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.power_levels import user_power_level
@@ -66,7 +67,8 @@ class PushService:
         rule: dict[str, Any] = {"rule_id": rule_id, "enabled": True, "actions": actions}
         if kind in ("override", "underride"):
             conds = body.get("conditions", [])
-            if not isinstance(conds, list) or not all(isinstance(c, dict) and isinstance(c.get("kind"), str) for c in conds):
+            if not isinstance(conds, list) or not all(
+                    isinstance(c, dict) and isinstance(c.get("kind"), str) for c in conds):
                 raise MatrixError(400, "M_BAD_JSON", "'conditions' must be a list of conditions")
             rule["conditions"] = conds
         if kind == "content":
@@ -169,7 +171,9 @@ class PushService:
             "count": len(await self.stores.state.members(room_id, ("join",))),
             "pl": pl.pdu.get("content", {}) if pl else None,
             "create": create.pdu if create else {},
-            "version": KNOWN_ROOM_VERSIONS.get(str((create.pdu.get("content", {}) if create else {}).get("room_version", "12")), KNOWN_ROOM_VERSIONS["12"]),
+            "version": KNOWN_ROOM_VERSIONS.get(
+                str((create.pdu.get("content", {}) if create else {}).get("room_version", "12")),
+                KNOWN_ROOM_VERSIONS["12"]),
             "user_id": user_id,
         }
 

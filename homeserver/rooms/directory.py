@@ -6,7 +6,7 @@ from typing import Any
 
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_room_alias, server_name_of
-from homeserver.protocol.power_levels import user_power_level, named_level
+from homeserver.protocol.power_levels import named_level, user_power_level
 from homeserver.rooms.service import RoomService
 from homeserver.storage.stores import Stores
 

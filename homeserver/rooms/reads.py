@@ -6,7 +6,7 @@ the same way). Paginating backwards from N returns events at or below N; forward
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from homeserver.events.visibility import Membership, VisibilityFilter
 from homeserver.protocol.errors import MatrixError
@@ -324,5 +324,5 @@ class RoomReader:
         return out
 
 
-def _unknown_room() -> None:
+def _unknown_room() -> NoReturn:
     raise MatrixError(404, "M_NOT_FOUND", "Unknown room")

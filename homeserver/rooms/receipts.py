@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.protocol.errors import MatrixError

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from homeserver.protocol.events import client_event
 from homeserver.protocol.redaction import redact

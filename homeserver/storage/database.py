@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Protocol, Sequence
+from typing import Any, Protocol
 
 Row = dict[str, Any]
 
@@ -95,7 +96,7 @@ class _SqliteConn:
     and run together with the next read or the COMMIT, in one hop to the SQLite thread (a hop
     costs more than most statements)."""
 
-    def __init__(self, db: "SqliteDatabase") -> None:
+    def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
         self.pending: list[tuple[str, Any, bool]] = [("BEGIN IMMEDIATE", (), False)]
         self.begun = False

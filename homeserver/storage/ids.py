@@ -11,8 +11,8 @@ has finished (committed or abandoned).
 from __future__ import annotations
 
 import heapq
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from homeserver.storage.database import Conn, Database
 

@@ -9,7 +9,7 @@ than that many groups.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterable
+from collections.abc import Iterable
 
 import orjson
 

@@ -35,7 +35,7 @@ class Stores:
         self.deployment = DeploymentStore(db)
 
     @classmethod
-    async def open(cls, url: str, sqlite_synchronous: str = "full") -> "Stores":
+    async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:
         db = open_database(url, sqlite_synchronous)
         await db.open()
         try:

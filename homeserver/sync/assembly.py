@@ -6,7 +6,8 @@ decide what goes into the response, so the rules can be tested with plain data.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 StateKey = tuple[str, str]
 StateMap = Mapping[StateKey, str]

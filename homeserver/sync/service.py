@@ -15,7 +15,6 @@ from homeserver.push.service import PushService
 from homeserver.rooms.serialize import EventSerializer, stripped_state
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
-from homeserver.sync.token import SyncToken
 from homeserver.sync.assembly import (
     is_empty_response,
     joined_room_section,
@@ -23,6 +22,7 @@ from homeserver.sync.assembly import (
     room_summary,
     state_for_room_section,
 )
+from homeserver.sync.token import SyncToken
 
 DEFAULT_TIMELINE_LIMIT = 10
 #: Events examined for one room's timeline at most (hidden history is not scanned forever).
@@ -68,7 +68,7 @@ class SyncService:
                     return resp
                 try:
                     await asyncio.wait_for(asyncio.shield(fut), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if self.current_token() == now:
                         return resp
             finally:
@@ -141,8 +141,8 @@ class SyncService:
             if rest and since is not None:
                 got = await self.stores.events.recent_for_rooms(rest, since, now, limit + 1)
                 prefetched.update(got)
-                for r in rest:
-                    prefetched.setdefault(r, [])
+                for rid in rest:
+                    prefetched.setdefault(rid, [])
         for room_id in included:
             member_pos = memberships[room_id][2]
             newly = room_id in newly_joined

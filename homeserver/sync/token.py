@@ -22,7 +22,7 @@ class SyncToken:
         return f"s{self.stream}_{self.typing}_{self.presence}"
 
     @classmethod
-    def parse(cls, token: str) -> "SyncToken":
+    def parse(cls, token: str) -> SyncToken:
         if not token.startswith("s"):
             raise MatrixError(400, "M_INVALID_PARAM", "Invalid since token")
         parts = token[1:].split("_")

@@ -35,7 +35,8 @@ async def test_register_rejects_taken_and_invalid_names(client: MatrixClient) ->
     resp = await client.post(f"{V3}/register", {"username": "bob", "password": "x", "auth": {"type": "m.login.dummy"}})
     assert resp.status_code == 400 and resp.json()["errcode"] == "M_USER_IN_USE"
     for bad in ("", "has space", "é", "a:b", "x" * 300):
-        resp = await client.post(f"{V3}/register", {"username": bad, "password": "x", "auth": {"type": "m.login.dummy"}})
+        resp = await client.post(f"{V3}/register",
+                                 {"username": bad, "password": "x", "auth": {"type": "m.login.dummy"}})
         assert resp.status_code == 400, bad
         assert resp.json()["errcode"] == "M_INVALID_USERNAME", bad
     resp = await client.get(f"{V3}/register/available", params={"username": "bob"})
@@ -46,7 +47,8 @@ async def test_register_rejects_taken_and_invalid_names(client: MatrixClient) ->
 
 async def test_login_logout_and_token_revocation(client: MatrixClient) -> None:
     alice = await client.register("alice", "s3cret-pass")
-    resp = await client.post(f"{V3}/login", {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": "wrong"})
+    resp = await client.post(f"{V3}/login", {"type": "m.login.password",
+                                             "identifier": {"type": "m.id.user", "user": "alice"}, "password": "wrong"})
     assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
     data = await client.ok("POST", f"{V3}/login", {
         "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "@alice:test.parley"},
@@ -96,18 +98,21 @@ async def test_refresh_tokens_rotate(client: MatrixClient) -> None:
 
 async def test_password_change_requires_uia_and_logs_out_others(client: MatrixClient) -> None:
     alice = await client.register("alice", "old-password")
-    other = await client.ok("POST", f"{V3}/login", {"type": "m.login.password", "user": "alice", "password": "old-password"})
+    other = await client.ok("POST", f"{V3}/login",
+                            {"type": "m.login.password", "user": "alice", "password": "old-password"})
     resp = await alice.post(f"{V3}/account/password", {"new_password": "new-password"})
     assert resp.status_code == 401 and resp.json()["flows"] == [{"stages": ["m.login.password"]}]
     session = resp.json()["session"]
     resp = await alice.post(f"{V3}/account/password", {
         "new_password": "new-password",
-        "auth": {"type": "m.login.password", "session": session, "password": "bad", "identifier": {"type": "m.id.user", "user": "alice"}},
+        "auth": {"type": "m.login.password", "session": session, "password": "bad",
+                 "identifier": {"type": "m.id.user", "user": "alice"}},
     })
     assert resp.status_code == 401 and resp.json()["errcode"] == "M_FORBIDDEN"
     await alice.ok("POST", f"{V3}/account/password", {
         "new_password": "new-password",
-        "auth": {"type": "m.login.password", "session": session, "password": "old-password", "identifier": {"type": "m.id.user", "user": "alice"}},
+        "auth": {"type": "m.login.password", "session": session, "password": "old-password",
+                 "identifier": {"type": "m.id.user", "user": "alice"}},
     })
     assert (await client.get(f"{V3}/account/whoami", token=other["access_token"])).status_code == 401
     await alice.ok("GET", f"{V3}/account/whoami")
@@ -137,10 +142,12 @@ async def test_device_rename_and_delete(client: MatrixClient) -> None:
     dev = await alice.ok("GET", f"{V3}/devices/{alice.device_id}")
     assert dev["display_name"] == "Phone"
     assert (await alice.get(f"{V3}/devices/NOPE")).status_code == 404
-    other = await client.ok("POST", f"{V3}/login", {"type": "m.login.password", "user": "alice", "password": "pw-devices"})
+    other = await client.ok("POST", f"{V3}/login",
+                            {"type": "m.login.password", "user": "alice", "password": "pw-devices"})
     resp = await alice.delete(f"{V3}/devices/{other['device_id']}")
     assert resp.status_code == 401
-    await alice.ok("DELETE", f"{V3}/devices/{other['device_id']}", {"auth": {"type": "m.login.password", "password": "pw-devices", "user": "alice"}})
+    await alice.ok("DELETE", f"{V3}/devices/{other['device_id']}",
+                   {"auth": {"type": "m.login.password", "password": "pw-devices", "user": "alice"}})
     assert (await client.get(f"{V3}/account/whoami", token=other["access_token"])).status_code == 401
 
 
@@ -154,13 +161,18 @@ async def test_registration_closed(client: MatrixClient, config_overrides: dict[
 async def test_registration_token(client: MatrixClient, config_overrides: dict[str, Any]) -> None:
     resp = await client.post(f"{V3}/register", {"username": "x", "password": "y"})
     assert resp.json()["flows"] == [{"stages": ["m.login.registration_token"]}]
-    resp = await client.post(f"{V3}/register", {"username": "x", "password": "y", "auth": {"type": "m.login.registration_token", "token": "nope"}})
+    resp = await client.post(f"{V3}/register", {"username": "x", "password": "y",
+                                                "auth": {"type": "m.login.registration_token", "token": "nope"}})
     assert resp.status_code == 401
-    await client.ok("POST", f"{V3}/register", {"username": "x", "password": "y", "auth": {"type": "m.login.registration_token", "token": "letmein"}})
-    assert (await client.ok("GET", "/_matrix/client/v1/register/m.login.registration_token/validity", params={"token": "letmein"}))["valid"] is True
+    await client.ok("POST", f"{V3}/register", {"username": "x", "password": "y",
+                                               "auth": {"type": "m.login.registration_token", "token": "letmein"}})
+    validity = await client.ok("GET", "/_matrix/client/v1/register/m.login.registration_token/validity",
+                               params={"token": "letmein"})
+    assert validity["valid"] is True
 
 
-@pytest.mark.parametrize("config_overrides", [{"rate_limits": __import__("homeserver.config", fromlist=["RateLimits"]).RateLimits(enabled=True, login_per_second=0.01, login_burst=2)}])
+@pytest.mark.parametrize("config_overrides", [{"rate_limits": __import__(
+    "homeserver.config", fromlist=["RateLimits"]).RateLimits(enabled=True, login_per_second=0.01, login_burst=2)}])
 async def test_login_rate_limited(client: MatrixClient, config_overrides: dict[str, Any]) -> None:
     codes = []
     for _ in range(4):

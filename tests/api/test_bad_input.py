@@ -46,7 +46,8 @@ def _concrete_paths(path: str, me: str, room: str) -> list[str]:
     for name in names:
         for bad in PARAM_VALUES.get(name, DEFAULT_PARAM):
             variants.append(re.sub(r"\{([^}:]+)(?::path)?\}",
-                                   lambda m: bad if m.group(1) == name else good.get(m.group(1), "x"), path))
+                                   lambda m, bad=bad, name=name: bad if m.group(1) == name
+                                   else good.get(m.group(1), "x"), path))
     return variants
 
 

@@ -42,7 +42,8 @@ async def test_typing_wakes_long_poll_and_expires(client: MatrixClient) -> None:
     result = await asyncio.wait_for(waiter, 10)
     # typing is state, not history: a repeat is harmless, but it must end up empty by itself
     for _ in range(5):
-        if _ephemeral(result, room, "m.typing") and _ephemeral(result, room, "m.typing")[0]["content"]["user_ids"] == []:
+        typing_events = _ephemeral(result, room, "m.typing")
+        if typing_events and typing_events[0]["content"]["user_ids"] == []:
             break
         result = await asyncio.wait_for(bob.sync(since=result["next_batch"], timeout=20000), 10)
     assert _ephemeral(result, room, "m.typing")[0]["content"]["user_ids"] == []

@@ -7,8 +7,9 @@ import asyncio
 import hashlib
 import io
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -209,7 +210,8 @@ async def test_size_limit_keeps_nothing(client: MatrixClient, hs: Homeserver, tm
 
     created = await alice.ok("POST", "/_matrix/media/v1/create", {})
     s, m = _mxc(created["content_uri"])
-    r = await alice.http.put(f"{MV3}/upload/{s}/{m}", content=chunks(), headers={"Authorization": f"Bearer {alice.token}"})
+    r = await alice.http.put(f"{MV3}/upload/{s}/{m}", content=chunks(),
+                             headers={"Authorization": f"Bearer {alice.token}"})
     assert r.status_code == 413
     # the failed upload released its claim: the reservation can still be filled
     r = await alice.request("PUT", f"{MV3}/upload/{s}/{m}", raw=b"fits")
@@ -229,7 +231,8 @@ async def test_thumbnails(client: MatrixClient, hs: Homeserver) -> None:
     async def thumb(w: int, h: int, method: str, mid: str = media_id) -> Image.Image:
         r = await alice.get(f"{V1}/thumbnail/{server}/{mid}", params={"width": w, "height": h, "method": method})
         assert r.status_code == 200, r.text
-        assert r.headers["content-disposition"] in ('inline; filename="thumbnail.png"', 'inline; filename="thumbnail.jpg"')
+        assert r.headers["content-disposition"] in ('inline; filename="thumbnail.png"',
+                                                    'inline; filename="thumbnail.jpg"')
         assert r.headers["content-type"] in ("image/png", "image/jpeg")
         assert r.headers["cross-origin-resource-policy"] == "cross-origin"
         img = Image.open(io.BytesIO(r.content))
@@ -271,7 +274,8 @@ async def test_thumbnails(client: MatrixClient, hs: Homeserver) -> None:
     _, broken = await _upload(alice, b"not really a png", "image/png")
     r = await alice.get(f"{V1}/thumbnail/{server}/{broken}", params={"width": 32, "height": 32})
     assert r.status_code == 400
-    assert (await client.get(f"{V1}/thumbnail/{server}/{media_id}", params={"width": 32, "height": 32})).status_code == 401
+    anonymous = await client.get(f"{V1}/thumbnail/{server}/{media_id}", params={"width": 32, "height": 32})
+    assert anonymous.status_code == 401
 
 
 def test_thumbnail_target_sizes() -> None:

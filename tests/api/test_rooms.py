@@ -22,7 +22,9 @@ async def test_create_room_versions_and_presets(client: MatrixClient, version: s
     alice = await client.register("alice")
     room = await alice.create_room(
         room_version=version, name="Team", topic="Talk", preset="public_chat",
-        room_alias_name="team", initial_state=[{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+        room_alias_name="team",
+        initial_state=[{"type": "m.room.encryption", "state_key": "",
+                        "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
     )
     if version == "12":
         assert ":" not in room and room.startswith("!")
@@ -111,7 +113,8 @@ async def test_send_is_idempotent_per_txn(client: MatrixClient) -> None:
     bodies = [e["content"].get("body") for e in msgs["chunk"] if e["type"] == "m.room.message"]
     assert bodies.count("once") == 1 and bodies.count("race") == 1
     # another device of the same user has its own txn scope
-    login = await client.ok("POST", f"{V3}/login", {"type": "m.login.password", "user": alice.user_id, "password": "correct horse battery"})
+    login = await client.ok("POST", f"{V3}/login",
+                            {"type": "m.login.password", "user": alice.user_id, "password": "correct horse battery"})
     other = client.as_user(login["access_token"], login["user_id"], login["device_id"])
     assert await other.send_text(room, "once", txn="same") != a
 
@@ -186,7 +189,8 @@ async def test_messages_pagination_both_directions(client: MatrixClient) -> None
     fwd = await alice.ok("GET", f"{V3}/rooms/{room}/messages", params={"dir": "f", "limit": 100, "from": "t0"})
     assert [e["event_id"] for e in fwd["chunk"] if e["event_id"] in sent] == sent
     # a filter narrows by type
-    only = await alice.ok("GET", f"{V3}/rooms/{room}/messages", params={"dir": "b", "limit": 100, "filter": '{"types":["m.room.message"]}'})
+    only = await alice.ok("GET", f"{V3}/rooms/{room}/messages",
+                          params={"dir": "b", "limit": 100, "filter": '{"types":["m.room.message"]}'})
     assert len(only["chunk"]) == 25
     resp = await alice.get(f"{V3}/rooms/{room}/messages", params={"dir": "x"})
     assert resp.status_code == 400
@@ -236,7 +240,8 @@ async def test_edit_reaction_thread_redaction_relations(client: MatrixClient) ->
     assert t1_react in {e["event_id"] for e in deep["chunk"]} and deep["recursion_depth"] == 2
     paged = await alice.ok("GET", f"{V1}/rooms/{room}/relations/{root}", params={"limit": 2})
     assert len(paged["chunk"]) == 2 and "next_batch" in paged
-    rest = await alice.ok("GET", f"{V1}/rooms/{room}/relations/{root}", params={"limit": 2, "from": paged["next_batch"]})
+    rest = await alice.ok("GET", f"{V1}/rooms/{room}/relations/{root}",
+                          params={"limit": 2, "from": paged["next_batch"]})
     assert len(rest["chunk"]) == 1
     threads = await alice.ok("GET", f"{V1}/rooms/{room}/threads")
     assert [e["event_id"] for e in threads["chunk"]] == [root]

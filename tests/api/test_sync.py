@@ -44,7 +44,8 @@ async def test_limited_timeline_and_gap_state(client: MatrixClient) -> None:
     assert [e["content"]["body"] for e in joined["timeline"]["events"]] == [f"m{i}" for i in range(10, 15)]
     assert any(e["type"] == "m.room.topic" for e in joined["state"]["events"])
     # prev_batch continues backwards without a gap
-    page = await alice.ok("GET", f"{V3}/rooms/{room}/messages", params={"dir": "b", "from": joined["timeline"]["prev_batch"], "limit": 3})
+    page = await alice.ok("GET", f"{V3}/rooms/{room}/messages",
+                          params={"dir": "b", "from": joined["timeline"]["prev_batch"], "limit": 3})
     assert [e["content"]["body"] for e in page["chunk"]] == ["m9", "m8", "m7"]
 
 
@@ -134,7 +135,8 @@ async def test_stored_filter_and_lazy_members(client: MatrixClient) -> None:
     assert members == {alice.user_id, users[0].user_id}
     assert (await alice.get(f"{V3}/sync", params={"filter": "99999"})).status_code == 400
     assert (await alice.get(f"{V3}/sync", params={"since": "bogus"})).status_code == 400
-    assert (await alice.post(f"{V3}/user/{alice.user_id}/filter", {"room": {"timeline": {"limit": "x"}}})).status_code == 400
+    bad = await alice.post(f"{V3}/user/{alice.user_id}/filter", {"room": {"timeline": {"limit": "x"}}})
+    assert bad.status_code == 400
 
 
 async def test_full_state_and_no_duplicates(client: MatrixClient) -> None:

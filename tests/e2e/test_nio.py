@@ -18,7 +18,8 @@ from nio import (
 from nio.api import RoomPreset
 
 
-async def _sync_until(client: AsyncClient, done: Any, since: str | None, timeout_s: float = 20) -> tuple[list[Any], str]:
+async def _sync_until(client: AsyncClient, done: Any, since: str | None,
+                      timeout_s: float = 20) -> tuple[list[Any], str]:
     """Long-poll /sync, collecting timeline events, until done(events) holds."""
     collected: list[Any] = []
     deadline = asyncio.get_running_loop().time() + timeout_s
@@ -118,7 +119,8 @@ async def test_nio_conversation(server: str) -> None:
         types = [e.source["type"] for e in seen]
         assert types[-1] == "m.room.create"
         bodies = [e.source["content"].get("body") for e in seen if e.source["type"] == "m.room.message"]
-        assert [b for b in bodies if b and b.startswith("message ")] == [f"message {i}" for i in reversed(range(20)) if i != 3]
+        expected = [f"message {i}" for i in reversed(range(20)) if i != 3]
+        assert [b for b in bodies if b and b.startswith("message ")] == expected
 
         # profile changes reach the other member
         await alice.set_displayname("Alice Liddell")
@@ -126,7 +128,8 @@ async def test_nio_conversation(server: str) -> None:
         assert profile.displayname == "Alice Liddell"
 
         def saw_name(evs: list[Any], _: Any) -> bool:
-            return any(e.source.get("type") == "m.room.member" and e.source.get("content", {}).get("displayname") == "Alice Liddell" for e in evs)
+            return any(e.source.get("type") == "m.room.member"
+                       and e.source.get("content", {}).get("displayname") == "Alice Liddell" for e in evs)
 
         _, bob_since = await _sync_until(bob, saw_name, bob_since)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import httpx
 import msgpack
@@ -48,7 +49,8 @@ async def next_of(sock: Any, kind: str, timeout: float = 10, ack: bool = True) -
 
 
 def timeline_ids(frame: dict[str, Any], room: str) -> list[str]:
-    return [e["event_id"] for e in frame.get("rooms", {}).get("join", {}).get(room, {}).get("timeline", {}).get("events", [])]
+    timeline = frame.get("rooms", {}).get("join", {}).get(room, {}).get("timeline", {})
+    return [e["event_id"] for e in timeline.get("events", [])]
 
 
 @pytest.fixture
@@ -65,14 +67,16 @@ async def setup(server: str) -> AsyncIterator[tuple[str, httpx.AsyncClient, dict
 
 async def send(http: httpx.AsyncClient, user: dict, room: str, body: str) -> str:
     r = await http.put(f"{V3}/rooms/{room}/send/m.room.message/{uuid.uuid4().hex}",
-                       json={"msgtype": "m.text", "body": body}, headers={"Authorization": f"Bearer {user['access_token']}"})
+                       json={"msgtype": "m.text", "body": body},
+                       headers={"Authorization": f"Bearer {user['access_token']}"})
     assert r.status_code == 200, r.text
     return r.json()["event_id"]
 
 
 async def test_stream_and_actions(setup: Any) -> None:
     server, http, alice, bob, room = setup
-    async with websockets.connect(ws_url(server), additional_headers={"Authorization": f"Bearer {bob['access_token']}"}) as sock:
+    headers = {"Authorization": f"Bearer {bob['access_token']}"}
+    async with websockets.connect(ws_url(server), additional_headers=headers) as sock:
         assert (await next_of(sock, "authenticated"))["user_id"] == bob["user_id"]
         await sock.send(json.dumps({"type": "sync", "id": "s1"}))
         initial = await next_of(sock, "sync")

@@ -9,8 +9,9 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -64,7 +65,8 @@ async def _user(http: httpx.AsyncClient, base: str, name: str) -> dict[str, Any]
 
 
 async def _room(http: httpx.AsyncClient, c: Cluster, alice: dict, bob: dict) -> str:
-    room = (await http.post(f"{c.a}{V3}/createRoom", json={"preset": "public_chat"}, headers=alice["h"])).json()["room_id"]
+    created = await http.post(f"{c.a}{V3}/createRoom", json={"preset": "public_chat"}, headers=alice["h"])
+    room = created.json()["room_id"]
     assert (await http.post(f"{c.b}{V3}/join/{room}", json={}, headers=bob["h"])).status_code == 200
     return room
 
@@ -86,7 +88,8 @@ async def _sync(http: httpx.AsyncClient, base: str, user: dict, since: str | Non
 
 
 def _ids(sync: dict, room: str) -> list[str]:
-    return [e["event_id"] for e in sync.get("rooms", {}).get("join", {}).get(room, {}).get("timeline", {}).get("events", [])]
+    timeline = sync.get("rooms", {}).get("join", {}).get(room, {}).get("timeline", {})
+    return [e["event_id"] for e in timeline.get("events", [])]
 
 
 async def test_cross_worker_sync_ws_typing_presence(cluster: Cluster) -> None:
@@ -125,8 +128,8 @@ async def test_cross_worker_sync_ws_typing_presence(cluster: Cluster) -> None:
         r = await http.put(f"{c.b}{V3}/rooms/{room}/typing/{alice['user_id']}", json={"typing": True, "timeout": 20000},
                            headers=alice["h"])
         assert r.status_code == 200
-        r = await http.put(f"{c.b}{V3}/presence/{alice['user_id']}/status", json={"presence": "unavailable",
-                                                                                  "status_msg": "on B"}, headers=alice["h"])
+        r = await http.put(f"{c.b}{V3}/presence/{alice['user_id']}/status",
+                           json={"presence": "unavailable", "status_msg": "on B"}, headers=alice["h"])
         assert r.status_code == 200
         typing_seen = presence_seen = False
         for _ in range(10):

@@ -216,16 +216,21 @@ def test_auth_events_structure(rv: RoomVersion) -> None:
 # ---------------------------------------------------------------------- properties
 
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**53) + 1, 2**53 - 1), st.text(max_size=8))
-json_value = st.recursive(json_leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3), max_leaves=10)
+json_value = st.recursive(
+    json_leaf, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+                          max_leaves=10)
 users = st.sampled_from([ALICE, BOB, CAROL, MALLORY])
-event_types = st.sampled_from(["m.room.power_levels", "m.room.member", "m.room.join_rules", "m.room.name", "m.room.message", "org.x"])
+event_types = st.sampled_from(["m.room.power_levels", "m.room.member", "m.room.join_rules", "m.room.name",
+                               "m.room.message", "org.x"])
 
 
 @st.composite
 def attempts(draw: Any) -> dict[str, Any]:
     etype = draw(event_types)
-    content = draw(st.dictionaries(st.sampled_from(["membership", "users", "users_default", "events", "ban", "join_rule", "name"]),
-                                   st.one_of(json_value, st.sampled_from(["join", "invite", "leave", "ban", "public", "invite"])), max_size=4))
+    keys = ["membership", "users", "users_default", "events", "ban", "join_rule", "name"]
+    values = ["join", "invite", "leave", "ban", "public", "invite"]
+    content = draw(st.dictionaries(st.sampled_from(keys),
+                                   st.one_of(json_value, st.sampled_from(values)), max_size=4))
     if etype == "m.room.power_levels" and draw(st.booleans()):
         content["users"] = draw(st.dictionaries(users, st.integers(-10, 200), max_size=4))
     state_key = draw(st.one_of(st.none(), st.just(""), users))
@@ -267,7 +272,8 @@ def test_arbitrary_content_only_raises_auth_error(content: dict, etype: str, sta
 
 
 @settings(max_examples=100, deadline=None)
-@given(extra=st.dictionaries(st.sampled_from(["reason", "displayname", "join_authorised_via_users_server"]), st.text(max_size=5)),
+@given(extra=st.dictionaries(st.sampled_from(["reason", "displayname", "join_authorised_via_users_server"]),
+                             st.text(max_size=5)),
        version=st.sampled_from(VERSIONS))
 def test_banned_user_can_never_join(extra: dict, version: RoomVersion) -> None:
     room = Room(version)

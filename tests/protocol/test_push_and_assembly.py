@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from homeserver.protocol.push_rules import PushContext, default_ruleset, evaluate, is_highlight, is_notify, merged_ruleset
+from homeserver.protocol.push_rules import (
+    PushContext,
+    default_ruleset,
+    evaluate,
+    is_highlight,
+    is_notify,
+    merged_ruleset,
+)
 from homeserver.sync.assembly import room_summary, state_for_room_section
 
 ME = "@me:x"

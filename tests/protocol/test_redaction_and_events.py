@@ -6,8 +6,12 @@ import pytest
 
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.events import (
-    check_event_size_and_format, client_event, compute_event_id, hash_and_sign_event,
-    room_id_for_create_event, verify_content_hash,
+    check_event_size_and_format,
+    client_event,
+    compute_event_id,
+    hash_and_sign_event,
+    room_id_for_create_event,
+    verify_content_hash,
 )
 from homeserver.protocol.redaction import redact
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS

@@ -10,7 +10,11 @@ from hypothesis import strategies as st
 
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.protocol.state_res import (
-    auth_chain, conflicted_state_subgraph, is_power_event, mainline_order, resolve_state,
+    auth_chain,
+    conflicted_state_subgraph,
+    is_power_event,
+    mainline_order,
+    resolve_state,
     reverse_topological_power_order,
 )
 
