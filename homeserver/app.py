@@ -16,6 +16,7 @@ from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
+from homeserver.events.visibility import VisibilityFilter
 from homeserver.keys.signing_key import check_against_seen, load_or_create_signing_key
 from homeserver.media.service import MediaService
 from homeserver.protocol.signing import encode_signing_key_seed, key_id, verify_key_b64
@@ -23,7 +24,6 @@ from homeserver.push.service import PushService
 from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.reads import RoomReader
-from homeserver.events.visibility import VisibilityFilter
 from homeserver.rooms.receipts import ReceiptService
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.service import RoomService

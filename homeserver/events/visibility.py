@@ -12,7 +12,7 @@ costs no state lookups. Everything else is judged by its own state.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.visibility import EventFacts, visibility_for, visible_to_user

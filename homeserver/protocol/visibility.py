@@ -13,8 +13,9 @@ that event*, not from the room's current settings:
 "The state at the event" is the state after it (so a user sees their own join). At the two kinds
 of boundary the more open reading wins, so that a client sees the events that open or close its
 window: a `m.room.history_visibility` event is judged by the less restrictive of its old and new
-setting (the room's first setting has no old one to widen it), and a user's own membership event by the "more joined" of the old and new membership
-(and a user always sees their own leave from `join` or `invite`, e.g. a rejected invite).
+setting (the room's first setting has no old one to widen it), and a user's own membership
+event by the "more joined" of the old and new membership (and a user always sees their own
+leave from `join` or `invite`, e.g. a rejected invite).
 
 Server-Server API, "Retrieving events" / backfill: a server may see an event when the setting is
 `world_readable` or `shared`, or when one of its users was joined (`joined`) or invited or joined
@@ -23,8 +24,9 @@ Server-Server API, "Retrieving events" / backfill: a server may see an event whe
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 #: Most open first.
 VISIBILITY_ORDER = ("world_readable", "shared", "invited", "joined")

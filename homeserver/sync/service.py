@@ -163,9 +163,9 @@ class SyncService:
             membership_changed = since is None or member_pos > after
             if membership == "invite":
                 if membership_changed and member_pos <= now:
-                    section = await self._invited_room(member_eid, ignored)
-                    if section is not None:
-                        invite[room_id] = section
+                    invited = await self._invited_room(member_eid, ignored)
+                    if invited is not None:
+                        invite[room_id] = invited
             elif membership in ("leave", "ban"):
                 if member_pos > now:
                     continue
@@ -264,8 +264,8 @@ class SyncService:
         mine = {room_id: membership}
         if pre is not None:
             evs = [e for e in pre if after < e.stream_ordering <= upto]
-            seen = await self.visibility.filter_for_user(user_id, evs, ignored=ignored, memberships=mine)
-            if len(seen) == len(evs):
+            shown = await self.visibility.filter_for_user(user_id, evs, ignored=ignored, memberships=mine)
+            if len(shown) == len(evs):
                 return list(reversed(evs[:limit])), len(evs) > limit, len(evs) <= limit
         out: list[StoredEvent] = []
         cursor = upto
