@@ -51,6 +51,7 @@ class RoomEventFilter:
     not_rooms: tuple[str, ...] = ()
     contains_url: bool | None = None
     lazy_load_members: bool = False
+    include_redundant_members: bool = False
 
     @classmethod
     def parse(cls, obj: Any) -> RoomEventFilter:
@@ -69,6 +70,9 @@ class RoomEventFilter:
         lazy = obj.get("lazy_load_members", False)
         if not isinstance(lazy, bool):
             raise _bad("lazy_load_members must be a boolean")
+        redundant = obj.get("include_redundant_members", False)
+        if not isinstance(redundant, bool):
+            raise _bad("include_redundant_members must be a boolean")
         return cls(
             limit=limit,
             types=_str_list(obj, "types"),
@@ -79,6 +83,7 @@ class RoomEventFilter:
             not_rooms=_str_list(obj, "not_rooms") or (),
             contains_url=contains_url,
             lazy_load_members=lazy,
+            include_redundant_members=redundant,
         )
 
     def room_allowed(self, room_id: str) -> bool:

@@ -147,7 +147,12 @@ class RoomReader:
     # ------------------------------------------------------------------ events
 
     async def event(self, user_id: str, room_id: str, event_id: str) -> StoredEvent:
-        current = await self.check_history_access(user_id, room_id)
+        try:
+            current = await self.check_history_access(user_id, room_id)
+        except MatrixError as e:
+            if e.status == 403:  # a stranger learns nothing, not even that the event exists
+                raise MatrixError(404, "M_NOT_FOUND", "Event not found") from None
+            raise
         ev = await self.stores.events.get(event_id)
         if ev is None or ev.room_id != room_id or not await self.visible(user_id, [ev], current):
             raise MatrixError(404, "M_NOT_FOUND", "Event not found")

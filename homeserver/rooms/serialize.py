@@ -43,8 +43,19 @@ class EventSerializer:
             await self.room_version(rid)
         out = []
         for ev in evs:
-            out.append(self._one(ev, device, now, redactions))
+            one = self._one(ev, device, now, redactions)
+            if format_ == "federation":
+                one = self._federation(ev, one)
+            out.append(one)
         return out
+
+    def _federation(self, ev: StoredEvent, client: dict[str, Any]) -> dict[str, Any]:
+        """The event as a PDU (a filter's `event_format: federation`), redactions applied."""
+        pdu = dict(redact(ev.pdu, self._rv(ev)) if ev.redacted_by else ev.pdu)
+        pdu["unsigned"] = client.get("unsigned", {})
+        pdu.setdefault("room_id", ev.room_id)
+        pdu["event_id"] = ev.event_id
+        return pdu
 
     def _one(
         self, ev: StoredEvent, device: tuple[str, str] | None, now: int,
@@ -66,6 +77,24 @@ class EventSerializer:
         out = client_event(pdu, ev.event_id, unsigned=unsigned)
         out["room_id"] = ev.room_id  # v12 create events carry none in the PDU
         return out
+
+
+def project_fields(event: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """Keep only the filter's `event_fields` (dotted paths; `\\.` is a literal dot)."""
+    out: dict[str, Any] = {}
+    for field in fields:
+        path = [p.replace("\x00", ".") for p in field.replace("\\.", "\x00").split(".")]
+        src: Any = event
+        for part in path:
+            if not isinstance(src, dict) or part not in src:
+                break
+            src = src[part]
+        else:
+            dst = out
+            for part in path[:-1]:
+                dst = dst.setdefault(part, {})
+            dst[path[-1]] = src
+    return out
 
 
 def stripped_state(ev: StoredEvent) -> dict[str, Any]:

@@ -151,10 +151,8 @@ class RoomService:
         join_rule = "public" if preset == "public_chat" else "invite"
         await send_state("m.room.join_rules", {"join_rule": join_rule})
         await send_state("m.room.history_visibility", {"history_visibility": "shared"})
-        await send_state(
-            "m.room.guest_access",
-            {"guest_access": "forbidden" if preset == "public_chat" else "can_join"},
-        )
+        if preset != "public_chat":  # as Synapse: private presets let guests join
+            await send_state("m.room.guest_access", {"guest_access": "can_join"})
         for item in initial_state:
             await send_state(item["type"], item["content"], item.get("state_key", ""))
         if name is not None:

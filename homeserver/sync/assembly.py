@@ -110,6 +110,16 @@ def room_summary(
     return summary
 
 
+def section_is_empty(section: Mapping[str, Any]) -> bool:
+    """A joined room's incremental section that tells the client nothing new (e.g. only
+    events its filter or its ignore list removed): left out of the response."""
+    if section.get("timeline", {}).get("events") or section.get("state", {}).get("events"):
+        return False
+    if section.get("ephemeral", {}).get("events") or section.get("account_data", {}).get("events"):
+        return False
+    return True
+
+
 def is_empty_response(resp: Mapping[str, Any]) -> bool:
     rooms = resp.get("rooms", {})
     if any(rooms.get(k) for k in ("join", "invite", "leave", "knock")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from typing import Any
 
 from homeserver.ephemeral.presence import PresenceManager
@@ -12,7 +13,7 @@ from homeserver.events.notifier import Notifier
 from homeserver.events.visibility import Membership, VisibilityFilter
 from homeserver.protocol.filters import RoomEventFilter, SyncFilter
 from homeserver.push.service import PushService
-from homeserver.rooms.serialize import EventSerializer, stripped_state
+from homeserver.rooms.serialize import EventSerializer, project_fields, stripped_state
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 from homeserver.sync.assembly import (
@@ -20,6 +21,7 @@ from homeserver.sync.assembly import (
     joined_room_section,
     left_room_section,
     room_summary,
+    section_is_empty,
     state_for_room_section,
 )
 from homeserver.sync.token import SyncToken
@@ -27,6 +29,8 @@ from homeserver.sync.token import SyncToken
 DEFAULT_TIMELINE_LIMIT = 10
 #: Events examined for one room's timeline at most (hidden history is not scanned forever).
 MAX_TIMELINE_SCAN = 500
+#: (user, device, room) entries remembered for lazy-loaded members.
+LL_CACHE_ROOMS = 20_000
 INVITE_STATE_TYPES = (
     "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
     "m.room.canonical_alias", "m.room.encryption", "m.room.topic",
@@ -39,6 +43,7 @@ class SyncService:
                  visibility: VisibilityFilter) -> None:
         self.stores = stores
         self.visibility = visibility
+        self._ll_sent: OrderedDict[tuple[str, str, str], dict[str, str]] = OrderedDict()
         self.serializer = serializer
         self.notifier = notifier
         self.typing = typing
@@ -152,11 +157,12 @@ class SyncService:
                 counts.get(room_id, {}), room_id in named, prefetched.pop(room_id, None),
                 memberships[room_id], ignored,
             )
-            join[room_id] = section
             await self._add_ephemeral(
                 section, user_id, room_id, since_tok if not newly else None,
                 receipts_by_room.get(room_id), flt, now, read_positions.get(room_id, {}), member_pos,
             )
+            if since is None or newly or full_state or not section_is_empty(section):
+                join[room_id] = section
         for room_id, (membership, member_eid, member_pos) in memberships.items():
             if not flt.room_allowed(room_id):
                 continue
@@ -170,9 +176,12 @@ class SyncService:
                 if member_pos > now:
                     continue
                 if (since is None and flt.include_leave) or (since is not None and member_pos > after):
+                    # Joined and left since the last sync (or never joined): the client has not
+                    # seen this room's state, so the section starts afresh.
+                    fresh_leave = since is not None and bool(await self._newly_joined(user_id, [room_id], after))
                     leave[room_id] = await self._left_room(
-                        user_id, room_id, since, member_pos, flt, room_acct.get(room_id, []),
-                        memberships[room_id], ignored,
+                        user_id, device_id, room_id, None if fresh_leave else since, member_pos, flt,
+                        room_acct.get(room_id, []), memberships[room_id], ignored,
                     )
         rooms: dict[str, Any] = {}
         if join:
@@ -257,11 +266,17 @@ class SyncService:
     async def _timeline(
         self, user_id: str, room_id: str, after: int, upto: int, tl: RoomEventFilter,
         membership: Membership | None, ignored: set[str], pre: list[StoredEvent] | None = None,
+        current_state_visible: bool = False,
     ) -> tuple[list[StoredEvent], bool, bool]:
         """Newest `limit` visible matching events in (after, upto], oldest first; whether more
-        exist; and whether the list holds every event of that range (nothing filtered out)."""
+        exist; and whether the list holds every event of that range (nothing filtered out).
+
+        With `current_state_visible` (joined rooms) events that are part of the room's current
+        state are shown even when sent while the user could not see the room: a member may read
+        the current state anyway, and clients build their member lists from the timeline."""
         limit = tl.limit if tl.limit is not None else DEFAULT_TIMELINE_LIMIT
         mine = {room_id: membership}
+        current_ids: set[str] | None = None
         if pre is not None:
             evs = [e for e in pre if after < e.stream_ordering <= upto]
             shown = await self.visibility.filter_for_user(user_id, evs, ignored=ignored, memberships=mine)
@@ -279,6 +294,11 @@ class SyncService:
             matching = [e for e in evs if tl.matches(e.type, e.sender, e.pdu.get("content", {}))]
             seen = {e.event_id for e in await self.visibility.filter_for_user(
                 user_id, matching, ignored=ignored, memberships=mine)}
+            hidden_state = [e for e in matching if e.event_id not in seen and e.state_key is not None]
+            if current_state_visible and hidden_state:
+                if current_ids is None:
+                    current_ids = set((await self.stores.state.current_all(room_id)).values())
+                seen.update(e.event_id for e in hidden_state if e.event_id in current_ids)
             for ev in evs:
                 if ev.event_id in seen:
                     if len(out) >= limit:
@@ -304,8 +324,8 @@ class SyncService:
         return dict(await self.stores.state.get_state(ev.state_group))
 
     async def _room_state_block(
-        self, user_id: str, room_id: str, timeline: list[StoredEvent], since: int | None,
-        upto: int, flt: SyncFilter, full: bool, complete: bool,
+        self, user_id: str, device_id: str, room_id: str, timeline: list[StoredEvent],
+        since: int | None, upto: int, flt: SyncFilter, full: bool, complete: bool,
     ) -> list[StoredEvent]:
         if timeline and timeline[0].state_key is None:
             # A message event's state group is the state before it: no lookup needed.
@@ -321,18 +341,39 @@ class SyncService:
         elif incremental:
             state_since = state_start  # the timeline holds every change since `since`
         lazy = None
+        cache_key = (user_id, device_id, room_id)
         if flt.state.lazy_load_members:
             lazy = {e.sender for e in timeline} | {user_id}
+            sent = self._ll_sent.get(cache_key, {}) if incremental else {}
+            if not flt.state.include_redundant_members:
+                # Members this device already received (and that have not changed since).
+                lazy = {u for u in lazy if sent.get(u) is None or sent.get(u) != state_start.get(("m.room.member", u))}
         chosen = state_for_room_section(
             full=not incremental, state_at_since=state_since,
             state_at_timeline_start=state_start, state_at_timeline_end=state_end,
             timeline_event_ids=[e.event_id for e in timeline], lazy_members=lazy,
         )
         evs = await self.stores.events.get_many(chosen.values())
-        return [
+        out = [
             evs[e] for e in chosen.values()
             if e in evs and flt.state.matches(evs[e].type, evs[e].sender, evs[e].pdu.get("content", {}))
         ]
+        if lazy is not None:
+            self._remember_members(cache_key, not incremental,
+                                   [e for e in (*out, *timeline) if e.type == "m.room.member"])
+        return out
+
+    def _remember_members(self, key: tuple[str, str, str], reset: bool, members: list[StoredEvent]) -> None:
+        """The lazy-loading memory of which member events a device has received in a room (in
+        process; after a restart or on another worker a member is merely sent again)."""
+        sent = {} if reset else dict(self._ll_sent.get(key, {}))
+        for ev in members:
+            if ev.state_key is not None:
+                sent[ev.state_key] = ev.event_id
+        self._ll_sent[key] = sent
+        self._ll_sent.move_to_end(key)
+        while len(self._ll_sent) > LL_CACHE_ROOMS:
+            self._ll_sent.popitem(last=False)
 
     async def _joined_room(
         self, user_id: str, device_id: str, room_id: str, since: int | None, now: int,
@@ -341,16 +382,27 @@ class SyncService:
         membership: Membership, ignored: set[str],
     ) -> dict[str, Any]:
         timeline, limited, complete = await self._timeline(
-            user_id, room_id, since or 0, now, flt.timeline, membership, ignored, prefetched)
-        state = await self._room_state_block(user_id, room_id, timeline, since, now, flt, full, complete)
-        prev_batch = f"t{timeline[0].stream_ordering - 1}" if timeline else f"t{now}"
+            user_id, room_id, since or 0, now, flt.timeline, membership, ignored, prefetched,
+            current_state_visible=True)
+        if since is None:
+            # A first look at the room: limited unless the timeline reaches back to its start.
+            limited = not (timeline and timeline[0].type == "m.room.create" and timeline[0].state_key == "")
+        state = await self._room_state_block(
+            user_id, device_id, room_id, timeline, since, now, flt, full, complete)
         heroes_from = [] if has_name else await self.stores.state.members(room_id, ("join", "invite"))
-        ser = self.serializer.serialize
         return joined_room_section(
-            await ser(timeline, (user_id, device_id)), limited, prev_batch, await ser(state),
+            await self._serialize(timeline, flt, (user_id, device_id)), limited,
+            _prev_batch(timeline, limited, since, now), await self._serialize(state, flt),
             account_data,
             room_summary(counts.get("join", 0), counts.get("invite", 0), heroes_from, user_id, has_name),
         )
+
+    async def _serialize(self, evs: list[StoredEvent], flt: SyncFilter,
+                         device: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+        out = await self.serializer.serialize(evs, device, format_=flt.event_format)
+        if flt.event_fields is not None:
+            out = [project_fields(e, flt.event_fields) for e in out]
+        return out
 
     async def _invited_room(self, invite_event_id: str, ignored: set[str]) -> dict[str, Any] | None:
         ev = await self.stores.events.get(invite_event_id)
@@ -366,17 +418,29 @@ class SyncService:
         return {"invite_state": {"events": events}}
 
     async def _left_room(
-        self, user_id: str, room_id: str, since: int | None, leave_pos: int, flt: SyncFilter,
-        account_data: list[dict[str, Any]], membership: Membership, ignored: set[str],
+        self, user_id: str, device_id: str, room_id: str, since: int | None, leave_pos: int,
+        flt: SyncFilter, account_data: list[dict[str, Any]], membership: Membership, ignored: set[str],
     ) -> dict[str, Any]:
         timeline, limited, complete = await self._timeline(
             user_id, room_id, since or 0, leave_pos, flt.timeline, membership, ignored)
         full = since is None
-        state = await self._room_state_block(user_id, room_id, timeline, since, leave_pos, flt, full, complete)
+        state = await self._room_state_block(
+            user_id, device_id, room_id, timeline, since, leave_pos, flt, full, complete)
         if not await self.visibility.ever_joined(room_id, user_id, membership):
             # Never a member (a rejected invite, a banned stranger): only what they may see.
             state = await self.visibility.filter_for_user(
                 user_id, state, ignored=set(), memberships={room_id: membership})
-        prev_batch = f"t{timeline[0].stream_ordering - 1}" if timeline else f"t{leave_pos}"
-        ser = self.serializer.serialize
-        return left_room_section(await ser(timeline), limited, prev_batch, await ser(state), account_data)
+        return left_room_section(
+            await self._serialize(timeline, flt), limited, _prev_batch(timeline, limited, since, leave_pos),
+            await self._serialize(state, flt), account_data)
+
+
+def _prev_batch(timeline: list[StoredEvent], limited: bool, since: int | None, upto: int) -> str:
+    """Where /messages continues backwards: just before the timeline when events were left
+    out; otherwise the previous sync's position, or (a whole room's history at hand) the end,
+    so that paging back from it starts with the events the timeline showed."""
+    if limited and timeline:
+        return f"t{timeline[0].stream_ordering - 1}"
+    if since is not None:
+        return f"t{since}"
+    return f"t{upto}"

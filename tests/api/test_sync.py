@@ -193,17 +193,28 @@ async def test_lazy_members_in_a_limited_incremental_sync(client: MatrixClient) 
     room = await alice.create_room(preset="public_chat")
     await bob.ok("POST", f"{V3}/rooms/{room}/join", {})
     flt = json.dumps({"room": {"timeline": {"limit": 2}, "state": {"lazy_load_members": True}}})
+    for i in range(3):  # bob's join falls out of alice's first timeline: she never got his member event
+        await alice.send_text(room, f"a{i}")
+    first = (await alice.sync(filter=flt))["rooms"]["join"][room]
+    assert bob.user_id not in {e["state_key"] for e in first["state"]["events"] if e["type"] == "m.room.member"}
     since = (await alice.sync(filter=flt))["next_batch"]
     await carol.ok("POST", f"{V3}/rooms/{room}/join", {})
     await carol.ok("POST", f"{V3}/rooms/{room}/leave", {})
     for i in range(4):
         await bob.send_text(room, f"b{i}")
-    section = (await alice.sync(since=since, filter=flt))["rooms"]["join"][room]
+    resp = await alice.sync(since=since, filter=flt)
+    section = resp["rooms"]["join"][room]
     assert section["timeline"]["limited"] is True
     members = {e["state_key"]: e["content"]["membership"]
                for e in section["state"]["events"] if e["type"] == "m.room.member"}
     assert members.get(bob.user_id) == "join"  # the timeline's sender, unchanged since `since`
     assert members.get(carol.user_id) == "leave"  # joined and left in the gap
+    assert alice.user_id not in members  # already sent to this device: not repeated
+    # nothing new: nothing repeated
+    await bob.send_text(room, "again")
+    again = await alice.sync(since=resp["next_batch"], filter=flt)
+    assert [e["content"]["body"] for e in again["rooms"]["join"][room]["timeline"]["events"]] == ["again"]
+    assert not [e for e in again["rooms"]["join"][room]["state"]["events"] if e["type"] == "m.room.member"]
 
 
 async def test_ignored_users(client: MatrixClient) -> None:
