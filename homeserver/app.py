@@ -30,6 +30,7 @@ from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.reads import RoomReader
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 from homeserver.sync.service import SyncService
@@ -95,6 +96,7 @@ class Homeserver:
         self._tasks: set[asyncio.Task[None]] = set()
         self.profile = ProfileService(stores, self.rooms)
         self.directory = DirectoryService(stores, self.rooms, config.server_name)
+        self.upgrades = RoomUpgrader(stores, self.rooms)
         self.media = MediaService(stores, config.server_name, config)
 
     @classmethod

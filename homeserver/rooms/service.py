@@ -98,19 +98,7 @@ class RoomService:
                 raise MatrixError(400, "M_ROOM_IN_USE", "Room alias already taken")
 
         create_content = {k: v for k, v in creation_content.items() if k != "room_version"}
-        create_content["room_version"] = version
-        if rv.create_has_creator:
-            create_content["creator"] = user_id
-        room_id_hint = None
-        if not rv.room_id_from_create:
-            room_id_hint = f"!{secrets.token_urlsafe(18)}:{self.server_name}"
-        create_ev = await self.persister.create_room_event(rv, create_content, user_id, room_id_hint)
-        room_id = create_ev.room_id
-        async with self.stores.db.transaction() as c:
-            await self.stores.userdata.add_room(
-                c, room_id, version, user_id, visibility == "public", int(time.time() * 1000)
-            )
-        self.serializer._versions[room_id] = rv
+        room_id = await self.new_room(rv, create_content, user_id, visibility == "public")
 
         async def send_state(etype: str, content: dict[str, Any], state_key: str = "") -> StoredEvent:
             return await self.persister.send(rv, room_id, etype, user_id, content, state_key)
@@ -174,6 +162,30 @@ class RoomService:
             await send_state("m.room.member", content, invitee)
         return room_id
 
+    def new_room_id(self, rv: RoomVersion) -> str | None:
+        """A fresh room ID for versions that do not derive it from the create event."""
+        if rv.room_id_from_create:
+            return None
+        return f"!{secrets.token_urlsafe(18)}:{self.server_name}"
+
+    async def new_room(self, rv: RoomVersion, create_content: dict[str, Any], user_id: str,
+                       is_public: bool, room_id_hint: str | None = None) -> str:
+        """Persist the create event of a new room and register the room; returns its ID."""
+        create_content = dict(create_content)
+        create_content["room_version"] = rv.identifier
+        if rv.create_has_creator:
+            create_content["creator"] = user_id
+        if room_id_hint is None:
+            room_id_hint = self.new_room_id(rv)
+        create_ev = await self.persister.create_room_event(rv, create_content, user_id, room_id_hint)
+        room_id = create_ev.room_id
+        async with self.stores.db.transaction() as c:
+            await self.stores.userdata.add_room(
+                c, room_id, rv.identifier, user_id, is_public, int(time.time() * 1000)
+            )
+        self.serializer._versions[room_id] = rv
+        return room_id
+
     async def _member_content(self, user_id: str, membership: str) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
         user = await self.stores.accounts.get_user(user_id)
@@ -211,7 +223,7 @@ class RoomService:
                 return ev
         if sender != target and membership == "leave" and current_membership not in ("join", "invite", "knock", "ban"):
             raise MatrixError(403, "M_FORBIDDEN", "The user is not in the room")
-        if membership in ("join", "invite"):
+        if membership in ("join", "invite", "knock"):
             content = await self._member_content(target, membership)
         else:
             content = {"membership": membership}
@@ -220,6 +232,13 @@ class RoomService:
         if extra:
             content.update(extra)
         return await self.persister.send(rv, room_id, "m.room.member", sender, content, target)
+
+    async def knock(self, user_id: str, room_id_or_alias: str, reason: str | None) -> str:
+        """POST /knock: only rooms this server takes part in (no federation yet)."""
+        room_id = await self.resolve_room(room_id_or_alias)
+        await self.version_of(room_id)
+        await self.update_membership(user_id, room_id, user_id, "knock", reason)
+        return room_id
 
     async def forget(self, user_id: str, room_id: str) -> None:
         current = await self.stores.state.membership(room_id, user_id)
@@ -234,6 +253,7 @@ class RoomService:
         content: dict[str, Any], txn_id: str, txn_key: str,
     ) -> StoredEvent:
         rv = await self.version_of(room_id)
+        _check_tombstone(room_id, event_type, content)
         check = None
         if event_type == "m.room.redaction":
             check = self._redaction_check(rv, room_id, user_id)
@@ -285,6 +305,7 @@ class RoomService:
             if existing is not None and existing.sender == user_id and existing.pdu.get("content") == content \
                     and not existing.redacted_by:
                 return existing
+        _check_tombstone(room_id, event_type, content)
         if event_type == "m.room.canonical_alias":
             await self._check_canonical_alias(room_id, content)
         if event_type == "m.room.member":
@@ -307,6 +328,11 @@ class RoomService:
             found = await self.stores.userdata.get_alias(a)
             if found is None or found[0] != room_id:
                 raise MatrixError(400, "M_BAD_ALIAS", f"Alias {a} does not point to this room")
+
+
+def _check_tombstone(room_id: str, event_type: str, content: dict[str, Any]) -> None:
+    if event_type == "m.room.tombstone" and content.get("replacement_room") == room_id:
+        raise MatrixError(400, "M_BAD_JSON", "A room cannot be replaced by itself")
 
 
 def _pdu(ev: StoredEvent) -> dict[str, Any]:

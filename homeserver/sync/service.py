@@ -103,6 +103,7 @@ class SyncService:
 
         join: dict[str, Any] = {}
         invite: dict[str, Any] = {}
+        knock: dict[str, Any] = {}
         leave: dict[str, Any] = {}
         included = [
             room_id for room_id, (membership, _, member_pos) in memberships.items()
@@ -155,6 +156,9 @@ class SyncService:
             if membership == "invite":
                 if membership_changed and member_pos <= now:
                     invite[room_id] = await self._invited_room(member_eid)
+            elif membership == "knock":
+                if membership_changed and member_pos <= now:
+                    knock[room_id] = {"knock_state": (await self._invited_room(member_eid))["invite_state"]}
             elif membership in ("leave", "ban"):
                 if member_pos > now:
                     continue
@@ -167,6 +171,8 @@ class SyncService:
             rooms["join"] = join
         if invite:
             rooms["invite"] = invite
+        if knock:
+            rooms["knock"] = knock
         if leave:
             rooms["leave"] = leave
         return {
