@@ -11,7 +11,7 @@ from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
 from client_api.http import CORS_HEADERS, error_response, json_response
 from client_api.routes import account, directory, discovery, ephemeral, media, rooms, sync, userdata
-from client_api.routes import room_upgrades
+from client_api.routes import room_upgrades, user_directory
 from homeserver.app import Homeserver
 from homeserver.config import Config
 from homeserver.protocol.errors import MatrixError
@@ -19,7 +19,7 @@ from homeserver.protocol.errors import MatrixError
 ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
     *directory.routes, *ephemeral.routes, *media.routes,
-    *room_upgrades.routes,
+    *room_upgrades.routes, *user_directory.routes,
 ]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
+from homeserver.accounts.user_directory import UserDirectoryService
 from homeserver.bus.base import Bus
 from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
@@ -97,6 +98,7 @@ class Homeserver:
         self.profile = ProfileService(stores, self.rooms)
         self.directory = DirectoryService(stores, self.rooms, config.server_name)
         self.upgrades = RoomUpgrader(stores, self.rooms)
+        self.user_directory = UserDirectoryService(stores, config.user_directory_search_all_users)
         self.media = MediaService(stores, config.server_name, config)
 
     @classmethod

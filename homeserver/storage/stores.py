@@ -10,6 +10,7 @@ from homeserver.storage.media import MediaStore
 from homeserver.storage.migrate import migrate
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.state import StateStore
+from homeserver.storage.user_directory import UserDirectoryStore
 from homeserver.storage.userdata import UserDataStore
 
 
@@ -31,6 +32,7 @@ class Stores:
         self.userdata = UserDataStore(db, self._filter_ids)
         self.receipts = ReceiptStore(db)
         self.media = MediaStore(db)
+        self.user_directory = UserDirectoryStore(db)
 
     @classmethod
     async def open(cls, url: str) -> "Stores":
