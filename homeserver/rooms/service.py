@@ -223,6 +223,8 @@ class RoomService:
                 return ev
         if sender != target and membership == "leave" and current_membership not in ("join", "invite", "knock", "ban"):
             raise MatrixError(403, "M_FORBIDDEN", "The user is not in the room")
+        if membership == "join" and sender == target and await self.stores.accounts.is_guest(target):
+            await self._check_guest_can_join(room_id)
         if membership in ("join", "invite", "knock"):
             content = await self._member_content(target, membership)
         else:
@@ -232,6 +234,29 @@ class RoomService:
         if extra:
             content.update(extra)
         return await self.persister.send(rv, room_id, "m.room.member", sender, content, target)
+
+    async def _guest_access(self, room_id: str) -> str | None:
+        ids = await self.stores.state.current_ids(room_id, [("m.room.guest_access", "")])
+        ev = await self.stores.events.get(ids[("m.room.guest_access", "")]) \
+            if ("m.room.guest_access", "") in ids else None
+        value = ev.pdu.get("content", {}).get("guest_access") if ev else None
+        return value if isinstance(value, str) else None
+
+    async def _check_guest_can_join(self, room_id: str) -> None:
+        """Guests join only rooms whose m.room.guest_access is can_join (§Guest access)."""
+        if await self._guest_access(room_id) != "can_join":
+            raise MatrixError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guests may not join this room")
+
+    async def remove_guests(self, rv: RoomVersion, room_id: str) -> None:
+        """After guest access was revoked, every joined guest leaves (§Guest access)."""
+        if await self._guest_access(room_id) == "can_join":
+            return
+        joined = await self.stores.state.members(room_id, ("join",))
+        for guest in sorted(await self.stores.accounts.guests_among(joined)):
+            try:
+                await self.persister.send(rv, room_id, "m.room.member", guest, {"membership": "leave"}, guest)
+            except MatrixError:
+                continue
 
     async def knock(self, user_id: str, room_id_or_alias: str, reason: str | None) -> str:
         """POST /knock: only rooms this server takes part in (no federation yet)."""
@@ -312,7 +337,12 @@ class RoomService:
             membership = content.get("membership")
             if not isinstance(membership, str):
                 raise MatrixError(400, "M_BAD_JSON", "m.room.member needs a membership")
-        return await self.persister.send(rv, room_id, event_type, user_id, content, state_key)
+            if membership == "join" and state_key == user_id and await self.stores.accounts.is_guest(user_id):
+                await self._check_guest_can_join(room_id)
+        ev = await self.persister.send(rv, room_id, event_type, user_id, content, state_key)
+        if event_type == "m.room.guest_access" and state_key == "":
+            await self.remove_guests(rv, room_id)
+        return ev
 
     async def _check_canonical_alias(self, room_id: str, content: dict[str, Any]) -> None:
         aliases = []
