@@ -32,6 +32,7 @@ from homeserver.rooms.reads import RoomReader
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade import RoomUpgrader
+from homeserver.rooms.upgrade_settings import UpgradeSettings
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 from homeserver.sync.service import SyncService
@@ -97,7 +98,7 @@ class Homeserver:
         self._tasks: set[asyncio.Task[None]] = set()
         self.profile = ProfileService(stores, self.rooms)
         self.directory = DirectoryService(stores, self.rooms, config.server_name)
-        self.upgrades = RoomUpgrader(stores, self.rooms)
+        self.upgrades = RoomUpgrader(stores, self.rooms, UpgradeSettings(stores, self.push, self.account_data))
         self.user_directory = UserDirectoryService(stores, config.user_directory_search_all_users)
         self.media = MediaService(stores, config.server_name, config)
 

@@ -41,15 +41,23 @@ class UserDirectoryService:
         # localpart (before the first ':', which a localpart never contains).
         id_pattern = f"{escaped}%" if term.startswith("@") else f"@%{escaped}%:%"
         name_pattern = f"%{escaped}%"
-        rooms: list[str] | None = None
-        if not self.search_all_users:
+        store = self.stores.user_directory
+        if self.search_all_users:
+            rows = await store.search(id_pattern, name_pattern, None, limit + 1)
+        else:
+            # Members of public rooms (the searcher too), and the others sharing a room with
+            # the searcher: a user alone in private rooms does not even find themselves.
+            public = sorted(await store.public_room_ids())
             mine = await self.stores.state.rooms_for_user(user_id)
-            visible = {r for r, (m, _, _) in mine.items() if m == "join"}
-            visible |= await self.stores.user_directory.public_room_ids()
-            rooms = sorted(visible)
-            if not rooms:
-                return {"results": [], "limited": False}
-        rows = await self.stores.user_directory.search(id_pattern, name_pattern, rooms, limit + 1)
+            shared = sorted(r for r, (m, _, _) in mine.items() if m == "join")
+            found = {}
+            if public:
+                found.update({r["user_id"]: r for r in await store.search(
+                    id_pattern, name_pattern, public, limit + 1)})
+            if shared:
+                found.update({r["user_id"]: r for r in await store.search(
+                    id_pattern, name_pattern, shared, limit + 1, exclude=user_id)})
+            rows = [found[u] for u in sorted(found)]
         results = []
         for r in rows[:limit]:
             item: dict[str, Any] = {"user_id": r["user_id"]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from homeserver.events.persister import EventPersister, TxnInfo, redaction_target
 from homeserver.protocol.errors import AuthError, MatrixError
@@ -40,6 +40,8 @@ class RoomService:
         self.serializer = serializer
         self.server_name = server_name
         self.default_room_version = default_room_version
+        # Called after a user's join (room upgrades carry the user's settings over).
+        self.after_join: Callable[[str, str], Awaitable[None]] | None = None
 
     async def version_of(self, room_id: str) -> RoomVersion:
         rv = await self.serializer.room_version(room_id)
@@ -233,7 +235,10 @@ class RoomService:
             content["reason"] = reason
         if extra:
             content.update(extra)
-        return await self.persister.send(rv, room_id, "m.room.member", sender, content, target)
+        ev = await self.persister.send(rv, room_id, "m.room.member", sender, content, target)
+        if membership == "join" and current_membership != "join" and self.after_join is not None:
+            await self.after_join(target, room_id)
+        return ev
 
     async def _guest_access(self, room_id: str) -> str | None:
         ids = await self.stores.state.current_ids(room_id, [("m.room.guest_access", "")])

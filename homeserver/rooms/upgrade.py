@@ -25,6 +25,7 @@ from homeserver.protocol.ids import is_valid_user_id
 from homeserver.protocol.power_levels import event_required_level, named_level, user_power_level
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.upgrade_settings import UpgradeSettings
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 
@@ -78,26 +79,24 @@ def new_room_power_levels(
 
 
 class RoomUpgrader:
-    def __init__(self, stores: Stores, rooms: RoomService) -> None:
+    def __init__(self, stores: Stores, rooms: RoomService, settings: UpgradeSettings) -> None:
         self.stores = stores
         self.rooms = rooms
+        self.settings = settings
         self._locks: dict[str, asyncio.Lock] = {}
+        rooms.after_join = settings.on_join
 
     async def upgrade(self, user_id: str, room_id: str, new_version: Any,
                       additional_creators: Any = None) -> str:
-        if not isinstance(new_version, str) or new_version not in KNOWN_ROOM_VERSIONS:
-            raise MatrixError(400, "M_UNSUPPORTED_ROOM_VERSION",
-                              f"This server does not support room version {new_version!r}")
         if additional_creators is not None and (
                 not isinstance(additional_creators, list)
                 or not all(isinstance(u, str) and is_valid_user_id(u) for u in additional_creators)):
             raise MatrixError(400, "M_INVALID_PARAM", "'additional_creators' must be a list of user IDs")
-        new_rv = KNOWN_ROOM_VERSIONS[new_version]
         old_rv = await self.rooms.version_of(room_id)
         lock = self._locks.setdefault(room_id, asyncio.Lock())
         try:
             async with lock:
-                return await self._upgrade(user_id, room_id, old_rv, new_rv, additional_creators or [])
+                return await self._upgrade(user_id, room_id, old_rv, new_version, additional_creators or [])
         finally:
             if not lock.locked():
                 self._locks.pop(room_id, None)
@@ -107,7 +106,7 @@ class RoomUpgrader:
         evs = await self.stores.events.get_many(ids.values())
         return {k: evs[e] for k, e in ids.items() if e in evs}
 
-    async def _upgrade(self, user_id: str, room_id: str, old_rv: RoomVersion, new_rv: RoomVersion,
+    async def _upgrade(self, user_id: str, room_id: str, old_rv: RoomVersion, new_version: Any,
                        extra_creators: list[str]) -> str:
         state = await self._state(room_id)
         create = state.get(("m.room.create", ""))
@@ -122,6 +121,12 @@ class RoomUpgrader:
         old_level = user_power_level(old_rv, create_pdu, old_pl if pl_ev else None, user_id)
         if old_level < event_required_level(old_pl if pl_ev else None, "m.room.tombstone", True):
             raise MatrixError(403, "M_FORBIDDEN", "You may not upgrade this room")
+        # Checked after the room and the permission: an unknown room or a missing permission
+        # gets the same answer whatever version was asked for.
+        if not isinstance(new_version, str) or new_version not in KNOWN_ROOM_VERSIONS:
+            raise MatrixError(400, "M_UNSUPPORTED_ROOM_VERSION",
+                              f"This server does not support room version {new_version!r}")
+        new_rv = KNOWN_ROOM_VERSIONS[new_version]
 
         old_create = create.pdu.get("content", {})
         create_content: dict[str, Any] = {"predecessor": {"room_id": room_id}}
@@ -147,6 +152,7 @@ class RoomUpgrader:
         await self.stores.userdata.move_aliases(room_id, new_room)
         await self._fill_new_room(new_rv, new_room, user_id, state, old_pl, old_level, new_creators)
         await self._retire_old_room(old_rv, room_id, user_id, state, old_pl, new_room, is_public)
+        await self.settings.transfer(user_id, room_id, new_room)
         return new_room
 
     async def _tombstone(self, rv: RoomVersion, room_id: str, user_id: str, new_room: str) -> StoredEvent:

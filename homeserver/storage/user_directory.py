@@ -38,24 +38,25 @@ class UserDirectoryStore:
         return out
 
     async def search(self, id_pattern: str, name_pattern: str, room_ids: Sequence[str] | None,
-                     limit: int) -> list[dict[str, Any]]:
-        """Active users whose lower-cased ID matches `id_pattern` or display name matches
-        `name_pattern` (LIKE patterns), at most `limit`, ordered by user ID. With `room_ids`,
-        only users joined to one of those rooms."""
+                     limit: int, exclude: str = "") -> list[dict[str, Any]]:
+        """Active users other than `exclude` whose lower-cased ID matches `id_pattern` or display
+        name matches `name_pattern` (LIKE patterns), at most `limit`, ordered by user ID. With
+        `room_ids`, only users joined to one of those rooms."""
         base = (
             "SELECT u.user_id, u.displayname, u.avatar_url FROM users u WHERE u.deactivated = FALSE"
+            " AND u.user_id != $4"
             " AND (LOWER(u.user_id) LIKE $1 ESCAPE '\\' OR LOWER(u.displayname) LIKE $2 ESCAPE '\\')"
         )
         if room_ids is None:
             return await self.db.fetch(base + " ORDER BY u.user_id LIMIT $3", id_pattern,
-                                       name_pattern, limit)
+                                       name_pattern, limit, exclude)
         found: dict[str, dict[str, Any]] = {}
         for chunk in chunks(list(room_ids)):
             rows = await self.db.fetch(
                 base + " AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.user_id"
-                f" AND m.membership = 'join' AND m.room_id IN ({placeholders(4, len(chunk))}))"
+                f" AND m.membership = 'join' AND m.room_id IN ({placeholders(5, len(chunk))}))"
                 " ORDER BY u.user_id LIMIT $3",
-                id_pattern, name_pattern, limit, *chunk,
+                id_pattern, name_pattern, limit, exclude, *chunk,
             )
             for r in rows:
                 found[r["user_id"]] = r

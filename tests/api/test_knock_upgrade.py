@@ -207,11 +207,42 @@ async def test_upgrade_rejects_bad_requests(client: MatrixClient) -> None:
     ):
         resp = await alice.post(f"{V3}/rooms/{room}/upgrade", body)
         assert resp.status_code == status and resp.json()["errcode"] == code, body
-    resp = await alice.post(f"{V3}/rooms/!fail:unknown/upgrade", {"new_version": "11"})
-    assert resp.status_code == 404 and resp.json()["errcode"] == "M_NOT_FOUND"
+    for version in ("11", "2"):
+        resp = await alice.post(f"{V3}/rooms/!fail:unknown/upgrade", {"new_version": version})
+        assert resp.status_code == 404 and resp.json()["errcode"] == "M_NOT_FOUND"
+    bob = await client.register("bob")
+    resp = await bob.post(f"{V3}/rooms/{room}/upgrade", {"new_version": "2"})
+    assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
     # A tombstone pointing at its own room is refused.
     resp = await alice.put(f"{V3}/rooms/{room}/send/m.room.tombstone/t1", {"replacement_room": room})
     assert resp.status_code == 400
     resp = await alice.put(f"{V3}/rooms/{room}/state/m.room.tombstone", {"replacement_room": room})
     assert resp.status_code == 400
     assert ("m.room.tombstone", "") not in await _state(alice, room)
+
+
+async def test_upgrade_carries_personal_settings(client: MatrixClient) -> None:
+    alice = await client.register("alice")
+    bob = await client.register("bob")
+    room = await alice.create_room(room_version="11", preset="public_chat")
+    await bob.ok("POST", f"{V3}/rooms/{room}/join", {})
+    for user in (alice, bob):
+        await user.ok("PUT", f"{V3}/user/{user.user_id}/account_data/m.direct",
+                      {"@someone:test.parley": [room, "!other:test.parley"]})
+    await bob.ok("PUT", f"{V3}/pushrules/global/room/{room}", {"actions": ["notify"]})
+    await bob.ok("PUT", f"{V3}/user/{bob.user_id}/rooms/{room}/tags/u.work", {"order": 0.5})
+
+    new_room = (await alice.ok("POST", f"{V3}/rooms/{room}/upgrade", {"new_version": "12"}))["replacement_room"]
+    # The upgrader's own settings move at once.
+    direct = await alice.ok("GET", f"{V3}/user/{alice.user_id}/account_data/m.direct")
+    assert direct == {"@someone:test.parley": [room, "!other:test.parley", new_room]}
+    # Bob's move when he joins the new room, not before.
+    resp = await bob.get(f"{V3}/pushrules/global/room/{new_room}")
+    assert resp.status_code == 404
+    await bob.ok("POST", f"{V3}/rooms/{new_room}/join", {})
+    rule = await bob.ok("GET", f"{V3}/pushrules/global/room/{new_room}")
+    assert rule["actions"] == ["notify"]
+    tags = await bob.ok("GET", f"{V3}/user/{bob.user_id}/rooms/{new_room}/tags")
+    assert tags == {"tags": {"u.work": {"order": 0.5}}}
+    direct = await bob.ok("GET", f"{V3}/user/{bob.user_id}/account_data/m.direct")
+    assert new_room in direct["@someone:test.parley"]

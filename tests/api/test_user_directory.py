@@ -37,6 +37,10 @@ async def test_directory_shows_room_mates_and_public_room_members_only(client: M
     assert await _found(searcher, "publicperson") == [public.user_id]
     assert await _found(searcher, "hidden") == []
     assert await _found(searcher, "person") == [public.user_id]
+    # Members of public rooms find themselves; a user only in private rooms does not.
+    assert await _found(public, "publicperson") == [public.user_id]
+    assert await _found(mate, "roommate") == []
+    assert await _found(mate, "searcher") == [searcher.user_id]
     # Matching is case-insensitive, on the localpart and on the display name.
     await hidden.ok("PUT", f"{V3}/profile/{hidden.user_id}/displayname", {"displayname": "Zed Q"})
     assert await _found(searcher, "ZED") == []
