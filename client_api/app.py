@@ -11,7 +11,7 @@ from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
 from client_api.http import CORS_HEADERS, error_response, json_response
 from client_api.routes import account, directory, discovery, ephemeral, media, rooms, sync, userdata
-from client_api.routes import room_upgrades, user_directory
+from client_api.routes import peek, room_upgrades, user_directory
 from homeserver.app import Homeserver
 from homeserver.config import Config
 from homeserver.protocol.errors import MatrixError
@@ -20,6 +20,7 @@ ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
     *directory.routes, *ephemeral.routes, *media.routes,
     *room_upgrades.routes, *user_directory.routes,
+    *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]
 
 

@@ -31,6 +31,7 @@ from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.reads import RoomReader
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.peek import PeekService, peek_key
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.rooms.upgrade_settings import UpgradeSettings
 from homeserver.storage.events import StoredEvent
@@ -99,6 +100,7 @@ class Homeserver:
         self.profile = ProfileService(stores, self.rooms)
         self.directory = DirectoryService(stores, self.rooms, config.server_name)
         self.upgrades = RoomUpgrader(stores, self.rooms, UpgradeSettings(stores, self.push, self.account_data))
+        self.peek = PeekService(stores, self.serializer, self.notifier)
         self.user_directory = UserDirectoryService(stores, config.user_directory_search_all_users)
         self.media = MediaService(stores, config.server_name, config)
 
@@ -182,6 +184,7 @@ class Homeserver:
             return
         members = set(await self.stores.state.members(room_id, ("join", "invite")))
         members.update(extra)
+        members.add(peek_key(room_id))
         self.notifier.wake(members & waiting)
 
     async def _on_persisted(self, ev: StoredEvent) -> None:
