@@ -105,3 +105,15 @@ async def test_guest_registration_bad_input(client: MatrixClient) -> None:
         assert resp.status_code == 400 and resp.json()["errcode"] == "M_BAD_JSON", body
     guest = await _guest(client, refresh_token=True)
     assert (await guest.ok("GET", f"{V3}/account/whoami"))["is_guest"] is True
+
+
+def test_guest_and_directory_config_keys() -> None:
+    from homeserver.config import ConfigError, Config, load_config
+
+    assert Config().allow_guest_access is False and Config().user_directory_search_all_users is False
+    cfg = load_config(None, {"PARLEY_ALLOW_GUEST_ACCESS": "true",
+                             "PARLEY_USER_DIRECTORY_SEARCH_ALL_USERS": "yes"})
+    assert cfg.allow_guest_access is True and cfg.user_directory_search_all_users is True
+    with pytest.raises(ConfigError) as e:
+        load_config(None, {"PARLEY_ALLOW_GUEST_ACCESS": "perhaps"})
+    assert e.value.key == "allow_guest_access"
