@@ -11,6 +11,7 @@ from homeserver.protocol.errors import AuthError, MatrixError
 from homeserver.protocol.ids import is_valid_room_alias, is_valid_user_id
 from homeserver.protocol.power_levels import named_level, user_power_level
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from homeserver.rooms.restricted import restricted_join_authoriser
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
@@ -235,6 +236,10 @@ class RoomService:
             content["reason"] = reason
         if extra:
             content.update(extra)
+        if membership == "join" and sender == target and current_membership not in ("join", "invite"):
+            via = await restricted_join_authoriser(self.stores, self.server_name, rv, room_id, target)
+            if via is not None:
+                content["join_authorised_via_users_server"] = via
         ev = await self.persister.send(rv, room_id, "m.room.member", sender, content, target)
         if membership == "join" and current_membership != "join" and self.after_join is not None:
             await self.after_join(target, room_id)

@@ -246,3 +246,25 @@ async def test_upgrade_carries_personal_settings(client: MatrixClient) -> None:
     assert tags == {"tags": {"u.work": {"order": 0.5}}}
     direct = await bob.ok("GET", f"{V3}/user/{bob.user_id}/account_data/m.direct")
     assert new_room in direct["@someone:test.parley"]
+
+
+@pytest.mark.parametrize("rule", ["knock_restricted", "restricted"])
+async def test_restricted_join_through_allowed_room(client: MatrixClient, rule: str) -> None:
+    alice = await client.register("alice")
+    bob = await client.register("bob")
+    carol = await client.register("carol")
+    space = await alice.create_room(preset="public_chat")
+    room = await alice.create_room(room_version="11")
+    await alice.ok("PUT", f"{V3}/rooms/{room}/state/m.room.join_rules", {
+        "join_rule": rule, "allow": [{"type": "m.room_membership", "room_id": space}]})
+    # Carol is in no allowed room: no join; with knock_restricted she may knock instead.
+    resp = await carol.post(f"{V3}/rooms/{room}/join", {})
+    assert resp.status_code == 403
+    resp = await carol.post(f"{V3}/knock/{room}", {})
+    assert resp.status_code == (200 if rule == "knock_restricted" else 403)
+    # Bob, a member of the allowed room, joins directly; the join names who vouched for it.
+    await bob.ok("POST", f"{V3}/rooms/{space}/join", {})
+    await bob.ok("POST", f"{V3}/rooms/{room}/join", {})
+    member = await alice.ok("GET", f"{V3}/rooms/{room}/state/m.room.member/{bob.user_id}")
+    assert member["membership"] == "join"
+    assert member["join_authorised_via_users_server"] == alice.user_id
