@@ -35,7 +35,9 @@ class PeekService:
         ids = await self.stores.state.current_ids(room_id, [("m.room.history_visibility", "")])
         eid = ids.get(("m.room.history_visibility", ""))
         ev = await self.stores.events.get(eid) if eid else None
-        return bool(ev) and ev.pdu.get("content", {}).get("history_visibility") == "world_readable"
+        if ev is None:
+            return False
+        return bool(ev.pdu.get("content", {}).get("history_visibility") == "world_readable")
 
     async def check(self, user_id: str, room_id: str) -> None:
         if await self.serializer.room_version(room_id) is None:
@@ -65,7 +67,7 @@ class PeekService:
                     break
                 try:
                     await asyncio.wait_for(asyncio.shield(fut), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
             finally:
                 self.notifier.unlisten(key, fut)

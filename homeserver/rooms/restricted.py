@@ -5,6 +5,8 @@ an invite. The join event names a local member with the power to invite in
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeserver.protocol.power_levels import named_level, user_power_level
 from homeserver.protocol.room_versions import RoomVersion
 from homeserver.storage.stores import Stores
@@ -19,7 +21,7 @@ async def restricted_join_authoriser(
     ids = await stores.state.current_ids(room_id, keys)
     evs = await stores.events.get_many(ids.values())
 
-    def content(t: str) -> dict | None:
+    def content(t: str) -> dict[str, Any] | None:
         ev = evs.get(ids.get((t, ""), ""))
         c = ev.pdu.get("content") if ev else None
         return c if isinstance(c, dict) else None

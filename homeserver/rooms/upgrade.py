@@ -22,7 +22,11 @@ from typing import Any
 
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_user_id
-from homeserver.protocol.power_levels import event_required_level, named_level, user_power_level
+from homeserver.protocol.power_levels import (
+    event_required_level,
+    named_level,
+    user_power_level,
+)
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade_settings import UpgradeSettings
@@ -48,7 +52,7 @@ def _levels_in(pl: dict[str, Any]) -> list[int]:
 
 
 def new_room_power_levels(
-    old_pl: dict[str, Any], old_level: int | float, user_id: str, new_rv: RoomVersion,
+    old_pl: dict[str, Any], old_level: float, user_id: str, new_rv: RoomVersion,
     new_creators: set[str],
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(final power levels, bootstrap power levels or None) for the replacement room.
@@ -161,7 +165,7 @@ class RoomUpgrader:
 
     async def _fill_new_room(
         self, rv: RoomVersion, room_id: str, user_id: str, old_state: dict[tuple[str, str], StoredEvent],
-        old_pl: dict[str, Any], old_level: int | float, new_creators: set[str],
+        old_pl: dict[str, Any], old_level: float, new_creators: set[str],
     ) -> None:
         send = self.rooms.persister.send
         await send(rv, room_id, "m.room.member", user_id,

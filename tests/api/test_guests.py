@@ -108,7 +108,7 @@ async def test_guest_registration_bad_input(client: MatrixClient) -> None:
 
 
 def test_guest_and_directory_config_keys() -> None:
-    from homeserver.config import ConfigError, Config, load_config
+    from homeserver.config import Config, ConfigError, load_config
 
     assert Config().allow_guest_access is False and Config().user_directory_search_all_users is False
     cfg = load_config(None, {"PARLEY_ALLOW_GUEST_ACCESS": "true",

@@ -39,7 +39,7 @@ async def test_knock_then_invite_and_join(client: MatrixClient, version: str, ru
     knock_state = sync["rooms"]["knock"][room]["knock_state"]["events"]
     types = {e["type"] for e in knock_state}
     assert {"m.room.create", "m.room.join_rules", "m.room.name", "m.room.member"} <= types
-    mine = [e for e in knock_state if e["type"] == "m.room.member"][0]
+    mine = next(e for e in knock_state if e["type"] == "m.room.member")
     assert mine["state_key"] == bob.user_id and mine["content"]["membership"] == "knock"
     assert mine["content"]["reason"] == "let me in"
     assert all(set(e) == {"type", "state_key", "sender", "content"} for e in knock_state)
