@@ -10,7 +10,20 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from client_api.http import CORS_HEADERS, error_response, json_response
-from client_api.routes import account, directory, discovery, ephemeral, media, operations, rooms, sync, userdata
+from client_api.routes import (
+    account,
+    directory,
+    discovery,
+    ephemeral,
+    media,
+    operations,
+    peek,
+    room_upgrades,
+    rooms,
+    sync,
+    user_directory,
+    userdata,
+)
 from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
 from homeserver import metrics
@@ -22,6 +35,8 @@ from homeserver.protocol.errors import MatrixError
 ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
     *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
+    *room_upgrades.routes, *user_directory.routes,
+    *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
 

@@ -11,6 +11,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from client_api.guest_access import guest_may_call
 from homeserver.accounts.service import Requester
 from homeserver.protocol.errors import MatrixError
 
@@ -173,4 +174,7 @@ async def authenticate(request: Request, hs: Any, optional: bool = False) -> Req
         if optional:
             return None
         raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token")
-    return await hs.accounts.authenticate(token)
+    requester: Requester = await hs.accounts.authenticate(token)
+    if requester.is_guest and not guest_may_call(request.method, request.url.path):
+        raise MatrixError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest accounts may not use this endpoint")
+    return requester

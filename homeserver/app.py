@@ -10,6 +10,7 @@ from homeserver import metrics
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
+from homeserver.accounts.user_directory import UserDirectoryService
 from homeserver.bus.base import Bus
 from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
@@ -23,10 +24,13 @@ from homeserver.protocol.signing import encode_signing_key_seed, key_id, verify_
 from homeserver.push.service import PushService
 from homeserver.ratelimit import RateLimiter
 from homeserver.rooms.directory import DirectoryService
+from homeserver.rooms.peek import PeekService, peek_key
 from homeserver.rooms.reads import RoomReader
 from homeserver.rooms.receipts import ReceiptService
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.service import RoomService
+from homeserver.rooms.upgrade import RoomUpgrader
+from homeserver.rooms.upgrade_settings import UpgradeSettings
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 from homeserver.sync.service import SyncService
@@ -79,6 +83,9 @@ class Homeserver:
         self._tasks: set[asyncio.Task[None]] = set()
         self.profile = ProfileService(stores, self.rooms)
         self.directory = DirectoryService(stores, self.rooms, config.server_name)
+        self.upgrades = RoomUpgrader(stores, self.rooms, UpgradeSettings(stores, self.push, self.account_data))
+        self.peek = PeekService(stores, self.serializer, self.notifier, self.visibility)
+        self.user_directory = UserDirectoryService(stores, config.user_directory_search_all_users)
         self.media = MediaService(stores, config.server_name, config)
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()
@@ -196,6 +203,7 @@ class Homeserver:
             return
         members = set(await self.stores.state.members(room_id, ("join", "invite")))
         members.update(extra)
+        members.add(peek_key(room_id))
         self.notifier.wake(members & waiting)
 
     async def _on_persisted(self, ev: StoredEvent) -> None:

@@ -75,6 +75,8 @@ class Config:
     sqlite_synchronous: str = "full"
     metrics_listener: Listener | None = None
     log_format: str = "text"
+    allow_guest_access: bool = False
+    user_directory_search_all_users: bool = False
 
     @property
     def data_path(self) -> Path:
@@ -275,7 +277,7 @@ _KNOWN_KEYS = {
     "max_sync_timeout_ms", "admins", "presence_enabled", "ws_max_queued_frames",
     "max_upload_bytes", "media_backend", "s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key",
     "s3_region", "url_preview_enabled", "url_preview_ip_allowlist", "sqlite_synchronous",
-    "metrics_listener", "log_format",
+    "metrics_listener", "log_format", "allow_guest_access", "user_directory_search_all_users",
 }
 
 
@@ -343,6 +345,9 @@ def build_config(raw: Mapping[str, Any]) -> Config:
     for key in ("s3_bucket", "s3_region"):
         if key in raw:
             kw[key] = _as_str(key, raw[key])
+    for key in ("allow_guest_access", "user_directory_search_all_users"):
+        if key in raw:
+            kw[key] = _as_bool(key, raw[key])
     if "presence_enabled" in raw:
         kw["presence_enabled"] = _as_bool("presence_enabled", raw["presence_enabled"])
     if "admins" in raw:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from client_api.http import endpoint, json_body
+from client_api.routes import guests
 from homeserver.accounts.service import Requester
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_user_id, server_name_of
@@ -131,16 +132,17 @@ async def register(request: Request, hs: Any) -> Any:
                          hs.config.rate_limits.register_burst)
     kind = request.query_params.get("kind", "user")
     if kind == "guest":
-        raise MatrixError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access is disabled")
+        return await guests.register_guest(request, hs, _client_ip(request))
     if kind != "user":
         raise MatrixError(400, "M_INVALID_PARAM", "kind must be 'user' or 'guest'")
     body = await json_body(request)
     mode = hs.config.registration
     if mode == "closed":
         raise MatrixError(403, "M_FORBIDDEN", "Registration is disabled")
+    guest = await guests.upgrading_guest(hs, body)
     username = body.get("username")
     if username is None:
-        username = secrets.token_hex(6)
+        username = guest.user_id[1:].split(":")[0] if guest else secrets.token_hex(6)
     hs.accounts.validate_localpart(username)
     password = body.get("password")
     if password is not None and (not isinstance(password, str) or not password):
@@ -152,7 +154,7 @@ async def register(request: Request, hs: Any) -> Any:
     stage = "m.login.registration_token" if mode == "token" else "m.login.dummy"
     auth = body.get("auth")
     if auth is None:
-        if await hs.stores.accounts.user_exists(hs.accounts.user_id_for(str(username).lower())):
+        if guest is None and await hs.stores.accounts.user_exists(hs.accounts.user_id_for(str(username).lower())):
             raise MatrixError(400, "M_USER_IN_USE", "User ID already taken")
         return _uia_challenge([[stage]])
     if not isinstance(auth, dict):
@@ -169,6 +171,9 @@ async def register(request: Request, hs: Any) -> Any:
     session = auth.get("session")
     if isinstance(session, str):
         _uia_sessions.pop(session, None)
+    if guest is not None:
+        return await hs.accounts.upgrade_guest(guest, username, password, device_id, device_name,
+                                               inhibit, want_refresh, _client_ip(request))
     return await hs.accounts.register(
         username, password, device_id=device_id, device_name=device_name,
         inhibit_login=inhibit, want_refresh=want_refresh, ip=_client_ip(request),
@@ -217,7 +222,7 @@ async def logout_all(request: Request, hs: Any, req: Requester) -> dict[str, Any
 
 @endpoint()
 async def whoami(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
-    return {"user_id": req.user_id, "device_id": req.device_id, "is_guest": False}
+    return {"user_id": req.user_id, "device_id": req.device_id, "is_guest": req.is_guest}
 
 
 @endpoint()

@@ -28,6 +28,7 @@ class Requester:
     device_id: str
     jti: str
     is_admin: bool = False
+    is_guest: bool = False
 
 
 # Each hash takes 19 MiB: hashing at most two at a time bounds memory (and there are 2 cores).
@@ -119,6 +120,42 @@ class AccountService:
                 return {"user_id": user_id}
             return await self._issue(c, user_id, device_id, device_name, want_refresh, ip)
 
+    async def register_guest(
+        self, device_id: str | None, device_name: str | None, want_refresh: bool, ip: str | None,
+    ) -> dict[str, Any]:
+        """A guest account: a numeric localpart, no password (client-server API §Guest access)."""
+        now = int(time.time() * 1000)
+        for _ in range(10):
+            localpart = str(secrets.randbelow(10**12))
+            user_id = self.user_id_for(localpart)
+            async with self.stores.db.transaction() as c:
+                if await self.stores.accounts.create_user(c, user_id, None, now, False, localpart, True):
+                    return await self._issue(c, user_id, device_id, device_name, want_refresh, ip,
+                                             guest=True)
+        raise MatrixError(500, "M_UNKNOWN", "Could not allocate a guest user ID")
+
+    async def upgrade_guest(
+        self, guest: Requester, localpart: Any, password: str | None, device_id: str | None,
+        device_name: str | None, inhibit_login: bool, want_refresh: bool, ip: str | None,
+    ) -> dict[str, Any]:
+        """Turn a guest into a full account with the same user ID; the guest's tokens end."""
+        if not guest.is_guest:
+            raise MatrixError(403, "M_FORBIDDEN", "guest_access_token is not a guest's token")
+        if self.user_id_for(self.validate_localpart(localpart)) != guest.user_id:
+            raise MatrixError(403, "M_FORBIDDEN", "A guest may only upgrade their own account")
+        if password is not None and len(password) > MAX_PASSWORD_LENGTH:
+            raise MatrixError(400, "M_INVALID_PARAM", "Password too long")
+        pw_hash = await hash_password(password) if password else None
+        async with self.stores.db.transaction() as c:
+            if not await self.stores.accounts.is_guest(guest.user_id, c):
+                raise MatrixError(400, "M_USER_IN_USE", "User ID already taken")
+            await self.stores.accounts.upgrade_guest(c, guest.user_id, pw_hash)
+            await self.stores.accounts.delete_devices(c, guest.user_id, None)
+            if inhibit_login:
+                return {"user_id": guest.user_id}
+            return await self._issue(c, guest.user_id, device_id or guest.device_id, device_name,
+                                     want_refresh, ip)
+
     async def login_password(
         self, user_id: str, password: str, device_id: str | None, device_name: str | None,
         want_refresh: bool, ip: str | None,
@@ -137,18 +174,21 @@ class AccountService:
 
     async def _issue(
         self, c: Any, user_id: str, device_id: str | None, device_name: str | None,
-        want_refresh: bool, ip: str | None,
+        want_refresh: bool, ip: str | None, guest: bool = False,
     ) -> dict[str, Any]:
         device_id = device_id or secrets.token_urlsafe(8).upper().replace("-", "A").replace("_", "B")
         now = int(time.time() * 1000)
         await self.stores.accounts.upsert_device(c, user_id, device_id, device_name, now, ip)
-        out = await self._mint(c, user_id, device_id, want_refresh, now)
+        out = await self._mint(c, user_id, device_id, want_refresh, now, guest)
         out.update({"user_id": user_id, "device_id": device_id, "home_server": self.server_name})
         return out
 
-    async def _mint(self, c: Any, user_id: str, device_id: str, want_refresh: bool, now: int) -> dict[str, Any]:
+    async def _mint(self, c: Any, user_id: str, device_id: str, want_refresh: bool, now: int,
+                    guest: bool = False) -> dict[str, Any]:
         jti = secrets.token_urlsafe(16)
         claims: dict[str, Any] = {"sub": user_id, "dev": device_id, "jti": jti, "iat": now // 1000}
+        if guest:
+            claims["gst"] = True  # guests' tokens are revoked when the account is upgraded
         expires = None
         if want_refresh:
             expires = now + self.access_token_lifetime_ms
@@ -176,7 +216,8 @@ class AccountService:
         if row is None:
             raise MatrixError(401, "M_UNKNOWN_TOKEN", "Access token has been revoked", soft_logout=False)
         user_id, device_id, _ = row
-        return Requester(user_id, device_id, str(claims["jti"]), user_id in self._admins)
+        return Requester(user_id, device_id, str(claims["jti"]), user_id in self._admins,
+                         claims.get("gst") is True)
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
         """Rotate: the old refresh token stays usable until the new access token is first used
@@ -192,7 +233,8 @@ class AccountService:
                 if prev is not None:
                     await self.stores.accounts.delete_access_token(c, prev["access_jti"])
                     await self.stores.accounts.delete_refresh_token(c, row["next_token"])
-            out = await self._mint(c, row["user_id"], row["device_id"], True, now)
+            guest = await self.stores.accounts.is_guest(row["user_id"], c)
+            out = await self._mint(c, row["user_id"], row["device_id"], True, now, guest)
             await self.stores.accounts.set_next_refresh(c, refresh_token, out["refresh_token"])
             # The access token minted with the old refresh token is retired now.
             await self.stores.accounts.delete_access_token(c, row["access_jti"])

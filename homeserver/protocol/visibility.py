@@ -15,7 +15,7 @@ of boundary the more open reading wins, so that a client sees the events that op
 window: a `m.room.history_visibility` event is judged by the less restrictive of its old and new
 setting (the room's first setting has no old one to widen it), and a user's own membership
 event by the "more joined" of the old and new membership (and a user always sees their own
-leave from `join` or `invite`, e.g. a rejected invite).
+leave from `join`, `invite` or `knock`, e.g. a rejected invite).
 
 Server-Server API, "Retrieving events" / backfill: a server may see an event when the setting is
 `world_readable` or `shared`, or when one of its users was joined (`joined`) or invited or joined
@@ -73,7 +73,7 @@ def visible_to_user(ev: EventFacts, user_id: str, joined_later: bool) -> bool:
     if ev.type == "m.room.member" and ev.state_key == user_id:
         new = _membership(ev.content.get("membership"))
         old = _membership((ev.prev_content or {}).get("membership"))
-        if new == "leave" and old in ("join", "invite"):
+        if new == "leave" and old in ("join", "invite", "knock"):
             return True
         membership = new if MEMBERSHIP_ORDER.index(new) <= MEMBERSHIP_ORDER.index(old) else old
     vis = visibility_for(ev)

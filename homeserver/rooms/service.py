@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.events.persister import EventPersister, TxnInfo, redaction_target
@@ -11,6 +12,7 @@ from homeserver.protocol.errors import AuthError, MatrixError
 from homeserver.protocol.ids import is_valid_room_alias, is_valid_user_id
 from homeserver.protocol.power_levels import named_level, user_power_level
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from homeserver.rooms.restricted import restricted_join_authoriser
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
@@ -40,6 +42,8 @@ class RoomService:
         self.serializer = serializer
         self.server_name = server_name
         self.default_room_version = default_room_version
+        # Called after a user's join (room upgrades carry the user's settings over).
+        self.after_join: Callable[[str, str], Awaitable[None]] | None = None
 
     async def version_of(self, room_id: str) -> RoomVersion:
         rv = await self.serializer.room_version(room_id)
@@ -98,19 +102,7 @@ class RoomService:
                 raise MatrixError(400, "M_ROOM_IN_USE", "Room alias already taken")
 
         create_content = {k: v for k, v in creation_content.items() if k != "room_version"}
-        create_content["room_version"] = version
-        if rv.create_has_creator:
-            create_content["creator"] = user_id
-        room_id_hint = None
-        if not rv.room_id_from_create:
-            room_id_hint = f"!{secrets.token_urlsafe(18)}:{self.server_name}"
-        create_ev = await self.persister.create_room_event(rv, create_content, user_id, room_id_hint)
-        room_id = create_ev.room_id
-        async with self.stores.db.transaction() as c:
-            await self.stores.userdata.add_room(
-                c, room_id, version, user_id, visibility == "public", int(time.time() * 1000)
-            )
-        self.serializer._versions[room_id] = rv
+        room_id = await self.new_room(rv, create_content, user_id, visibility == "public")
 
         async def send_state(etype: str, content: dict[str, Any], state_key: str = "") -> StoredEvent:
             return await self.persister.send(rv, room_id, etype, user_id, content, state_key)
@@ -172,6 +164,30 @@ class RoomService:
             await send_state("m.room.member", content, invitee)
         return room_id
 
+    def new_room_id(self, rv: RoomVersion) -> str | None:
+        """A fresh room ID for versions that do not derive it from the create event."""
+        if rv.room_id_from_create:
+            return None
+        return f"!{secrets.token_urlsafe(18)}:{self.server_name}"
+
+    async def new_room(self, rv: RoomVersion, create_content: dict[str, Any], user_id: str,
+                       is_public: bool, room_id_hint: str | None = None) -> str:
+        """Persist the create event of a new room and register the room; returns its ID."""
+        create_content = dict(create_content)
+        create_content["room_version"] = rv.identifier
+        if rv.create_has_creator:
+            create_content["creator"] = user_id
+        if room_id_hint is None:
+            room_id_hint = self.new_room_id(rv)
+        create_ev = await self.persister.create_room_event(rv, create_content, user_id, room_id_hint)
+        room_id = create_ev.room_id
+        async with self.stores.db.transaction() as c:
+            await self.stores.userdata.add_room(
+                c, room_id, rv.identifier, user_id, is_public, int(time.time() * 1000)
+            )
+        self.serializer._versions[room_id] = rv
+        return room_id
+
     async def _member_content(self, user_id: str, membership: str) -> dict[str, Any]:
         content: dict[str, Any] = {"membership": membership}
         user = await self.stores.accounts.get_user(user_id)
@@ -209,7 +225,9 @@ class RoomService:
                 return ev
         if sender != target and membership == "leave" and current_membership not in ("join", "invite", "knock", "ban"):
             raise MatrixError(403, "M_FORBIDDEN", "The user is not in the room")
-        if membership in ("join", "invite"):
+        if membership == "join" and sender == target and await self.stores.accounts.is_guest(target):
+            await self._check_guest_can_join(room_id)
+        if membership in ("join", "invite", "knock"):
             content = await self._member_content(target, membership)
         else:
             content = {"membership": membership}
@@ -217,7 +235,44 @@ class RoomService:
             content["reason"] = reason
         if extra:
             content.update(extra)
-        return await self.persister.send(rv, room_id, "m.room.member", sender, content, target)
+        if membership == "join" and sender == target and current_membership not in ("join", "invite"):
+            via = await restricted_join_authoriser(self.stores, self.server_name, rv, room_id, target)
+            if via is not None:
+                content["join_authorised_via_users_server"] = via
+        ev = await self.persister.send(rv, room_id, "m.room.member", sender, content, target)
+        if membership == "join" and current_membership != "join" and self.after_join is not None:
+            await self.after_join(target, room_id)
+        return ev
+
+    async def _guest_access(self, room_id: str) -> str | None:
+        ids = await self.stores.state.current_ids(room_id, [("m.room.guest_access", "")])
+        ev = await self.stores.events.get(ids[("m.room.guest_access", "")]) \
+            if ("m.room.guest_access", "") in ids else None
+        value = ev.pdu.get("content", {}).get("guest_access") if ev else None
+        return value if isinstance(value, str) else None
+
+    async def _check_guest_can_join(self, room_id: str) -> None:
+        """Guests join only rooms whose m.room.guest_access is can_join (§Guest access)."""
+        if await self._guest_access(room_id) != "can_join":
+            raise MatrixError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guests may not join this room")
+
+    async def remove_guests(self, rv: RoomVersion, room_id: str) -> None:
+        """After guest access was revoked, every joined guest leaves (§Guest access)."""
+        if await self._guest_access(room_id) == "can_join":
+            return
+        joined = await self.stores.state.members(room_id, ("join",))
+        for guest in sorted(await self.stores.accounts.guests_among(joined)):
+            try:
+                await self.persister.send(rv, room_id, "m.room.member", guest, {"membership": "leave"}, guest)
+            except MatrixError:
+                continue
+
+    async def knock(self, user_id: str, room_id_or_alias: str, reason: str | None) -> str:
+        """POST /knock: only rooms this server takes part in (no federation yet)."""
+        room_id = await self.resolve_room(room_id_or_alias)
+        await self.version_of(room_id)
+        await self.update_membership(user_id, room_id, user_id, "knock", reason)
+        return room_id
 
     async def invite(
         self, sender: str, room_id: str, target: str, reason: str | None, extra: dict[str, Any],
@@ -257,6 +312,7 @@ class RoomService:
         content: dict[str, Any], txn_id: str, txn_key: str,
     ) -> StoredEvent:
         rv = await self.version_of(room_id)
+        _check_tombstone(room_id, event_type, content)
         check = None
         if event_type == "m.room.redaction":
             check = self._redaction_check(rv, room_id, user_id)
@@ -308,13 +364,19 @@ class RoomService:
             if existing is not None and existing.sender == user_id and existing.pdu.get("content") == content \
                     and not existing.redacted_by:
                 return existing
+        _check_tombstone(room_id, event_type, content)
         if event_type == "m.room.canonical_alias":
             await self._check_canonical_alias(room_id, content)
         if event_type == "m.room.member":
             membership = content.get("membership")
             if not isinstance(membership, str):
                 raise MatrixError(400, "M_BAD_JSON", "m.room.member needs a membership")
-        return await self.persister.send(rv, room_id, event_type, user_id, content, state_key)
+            if membership == "join" and state_key == user_id and await self.stores.accounts.is_guest(user_id):
+                await self._check_guest_can_join(room_id)
+        ev = await self.persister.send(rv, room_id, event_type, user_id, content, state_key)
+        if event_type == "m.room.guest_access" and state_key == "":
+            await self.remove_guests(rv, room_id)
+        return ev
 
     async def _check_canonical_alias(self, room_id: str, content: dict[str, Any]) -> None:
         aliases = []
@@ -330,6 +392,11 @@ class RoomService:
             found = await self.stores.userdata.get_alias(a)
             if found is None or found[0] != room_id:
                 raise MatrixError(400, "M_BAD_ALIAS", f"Alias {a} does not point to this room")
+
+
+def _check_tombstone(room_id: str, event_type: str, content: dict[str, Any]) -> None:
+    if event_type == "m.room.tombstone" and content.get("replacement_room") == room_id:
+        raise MatrixError(400, "M_BAD_JSON", "A room cannot be replaced by itself")
 
 
 def _pdu(ev: StoredEvent) -> dict[str, Any]:

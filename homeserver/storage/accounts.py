@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from homeserver.storage.database import Conn, Database
+from homeserver.storage.database import Conn, Database, chunks, placeholders
 
 
 class AccountStore:
@@ -12,17 +12,39 @@ class AccountStore:
         self.db = db
 
     async def create_user(
-        self, c: Conn, user_id: str, password_hash: str | None, now: int, admin: bool, displayname: str
+        self, c: Conn, user_id: str, password_hash: str | None, now: int, admin: bool, displayname: str,
+        is_guest: bool = False,
     ) -> bool:
         existing = await c.fetchval("SELECT 1 FROM users WHERE user_id = $1", user_id)
         if existing:
             return False
         await c.execute(
-            "INSERT INTO users (user_id, password_hash, created_ts, is_admin, displayname)"
-            " VALUES ($1,$2,$3,$4,$5)",
-            user_id, password_hash, now, admin, displayname,
+            "INSERT INTO users (user_id, password_hash, created_ts, is_admin, displayname, is_guest)"
+            " VALUES ($1,$2,$3,$4,$5,$6)",
+            user_id, password_hash, now, admin, displayname, is_guest,
         )
         return True
+
+    async def is_guest(self, user_id: str, c: Conn | None = None) -> bool:
+        sql = "SELECT is_guest FROM users WHERE user_id = $1"
+        return bool(await (c.fetchval(sql, user_id) if c else self.db.fetchval(sql, user_id)))
+
+    async def guests_among(self, user_ids: list[str]) -> set[str]:
+        out: set[str] = set()
+        for chunk in chunks(user_ids):
+            rows = await self.db.fetch(
+                f"SELECT user_id FROM users WHERE is_guest = TRUE AND user_id IN"
+                f" ({placeholders(1, len(chunk))})",
+                *chunk,
+            )
+            out.update(r["user_id"] for r in rows)
+        return out
+
+    async def upgrade_guest(self, c: Conn, user_id: str, password_hash: str | None) -> None:
+        await c.execute(
+            "UPDATE users SET is_guest = FALSE, password_hash = $1 WHERE user_id = $2",
+            password_hash, user_id,
+        )
 
     async def get_user(self, user_id: str) -> dict[str, Any] | None:
         return await self.db.fetchrow(

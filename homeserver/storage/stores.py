@@ -11,6 +11,7 @@ from homeserver.storage.media import MediaStore
 from homeserver.storage.migrate import migrate
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.state import StateStore
+from homeserver.storage.user_directory import UserDirectoryStore
 from homeserver.storage.userdata import UserDataStore
 
 
@@ -33,6 +34,7 @@ class Stores:
         self.receipts = ReceiptStore(db)
         self.media = MediaStore(db)
         self.deployment = DeploymentStore(db)
+        self.user_directory = UserDirectoryStore(db)
 
     @classmethod
     async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:

@@ -127,3 +127,12 @@ class UserDataStore:
             "SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias", room_id
         )
         return [r["alias"] for r in rows]
+
+    async def move_aliases(self, old_room_id: str, new_room_id: str) -> list[str]:
+        """Point every local alias of one room at another (a room upgrade); returns them."""
+        async with self.db.transaction() as c:
+            rows = await c.fetch("SELECT alias FROM room_aliases WHERE room_id = $1", old_room_id)
+            await c.execute(
+                "UPDATE room_aliases SET room_id = $1 WHERE room_id = $2", new_room_id, old_room_id
+            )
+        return sorted(r["alias"] for r in rows)

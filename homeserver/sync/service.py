@@ -115,6 +115,7 @@ class SyncService:
 
         join: dict[str, Any] = {}
         invite: dict[str, Any] = {}
+        knock: dict[str, Any] = {}
         leave: dict[str, Any] = {}
         included = [
             room_id for room_id, (membership, _, member_pos) in memberships.items()
@@ -172,6 +173,11 @@ class SyncService:
                     invited = await self._invited_room(member_eid, ignored)
                     if invited is not None:
                         invite[room_id] = invited
+            elif membership == "knock":
+                if membership_changed and member_pos <= now:
+                    knocked = await self._invited_room(member_eid, set())
+                    if knocked is not None:
+                        knock[room_id] = {"knock_state": knocked["invite_state"]}
             elif membership in ("leave", "ban"):
                 if member_pos > now:
                     continue
@@ -188,6 +194,8 @@ class SyncService:
             rooms["join"] = join
         if invite:
             rooms["invite"] = invite
+        if knock:
+            rooms["knock"] = knock
         if leave:
             rooms["leave"] = leave
         return {
