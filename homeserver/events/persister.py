@@ -15,6 +15,7 @@ from typing import Any
 
 from homeserver import metrics
 from homeserver.events.notifier import Notifier
+from homeserver.events.persist import EventContext, Relation, write_event
 from homeserver.protocol.auth_rules import auth_types_for_event, check_auth
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.events import (
@@ -100,7 +101,8 @@ class EventPersister:
             assert room_id is not None
             if await self.stores.events.get(event_id) is None:
                 try:
-                    return await self._persist(rv, room_id, pdu, event_id, None, None, None)
+                    return await self.persist(rv, room_id, pdu, event_id,
+                                              EventContext(state_before=None, extends_current=True))
                 except Exception:
                     if await self.stores.events.get(event_id) is None:
                         raise  # not the collision (another worker, same millisecond): a real error
@@ -128,13 +130,18 @@ class EventPersister:
                     if ev is not None:
                         return ev
             # Under the room lock every earlier write to this room has committed.
-            extremities = await st.events.forward_extremities(None, room_id)
-            if not extremities:
+            all_extremities = await st.events.forward_extremities(None, room_id)
+            if not all_extremities:
                 raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
-            extremities.sort(key=lambda e: (e.depth, e.stream_ordering), reverse=True)
-            extremities = extremities[:MAX_PREV_EVENTS]
+            all_extremities.sort(key=lambda e: (e.depth, e.stream_ordering), reverse=True)
+            extremities = all_extremities[:MAX_PREV_EVENTS]
             depth = min(extremities[0].depth + 1, 2**53 - 1)
-            prev_group = extremities[0].state_group
+            # The state before the new event: the one extremity's state after it, or (where
+            # branches meet) the room's current state, which is their resolution.
+            ctx = EventContext(state_before=extremities[0].state_group,
+                               extends_current=len(all_extremities) <= MAX_PREV_EVENTS)
+            if len(all_extremities) > 1:
+                ctx.state_before, ctx.state_snapshot = None, await st.state.current_all(room_id)
 
             pdu: dict[str, Any] = {
                 "room_id": room_id,
@@ -152,7 +159,8 @@ class EventPersister:
                 if isinstance(target, str):
                     pdu["redacts"] = target
 
-            state_ids = await st.state.get_state(prev_group)
+            state_ids = ctx.state_snapshot if ctx.state_snapshot is not None \
+                else await st.state.get_state(extremities[0].state_group)
             keys = set(auth_types_for_event(rv, pdu)) | {("m.room.create", "")}
             auth_state_events = await st.events.get_many(
                 [state_ids[k] for k in keys if k in state_ids]
@@ -192,51 +200,27 @@ class EventPersister:
                         unsigned["prev_sender"] = old.sender
                     pdu["unsigned"] = unsigned
             with metrics.EVENT_PERSIST.time():
-                return await self._persist(rv, room_id, pdu, event_id, prev_group, extremities, txn)
+                return await self.persist(rv, room_id, pdu, event_id, ctx, txn)
 
-    async def _persist(
-        self,
-        rv: RoomVersion,
-        room_id: str,
-        pdu: dict[str, Any],
-        event_id: str,
-        prev_group: int | None,
-        extremities: list[StoredEvent] | None,
-        txn: TxnInfo | None,
+    async def persist(
+        self, rv: RoomVersion, room_id: str, pdu: dict[str, Any], event_id: str,
+        ctx: EventContext, txn: TxnInfo | None = None,
     ) -> StoredEvent:
+        """Store one event, local or received (the caller holds the room lock), then wake
+        whoever waits for it. See `events/persist.py` for what the context decides."""
         st = self.stores
-        state_key = pdu.get("state_key")
         rel_type, relates_to = relation_of(pdu.get("content", {}))
-        thread_root = relates_to if rel_type == "m.thread" else None
-        delta = {(pdu["type"], state_key): event_id} if state_key is not None else {}
+        rel = Relation(rel_type, relates_to, relates_to if rel_type == "m.thread" else None,
+                       txn.device_id if txn else None, txn.txn_id if txn else None)
+        if ctx.outlier:
+            async with st.db.transaction() as c:
+                pos = -await st.outlier_ids.next(c)
+                ev, _, _ = await write_event(st, c, rv, room_id, pdu, event_id, ctx, pos, rel)
+            st.events.remember_committed(ev)
+            return ev
         async with st.stream.write() as (c, pos):
-            group = prev_group
-            if delta or group is None:
-                group = await st.state.new_group(c, room_id, prev_group, delta)
-            ev = StoredEvent(
-                event_id=event_id,
-                stream_ordering=pos,
-                room_id=room_id,
-                type=pdu["type"],
-                state_key=state_key,
-                sender=pdu["sender"],
-                depth=pdu["depth"],
-                origin_server_ts=pdu["origin_server_ts"],
-                pdu=pdu,
-                state_group=group,
-                redacted_by=None,
-                txn_device=txn.device_id if txn else None,
-                txn_id=txn.txn_id if txn else None,
-            )
-            await st.events.insert(
-                c, ev, pdu.get("prev_events", []), rel_type, relates_to, thread_root
-            )
-            if state_key is not None:
-                await st.state.set_current(c, room_id, (pdu["type"], state_key), event_id)
-                if pdu["type"] == "m.room.member":
-                    membership = pdu["content"].get("membership")
-                    await st.state.set_membership(c, room_id, state_key, membership, event_id, pos)
-            if pdu["type"] == "m.room.redaction":
+            ev, before, delta = await write_event(st, c, rv, room_id, pdu, event_id, ctx, pos, rel)
+            if pdu["type"] == "m.room.redaction" and ev.in_timeline:
                 target = redaction_target(pdu)
                 if target is not None:
                     await st.events.mark_redacted(c, target, event_id)
@@ -244,10 +228,10 @@ class EventPersister:
                 await st.userdata.put_txn(
                     c, pdu["sender"], txn.device_id, txn.txn_key, {"event_id": event_id}
                 )
-        if group is not None and delta:
-            await st.state.prime(group, prev_group, delta)
+        if delta:
+            await st.state.prime(ev.state_group, before, delta)
         st.events.remember_committed(ev)
-        if self.on_persisted is not None:
+        if self.on_persisted is not None and ev.in_timeline:
             await self.on_persisted(ev)
         return ev
 

@@ -27,6 +27,14 @@ class StoredEvent:
     redacted_by: str | None
     txn_device: str | None
     txn_id: str | None
+    state_before: int | None = None  # None: the empty state (a create event), or an outlier
+    outlier: bool = False
+    rejected: str | None = None
+    soft_failed: bool = False
+
+    @property
+    def in_timeline(self) -> bool:
+        return not (self.outlier or self.rejected or self.soft_failed)
 
     @property
     def is_state(self) -> bool:
@@ -35,8 +43,13 @@ class StoredEvent:
 
 _COLS = (
     "event_id, stream_ordering, room_id, type, state_key, sender, depth, origin_server_ts, json,"
-    " state_group, redacted_by, txn_device, txn_id"
+    " state_group, redacted_by, txn_device, txn_id, state_before, outlier, rejected, soft_failed"
 )
+#: Only events that are part of the room's history as clients see it (not outliers, rejected
+#: or soft-failed events).
+LIVE = "in_timeline = TRUE"
+#: The state group of an outlier: the state at it is not known.
+UNKNOWN_STATE = -1
 
 
 def _row_to_event(r: dict[str, Any]) -> StoredEvent:
@@ -54,6 +67,10 @@ def _row_to_event(r: dict[str, Any]) -> StoredEvent:
         redacted_by=r["redacted_by"],
         txn_device=r["txn_device"],
         txn_id=r["txn_id"],
+        state_before=r["state_before"],
+        outlier=bool(r["outlier"]),
+        rejected=r["rejected"],
+        soft_failed=bool(r["soft_failed"]),
     )
 
 
@@ -84,28 +101,44 @@ class EventStore:
         relates_to: str | None,
         thread_root: str | None,
     ) -> None:
+        """Store one event; a timeline event also moves the room's forward extremities."""
+        live = ev.in_timeline
+        if not live:  # hidden events take no part in relations and threads
+            rel_type = relates_to = thread_root = None
         await c.execute(
             "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, depth,"
             " origin_server_ts, json, state_group, rel_type, relates_to, thread_root, txn_device,"
-            " txn_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+            " txn_id, state_before, outlier, rejected, soft_failed, in_timeline)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)",
             ev.stream_ordering, ev.event_id, ev.room_id, ev.type, ev.state_key, ev.sender,
             ev.depth, ev.origin_server_ts, orjson.dumps(ev.pdu).decode(), ev.state_group,
             rel_type, relates_to, thread_root, ev.txn_device, ev.txn_id,
+            ev.state_before, ev.outlier, ev.rejected, ev.soft_failed, live,
         )
-        prevs = list(prev_events)
+        prevs = list(dict.fromkeys(prev_events))
         if prevs:
             await c.executemany(
                 "INSERT INTO event_edges (event_id, prev_event_id) VALUES ($1, $2)",
                 [(ev.event_id, p) for p in prevs],
             )
+        if not live:
+            return
+        if prevs:
             await c.executemany(
                 "DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2",
                 [(ev.room_id, p) for p in prevs],
             )
-        await c.execute(
-            "INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)",
-            ev.room_id, ev.event_id,
+        # An event that arrives after a later one citing it is no extremity.
+        cited = await c.fetchval(
+            "SELECT 1 FROM event_edges ed JOIN events e ON e.event_id = ed.event_id"
+            f" WHERE ed.prev_event_id = $1 AND e.{LIVE} LIMIT 1",
+            ev.event_id,
         )
+        if not cited:
+            await c.execute(
+                "INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)",
+                ev.room_id, ev.event_id,
+            )
 
     def remember_committed(self, ev: StoredEvent) -> None:
         self._remember(ev)
@@ -167,7 +200,7 @@ class EventStore:
         order = "DESC" if newest_first else "ASC"
         rows = await self.db.fetch(
             f"SELECT {_COLS} FROM events WHERE room_id = $1 AND stream_ordering > $2"
-            f" AND stream_ordering <= $3 ORDER BY stream_ordering {order} LIMIT $4",
+            f" AND stream_ordering <= $3 AND {LIVE} ORDER BY stream_ordering {order} LIMIT $4",
             room_id, after, upto, limit,
         )
         evs = [_row_to_event(r) for r in rows]
@@ -184,7 +217,7 @@ class EventStore:
             marks = placeholders(4, len(chunk))
             rows = await self.db.fetch(
                 f"SELECT {_COLS} FROM (SELECT {_COLS}, ROW_NUMBER() OVER (PARTITION BY room_id"
-                " ORDER BY stream_ordering DESC) AS rn FROM events WHERE stream_ordering > $1"
+                f" ORDER BY stream_ordering DESC) AS rn FROM events WHERE {LIVE} AND stream_ordering > $1"
                 f" AND stream_ordering <= $2 AND room_id IN ({marks})) AS t WHERE rn <= $3"
                 " ORDER BY stream_ordering DESC",
                 after, upto, per_room, *chunk,
@@ -201,7 +234,7 @@ class EventStore:
         out: set[str] = set()
         for chunk in chunks(room_ids):
             rows = await self.db.fetch(
-                "SELECT DISTINCT room_id FROM events WHERE stream_ordering > $1"
+                f"SELECT DISTINCT room_id FROM events WHERE {LIVE} AND stream_ordering > $1"
                 f" AND stream_ordering <= $2 AND room_id IN ({placeholders(3, len(chunk))})",
                 after, upto, *chunk,
             )
@@ -210,7 +243,7 @@ class EventStore:
 
     async def last_event_at_or_before(self, room_id: str, pos: int) -> StoredEvent | None:
         r = await self.db.fetchrow(
-            f"SELECT {_COLS} FROM events WHERE room_id = $1 AND stream_ordering <= $2"
+            f"SELECT {_COLS} FROM events WHERE room_id = $1 AND stream_ordering <= $2 AND {LIVE}"
             " ORDER BY stream_ordering DESC LIMIT 1",
             room_id, pos,
         )

@@ -21,9 +21,11 @@ MIGRATIONS: list[tuple[int, str]] = [
     (4, "004_visibility.sql"),
     (6, "006_guests.sql"),
     (7, "007_deployment.sql"),
+    (10, "010_intake.sql"),
 ]
 
 _PG_EXTRA = {
+    10: ["CREATE SEQUENCE IF NOT EXISTS outlier_seq"],
     1: [
         "CREATE SEQUENCE IF NOT EXISTS stream_seq",
         "CREATE SEQUENCE IF NOT EXISTS state_group_seq",

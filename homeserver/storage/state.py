@@ -162,6 +162,20 @@ class StateStore:
             room_id, key[0], key[1], event_id,
         )
 
+    async def remove_current(self, c: Conn, room_id: str, key: StateKey) -> None:
+        """State resolution dropped the key (a branch's state lost entirely)."""
+        await c.execute(
+            "DELETE FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3",
+            room_id, key[0], key[1],
+        )
+        if key[0] == "m.room.member":
+            await c.execute("DELETE FROM memberships WHERE room_id = $1 AND user_id = $2", room_id, key[1])
+
+    async def current_all_in(self, c: Conn, room_id: str) -> StateMap:
+        """The current state as the open transaction `c` sees it."""
+        rows = await c.fetch("SELECT type, state_key, event_id FROM current_state WHERE room_id = $1", room_id)
+        return {(r["type"], r["state_key"]): r["event_id"] for r in rows}
+
     async def current_ids(
         self, room_id: str, keys: Iterable[StateKey], c: Conn | None = None
     ) -> StateMap:
@@ -210,7 +224,7 @@ class StateStore:
         """(stream position, membership) of every member event about the user, oldest first."""
         rows = await self.db.fetch(
             "SELECT stream_ordering, json FROM events WHERE room_id = $1 AND type = 'm.room.member'"
-            " AND state_key = $2 ORDER BY stream_ordering",
+            " AND state_key = $2 AND in_timeline = TRUE ORDER BY stream_ordering",
             room_id, user_id,
         )
         out = []

@@ -27,6 +27,9 @@ class Stores:
         )
         self._group_ids = Counter(db, "state_group_seq", "SELECT MAX(id) FROM state_groups")
         self._filter_ids = Counter(db, "filter_seq", "SELECT MAX(filter_id) FROM filters")
+        # Outliers take negative positions, below every timeline event: never new to a sync.
+        self.outlier_ids = Counter(
+            db, "outlier_seq", "SELECT -MIN(stream_ordering) FROM events WHERE stream_ordering < 0")
         self.events = EventStore(db)
         self.state = StateStore(db, self._group_ids)
         self.accounts = AccountStore(db)
@@ -46,6 +49,7 @@ class Stores:
             await stores.stream.open()
             await stores._group_ids.open()
             await stores._filter_ids.open()
+            await stores.outlier_ids.open()
         except BaseException:
             await db.close()
             raise
