@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from homeserver.accounts.service import Requester
+from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
 
 log = logging.getLogger("parley.http")
@@ -167,7 +168,7 @@ def access_token_of(request: Request) -> str | None:
     return request.query_params.get("access_token")
 
 
-async def authenticate(request: Request, hs: Any, optional: bool = False) -> Requester | None:
+async def authenticate(request: Request, hs: Homeserver, optional: bool = False) -> Requester | None:
     token = access_token_of(request)
     if token is None:
         if optional:
