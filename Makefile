@@ -42,7 +42,7 @@ lint-fix: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
 
 latency: $(STAMP)
 	$(BIN)/python bench/latency.py -n 200

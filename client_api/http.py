@@ -135,7 +135,7 @@ def endpoint(
     def deco(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(fn)
         async def wrapper(request: Request) -> Response:
-            hs = request.app.state.hs
+            hs: Homeserver = request.app.state.hs
             try:
                 if auth or optional_auth:
                     requester = await authenticate(request, hs, optional=optional_auth)

@@ -221,7 +221,8 @@ class SyncSocket:
             raise MatrixError(400, "M_BAD_JSON", "'since' must be a token string")
         flt = msg.get("filter")
         if isinstance(flt, str):
-            stored = await self.hs.filters.get(self.requester.user_id, flt)  # type: ignore[union-attr]
+            assert self.requester is not None  # the sync frame is only handled after authentication
+            stored = await self.hs.filters.get(self.requester.user_id, flt)
             if stored is None:
                 raise MatrixError(400, "M_INVALID_PARAM", "Unknown filter ID")
             flt = stored
