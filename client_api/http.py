@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from client_api.guest_access import guest_may_call
 from homeserver.accounts.service import Requester
+from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
 
 log = logging.getLogger("parley.http")
@@ -135,7 +136,7 @@ def endpoint(
     def deco(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(fn)
         async def wrapper(request: Request) -> Response:
-            hs = request.app.state.hs
+            hs: Homeserver = request.app.state.hs
             try:
                 if auth or optional_auth:
                     requester = await authenticate(request, hs, optional=optional_auth)
@@ -168,7 +169,7 @@ def access_token_of(request: Request) -> str | None:
     return request.query_params.get("access_token")
 
 
-async def authenticate(request: Request, hs: Any, optional: bool = False) -> Requester | None:
+async def authenticate(request: Request, hs: Homeserver, optional: bool = False) -> Requester | None:
     token = access_token_of(request)
     if token is None:
         if optional:

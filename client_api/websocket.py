@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from homeserver import metrics
 from homeserver.accounts.service import Requester
+from homeserver.app import Homeserver
 from homeserver.logs import log_access
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.filters import SyncFilter
@@ -46,7 +47,7 @@ class _Closed(Exception):
 
 
 class SyncSocket:
-    def __init__(self, ws: WebSocket, hs: Any) -> None:
+    def __init__(self, ws: WebSocket, hs: Homeserver) -> None:
         self.ws = ws
         self.hs = hs
         self.binary = ws.query_params.get("format") == "msgpack"
@@ -231,9 +232,8 @@ class SyncSocket:
             raise MatrixError(400, "M_BAD_JSON", "'since' must be a token string")
         flt = msg.get("filter")
         if isinstance(flt, str):
-            if not flt.isdigit() or len(flt) > 18:
-                raise MatrixError(400, "M_INVALID_PARAM", "Unknown filter ID")
-            stored = await self.hs.stores.userdata.get_filter(self.requester.user_id, int(flt))  # type: ignore[union-attr]
+            assert self.requester is not None  # the sync frame is only handled after authentication
+            stored = await self.hs.filters.get(self.requester.user_id, flt)
             if stored is None:
                 raise MatrixError(400, "M_INVALID_PARAM", "Unknown filter ID")
             flt = stored

@@ -8,6 +8,8 @@ from typing import Any
 
 from homeserver import metrics
 from homeserver.accounts.account_data import AccountDataService
+from homeserver.accounts.deactivation import DeactivationService
+from homeserver.accounts.filters import FilterService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
 from homeserver.accounts.user_directory import UserDirectoryService
@@ -15,23 +17,24 @@ from homeserver.bus.base import Bus
 from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
+from homeserver.events.fanout import FanOut
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
 from homeserver.events.visibility import VisibilityFilter
 from homeserver.keys.signing_key import check_against_seen, load_or_create_signing_key
 from homeserver.media.service import MediaService
-from homeserver.protocol.signing import encode_signing_key_seed, key_id, verify_key_b64
+from homeserver.protocol.signing import SigningKey, encode_signing_key_seed, key_id, verify_key_b64
 from homeserver.push.service import PushService
-from homeserver.ratelimit import RateLimiter
+from homeserver.ratelimit import Limiter, RateLimiter
 from homeserver.rooms.directory import DirectoryService
-from homeserver.rooms.peek import PeekService, peek_key
+from homeserver.rooms.membership import MembershipService
+from homeserver.rooms.peek import PeekService
 from homeserver.rooms.reads import RoomReader
 from homeserver.rooms.receipts import ReceiptService
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.rooms.upgrade_settings import UpgradeSettings
-from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 from homeserver.sync.service import SyncService
 
@@ -43,14 +46,44 @@ __all__ = ["Homeserver", "load_or_create_signing_key"]
 
 
 class Homeserver:
-    def __init__(self, config: Config, stores: Stores, signing_key: Any) -> None:
+    """The composition root: builds every service once, wires their callbacks, and is what the
+    HTTP layer gets (handlers take `hs: Homeserver`). Routes call the services below; the
+    stores are theirs, not the routes'."""
+
+    config: Config
+    server_name: str
+    stores: Stores
+    signing_key: SigningKey
+    notifier: Notifier
+    ratelimiter: Limiter
+    bus: Bus
+    fanout: FanOut
+    serializer: EventSerializer
+    persister: EventPersister
+    accounts: AccountService
+    filters: FilterService
+    rooms: RoomService
+    membership: MembershipService
+    deactivation: DeactivationService
+    reader: RoomReader
+    typing: TypingManager
+    presence: PresenceManager
+    push: PushService
+    sync: SyncService
+    account_data: AccountDataService
+    receipts: ReceiptService
+    profile: ProfileService
+    directory: DirectoryService
+    media: MediaService
+
+    def __init__(self, config: Config, stores: Stores, signing_key: SigningKey) -> None:
         self.config = config
         self.server_name = config.server_name
         self.stores = stores
         self.signing_key = signing_key
         self.notifier = Notifier()
-        self.ratelimiter: Any = RateLimiter(config.rate_limits.enabled)
-        self.bus: Bus = Bus()
+        self.ratelimiter = RateLimiter(config.rate_limits.enabled)
+        self.bus = Bus()
         if config.redis_url:
             from homeserver.bus.redis_bus import RedisBus
             from homeserver.ratelimit_redis import RedisRateLimiter
@@ -58,29 +91,33 @@ class Homeserver:
             rbus = RedisBus(config.redis_url, config.server_name)
             self.bus = rbus
             self.ratelimiter = RedisRateLimiter(config.rate_limits.enabled, rbus.redis_client())
+        self.fanout = FanOut(stores, self.notifier, self.bus)
         self.serializer = EventSerializer(stores)
         self.persister = EventPersister(
-            stores, config.server_name, signing_key, self.notifier, self._on_persisted
+            stores, config.server_name, signing_key, self.notifier, self.fanout.event_persisted
         )
         seed = encode_signing_key_seed(signing_key).encode()
         self.accounts = AccountService(
             stores, config.server_name, token_secret_from_seed(seed), config.admins,
             config.access_token_lifetime_ms,
         )
+        self.filters = FilterService(stores)
         self.rooms = RoomService(
             stores, self.persister, self.serializer, config.server_name, config.default_room_version
         )
+        self.membership = MembershipService(stores, self.rooms)
+        self.deactivation = DeactivationService(self.accounts, self.membership)
         self.visibility = VisibilityFilter(stores, config.server_name)
         self.reader = RoomReader(stores, self.serializer, self.visibility)
-        self.typing = TypingManager(self._typing_changed)
-        self.presence = PresenceManager(config.presence_enabled, self._presence_changed)
-        self.push = PushService(stores, self.wake_users)
+        self.typing = TypingManager(self.fanout.typing_changed)
+        self.presence = PresenceManager(config.presence_enabled, self.fanout.presence_changed)
+        self.fanout.attach_ephemeral(self.typing, self.presence)
+        self.push = PushService(stores, self.fanout.wake_users)
         self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push,
                                 self.visibility)
-        self.account_data = AccountDataService(stores, self.wake_users)
-        self.receipts = ReceiptService(stores, self.reader, self.account_data, self.wake_room,
-                                       self.wake_users)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.account_data = AccountDataService(stores, self.fanout.wake_users)
+        self.receipts = ReceiptService(stores, self.reader, self.account_data, self.fanout.wake_room,
+                                       self.fanout.wake_users)
         self.profile = ProfileService(stores, self.rooms)
         self.directory = DirectoryService(stores, self.rooms, config.server_name)
         self.upgrades = RoomUpgrader(stores, self.rooms, UpgradeSettings(stores, self.push, self.account_data))
@@ -130,121 +167,25 @@ class Homeserver:
         return True, details
 
     async def start_background(self) -> None:
-        self.bus.set_handlers(self._on_bus_message, self._on_bus_reconnect)
-        await self.bus.start()
+        await self.fanout.start()
         metrics.watch(self)
-        if self.bus.distributed:
-            self._spawn(self._head_watch())
 
     async def close(self) -> None:
         metrics.unwatch(self)
         self.typing.close()
-        for t in list(self._tasks):
-            t.cancel()
-        await self.bus.stop()
+        await self.fanout.stop()
         await self.stores.close()
 
-    # ------------------------------------------------------------------ fan-out
-
-    async def _head_watch(self) -> None:
-        """Safety net for multi-worker mode: if a bus message was lost (Redis restarting),
-        notice the new stream head from the database within a second."""
-        while True:
-            await asyncio.sleep(HEAD_WATCH_S)
-            try:
-                if await self.stores.stream.refresh_from_db():
-                    self.notifier.wake(self.notifier.waiting_users())
-            except Exception:
-                log.exception("stream head refresh failed")
-
-    async def _on_bus_reconnect(self) -> None:
-        await self.stores.stream.refresh_from_db()
-        self.notifier.wake(self.notifier.waiting_users())
-
-    async def _on_bus_message(self, msg: dict[str, Any]) -> None:
-        kind = msg.get("t")
-        pos = msg.get("pos")
-        if isinstance(pos, int):
-            self.stores.stream.advance_remote(pos)
-        if kind == "ev":
-            if isinstance(msg.get("redacts"), str):
-                self.stores.events.invalidate(msg["redacts"])
-            await self._wake_room_local(str(msg.get("room")), tuple(msg.get("extra") or ()))
-        elif kind == "room":
-            await self._wake_room_local(str(msg.get("room")))
-        elif kind == "users":
-            self.notifier.wake(msg.get("users") or ())
-        elif kind == "typing":
-            self.typing.set_typing(str(msg["room"]), str(msg["user"]), bool(msg["typing"]), int(msg["timeout"]))
-        elif kind == "presence":
-            self.presence.set(str(msg["user"]), str(msg["presence"]),
-                              msg["status_msg"] if "status_msg" in msg else ..., local=False)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    # Fan-out entry points kept on the composition root for callers that hold only `hs`.
 
     async def wake_room(self, room_id: str, extra: tuple[str, ...] = ()) -> None:
-        """Wake the room's members here and on every other worker (after a stream write)."""
-        await self._wake_room_local(room_id, extra)
-        if self.bus.distributed:
-            await self.bus.publish({"t": "room", "room": room_id, "pos": self.stores.stream.current()})
+        await self.fanout.wake_room(room_id, extra)
 
     async def wake_users(self, users: list[str]) -> None:
-        self.notifier.wake(users)
-        if self.bus.distributed:
-            await self.bus.publish({"t": "users", "users": list(users), "pos": self.stores.stream.current()})
-
-    async def _wake_room_local(self, room_id: str, extra: tuple[str, ...] = ()) -> None:
-        """Wake the waiting syncs of the room's joined and invited members (and `extra`)."""
-        waiting = self.notifier.waiting_users()
-        if not waiting:
-            return
-        members = set(await self.stores.state.members(room_id, ("join", "invite")))
-        members.update(extra)
-        members.add(peek_key(room_id))
-        self.notifier.wake(members & waiting)
-
-    async def _on_persisted(self, ev: StoredEvent) -> None:
-        # The target of a membership change may just have left: wake them too.
-        extra = (ev.state_key,) if ev.type == "m.room.member" and ev.state_key else ()
-        await self._wake_room_local(ev.room_id, extra)
-        if self.bus.distributed:
-            msg: dict[str, Any] = {"t": "ev", "room": ev.room_id, "pos": ev.stream_ordering,
-                                   "extra": list(extra)}
-            if ev.type == "m.room.redaction":
-                target = ev.pdu.get("content", {}).get("redacts", ev.pdu.get("redacts"))
-                if isinstance(target, str):
-                    msg["redacts"] = target
-            await self.bus.publish(msg)
-
-    def _typing_changed(self, room_id: str) -> None:
-        self._spawn(self._wake_room_local(room_id))
-
-    def _presence_changed(self, user_id: str, local: bool) -> None:
-        self._spawn(self._wake_co_members(user_id))
-        if local and self.bus.distributed:
-            snap = self.presence.snapshot(user_id)
-            self._spawn(self.bus.publish({"t": "presence", "user": user_id, "presence": snap["presence"],
-                                          "status_msg": snap["status_msg"]}))
-
-    async def _wake_co_members(self, user_id: str) -> None:
-        waiting = self.notifier.waiting_users()
-        if not waiting:
-            return
-        rooms = await self.stores.state.rooms_for_user(user_id)
-        targets = {user_id}
-        for room_id, (membership, _, _) in rooms.items():
-            if membership == "join":
-                targets.update(await self.stores.state.members(room_id, ("join",)))
-        self.notifier.wake(targets & waiting)
+        await self.fanout.wake_users(users)
 
     async def set_typing(self, room_id: str, user_id: str, typing: bool, timeout_ms: int) -> None:
-        self.typing.set_typing(room_id, user_id, typing, timeout_ms)
-        if self.bus.distributed:
-            await self.bus.publish({"t": "typing", "room": room_id, "user": user_id, "typing": typing,
-                                    "timeout": timeout_ms})
+        await self.fanout.set_typing(room_id, user_id, typing, timeout_ms)
 
     async def set_presence(self, user_id: str, presence: Any, status_msg: Any) -> None:
-        self.presence.set(user_id, presence, status_msg)
+        await self.fanout.set_presence(user_id, presence, status_msg)

@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from homeserver.protocol.errors import MatrixError
+
+
+class Limiter(Protocol):
+    """What callers need of a rate limiter (in process here, or RedisRateLimiter)."""
+
+    async def check(self, action: str, key: str, per_second: float, burst: int) -> None: ...
 
 
 class RateLimiter:

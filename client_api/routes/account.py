@@ -11,6 +11,7 @@ from starlette.routing import Route
 from client_api.http import endpoint, json_body
 from client_api.routes import guests
 from homeserver.accounts.service import Requester
+from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_user_id, server_name_of
 
@@ -57,7 +58,7 @@ def _uia_challenge(flows: list[list[str]], session: str | None = None, completed
     return body, 401
 
 
-async def _uia_password(hs: Any, req: Requester, body: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
+async def _uia_password(hs: Homeserver, req: Requester, body: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
     """Re-authentication with m.login.password; returns a 401 challenge or None when satisfied."""
     auth = body.get("auth")
     if auth is None:
@@ -84,12 +85,12 @@ async def _uia_password(hs: Any, req: Requester, body: dict[str, Any]) -> tuple[
 
 
 @endpoint(auth=False)
-async def get_login(request: Request, hs: Any) -> dict[str, Any]:
+async def get_login(request: Request, hs: Homeserver) -> dict[str, Any]:
     return {"flows": [{"type": "m.login.password"}]}
 
 
 @endpoint(auth=False)
-async def post_login(request: Request, hs: Any) -> dict[str, Any]:
+async def post_login(request: Request, hs: Homeserver) -> dict[str, Any]:
     await hs.ratelimiter.check("login", _client_ip(request), hs.config.rate_limits.login_per_second,
                          hs.config.rate_limits.login_burst)
     body = await json_body(request)
@@ -127,7 +128,7 @@ async def post_login(request: Request, hs: Any) -> dict[str, Any]:
 
 
 @endpoint(auth=False)
-async def register(request: Request, hs: Any) -> Any:
+async def register(request: Request, hs: Homeserver) -> Any:
     await hs.ratelimiter.check("register", _client_ip(request), hs.config.rate_limits.register_per_second,
                          hs.config.rate_limits.register_burst)
     kind = request.query_params.get("kind", "user")
@@ -154,7 +155,7 @@ async def register(request: Request, hs: Any) -> Any:
     stage = "m.login.registration_token" if mode == "token" else "m.login.dummy"
     auth = body.get("auth")
     if auth is None:
-        if guest is None and await hs.stores.accounts.user_exists(hs.accounts.user_id_for(str(username).lower())):
+        if guest is None and await hs.accounts.user_exists(hs.accounts.user_id_for(str(username).lower())):
             raise MatrixError(400, "M_USER_IN_USE", "User ID already taken")
         return _uia_challenge([[stage]])
     if not isinstance(auth, dict):
@@ -181,18 +182,18 @@ async def register(request: Request, hs: Any) -> Any:
 
 
 @endpoint(auth=False)
-async def register_available(request: Request, hs: Any) -> dict[str, Any]:
+async def register_available(request: Request, hs: Homeserver) -> dict[str, Any]:
     username = request.query_params.get("username")
     if username is None:
         raise MatrixError(400, "M_MISSING_PARAM", "Missing 'username'")
     localpart = hs.accounts.validate_localpart(username)
-    if await hs.stores.accounts.user_exists(hs.accounts.user_id_for(localpart)):
+    if await hs.accounts.user_exists(hs.accounts.user_id_for(localpart)):
         raise MatrixError(400, "M_USER_IN_USE", "User ID already taken")
     return {"available": True}
 
 
 @endpoint(auth=False)
-async def token_validity(request: Request, hs: Any) -> dict[str, Any]:
+async def token_validity(request: Request, hs: Homeserver) -> dict[str, Any]:
     token = request.query_params.get("token")
     if token is None:
         raise MatrixError(400, "M_MISSING_PARAM", "Missing 'token'")
@@ -200,7 +201,7 @@ async def token_validity(request: Request, hs: Any) -> dict[str, Any]:
 
 
 @endpoint(auth=False)
-async def refresh(request: Request, hs: Any) -> dict[str, Any]:
+async def refresh(request: Request, hs: Homeserver) -> dict[str, Any]:
     body = await json_body(request)
     token = body.get("refresh_token")
     if not isinstance(token, str):
@@ -209,24 +210,24 @@ async def refresh(request: Request, hs: Any) -> dict[str, Any]:
 
 
 @endpoint()
-async def logout(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def logout(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     await hs.accounts.logout(req)
     return {}
 
 
 @endpoint()
-async def logout_all(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def logout_all(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     await hs.accounts.logout_all(req.user_id)
     return {}
 
 
 @endpoint()
-async def whoami(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def whoami(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     return {"user_id": req.user_id, "device_id": req.device_id, "is_guest": req.is_guest}
 
 
 @endpoint()
-async def change_password(request: Request, hs: Any, req: Requester) -> Any:
+async def change_password(request: Request, hs: Homeserver, req: Requester) -> Any:
     body = await json_body(request)
     new_password = body.get("new_password")
     if not isinstance(new_password, str) or not new_password:
@@ -242,19 +243,12 @@ async def change_password(request: Request, hs: Any, req: Requester) -> Any:
 
 
 @endpoint()
-async def deactivate(request: Request, hs: Any, req: Requester) -> Any:
+async def deactivate(request: Request, hs: Homeserver, req: Requester) -> Any:
     body = await json_body(request, allow_empty=True)
     challenge = await _uia_password(hs, req, body)
     if challenge is not None:
         return challenge
-    rooms = await hs.stores.state.rooms_for_user(req.user_id)
-    for room_id, (membership, _, _) in rooms.items():
-        if membership in ("join", "invite", "knock"):
-            try:
-                await hs.rooms.update_membership(req.user_id, room_id, req.user_id, "leave")
-            except MatrixError:
-                pass
-    await hs.accounts.deactivate(req.user_id)
+    await hs.deactivation.deactivate(req.user_id)
     return {"id_server_unbind_result": "no-support"}
 
 
@@ -273,33 +267,33 @@ def _device_json(user_id: str, d: dict[str, Any]) -> dict[str, Any]:
 
 
 @endpoint()
-async def list_devices(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
-    devices = await hs.stores.accounts.list_devices(req.user_id)
+async def list_devices(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
+    devices = await hs.accounts.list_devices(req.user_id)
     return {"devices": [_device_json(req.user_id, d) for d in devices]}
 
 
 @endpoint()
-async def get_device(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
-    d = await hs.stores.accounts.get_device(req.user_id, request.path_params["device_id"])
+async def get_device(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
+    d = await hs.accounts.get_device(req.user_id, request.path_params["device_id"])
     if d is None:
         raise MatrixError(404, "M_NOT_FOUND", "Unknown device")
     return _device_json(req.user_id, d)
 
 
 @endpoint()
-async def put_device(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def put_device(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request)
     name = _opt_str(body, "display_name")
-    if not await hs.stores.accounts.rename_device(req.user_id, request.path_params["device_id"], name):
+    if not await hs.accounts.rename_device(req.user_id, request.path_params["device_id"], name):
         raise MatrixError(404, "M_NOT_FOUND", "Unknown device")
     return {}
 
 
 @endpoint()
-async def delete_device(request: Request, hs: Any, req: Requester) -> Any:
+async def delete_device(request: Request, hs: Homeserver, req: Requester) -> Any:
     body = await json_body(request, allow_empty=True)
     device_id = request.path_params["device_id"]
-    if await hs.stores.accounts.get_device(req.user_id, device_id) is None:
+    if await hs.accounts.get_device(req.user_id, device_id) is None:
         raise MatrixError(404, "M_NOT_FOUND", "Unknown device")
     challenge = await _uia_password(hs, req, body)
     if challenge is not None:
@@ -309,7 +303,7 @@ async def delete_device(request: Request, hs: Any, req: Requester) -> Any:
 
 
 @endpoint()
-async def delete_devices(request: Request, hs: Any, req: Requester) -> Any:
+async def delete_devices(request: Request, hs: Homeserver, req: Requester) -> Any:
     body = await json_body(request)
     devices = body.get("devices")
     if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from client_api.http import endpoint, json_body, query_int
 from homeserver.accounts.service import Requester
+from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_room_id
 
@@ -16,25 +17,25 @@ V3 = "/_matrix/client/v3"
 
 
 @endpoint()
-async def put_alias(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def put_alias(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request)
     await hs.directory.create_alias(req.user_id, request.path_params["alias"], body.get("room_id"))
     return {}
 
 
 @endpoint(auth=False)
-async def get_alias(request: Request, hs: Any) -> dict[str, Any]:
+async def get_alias(request: Request, hs: Homeserver) -> dict[str, Any]:
     return await hs.directory.resolve(request.path_params["alias"])
 
 
 @endpoint()
-async def delete_alias(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def delete_alias(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     await hs.directory.delete_alias(req.user_id, req.is_admin, request.path_params["alias"])
     return {}
 
 
 @endpoint()
-async def room_aliases(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def room_aliases(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     room_id = request.path_params["room_id"]
     if not is_valid_room_id(room_id):
         raise MatrixError(400, "M_INVALID_PARAM", "Invalid room ID")
@@ -43,12 +44,12 @@ async def room_aliases(request: Request, hs: Any, req: Requester) -> dict[str, A
 
 
 @endpoint(auth=False)
-async def get_visibility(request: Request, hs: Any) -> dict[str, Any]:
+async def get_visibility(request: Request, hs: Homeserver) -> dict[str, Any]:
     return {"visibility": await hs.directory.get_visibility(request.path_params["room_id"])}
 
 
 @endpoint()
-async def put_visibility(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def put_visibility(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request)
     await hs.directory.set_visibility(req.user_id, request.path_params["room_id"],
                                       body.get("visibility", "public"))
@@ -56,7 +57,7 @@ async def put_visibility(request: Request, hs: Any, req: Requester) -> dict[str,
 
 
 @endpoint(auth=False)
-async def get_public_rooms(request: Request, hs: Any) -> dict[str, Any]:
+async def get_public_rooms(request: Request, hs: Homeserver) -> dict[str, Any]:
     server = request.query_params.get("server")
     if server is not None and server != hs.server_name:
         raise MatrixError(404, "M_NOT_FOUND", "Remote room directories are not available yet")
@@ -66,7 +67,7 @@ async def get_public_rooms(request: Request, hs: Any) -> dict[str, Any]:
 
 
 @endpoint()
-async def post_public_rooms(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def post_public_rooms(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request)
     server = request.query_params.get("server")
     if server is not None and server != hs.server_name:

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from client_api.http import endpoint
 from homeserver.accounts.service import Requester
+from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
 
@@ -17,22 +18,22 @@ SUPPORTED_VERSIONS = ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", 
 
 
 @endpoint(auth=False)
-async def versions(request: Request, hs: Any) -> dict[str, Any]:
+async def versions(request: Request, hs: Homeserver) -> dict[str, Any]:
     return {"versions": SUPPORTED_VERSIONS, "unstable_features": {}}
 
 
 @endpoint(auth=False)
-async def well_known_client(request: Request, hs: Any) -> dict[str, Any]:
+async def well_known_client(request: Request, hs: Homeserver) -> dict[str, Any]:
     return {"m.homeserver": {"base_url": hs.config.public_baseurl.rstrip("/")}}
 
 
 @endpoint(auth=False)
-async def auth_metadata(request: Request, hs: Any) -> dict[str, Any]:
+async def auth_metadata(request: Request, hs: Homeserver) -> dict[str, Any]:
     raise MatrixError(404, "M_UNRECOGNIZED", "OAuth 2.0 authentication is not offered")
 
 
 @endpoint()
-async def capabilities(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def capabilities(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     return {
         "capabilities": {
             "m.room_versions": {
@@ -49,12 +50,12 @@ async def capabilities(request: Request, hs: Any, req: Requester) -> dict[str, A
 
 
 @endpoint()
-async def turn_server(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def turn_server(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     return {}
 
 
 @endpoint()
-async def thirdparty_protocols(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def thirdparty_protocols(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     return {}
 
 

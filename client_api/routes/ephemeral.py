@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from client_api.http import endpoint, json_body
 from homeserver.accounts.service import Requester
+from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_event_id, is_valid_room_id, is_valid_user_id
 
@@ -23,7 +24,7 @@ def _room(request: Request) -> str:
 
 
 @endpoint()
-async def typing(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def typing(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     room_id = _room(request)
     if request.path_params["user_id"] != req.user_id:
         raise MatrixError(403, "M_FORBIDDEN", "You may only set your own typing state")
@@ -40,7 +41,7 @@ async def typing(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
 
 
 @endpoint()
-async def receipt(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def receipt(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     room_id = _room(request)
     event_id = request.path_params["event_id"]
     if not is_valid_event_id(event_id):
@@ -54,14 +55,14 @@ async def receipt(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
 
 
 @endpoint()
-async def read_markers(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def read_markers(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request)
     await hs.receipts.read_markers(req.user_id, _room(request), body)
     return {}
 
 
 @endpoint()
-async def put_presence(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def put_presence(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     if request.path_params["user_id"] != req.user_id:
         raise MatrixError(403, "M_FORBIDDEN", "You may only set your own presence")
     body = await json_body(request)
@@ -72,11 +73,11 @@ async def put_presence(request: Request, hs: Any, req: Requester) -> dict[str, A
 
 
 @endpoint()
-async def get_presence(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def get_presence(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     user_id = request.path_params["user_id"]
     if not is_valid_user_id(user_id):
         raise MatrixError(400, "M_INVALID_PARAM", "Invalid user ID")
-    if not await hs.stores.accounts.user_exists(user_id):
+    if not await hs.accounts.user_exists(user_id):
         raise MatrixError(404, "M_NOT_FOUND", "Unknown user")
     if not hs.presence.enabled:
         return {"presence": "offline"}
@@ -84,12 +85,12 @@ async def get_presence(request: Request, hs: Any, req: Requester) -> dict[str, A
 
 
 @endpoint()
-async def get_pushrules(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def get_pushrules(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     return {"global": await hs.push.ruleset(req.user_id)}
 
 
 @endpoint()
-async def get_pushrules_global(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def get_pushrules_global(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     return await hs.push.ruleset(req.user_id)
 
 
@@ -99,14 +100,14 @@ def _scope(request: Request) -> None:
 
 
 @endpoint()
-async def get_rule(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def get_rule(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     _scope(request)
     p = request.path_params
     return await hs.push.get_rule(req.user_id, p["kind"], p["rule_id"])
 
 
 @endpoint()
-async def put_rule(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def put_rule(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     _scope(request)
     p = request.path_params
     body = await json_body(request)
@@ -116,7 +117,7 @@ async def put_rule(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
 
 
 @endpoint()
-async def delete_rule(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def delete_rule(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     _scope(request)
     p = request.path_params
     await hs.push.delete_rule(req.user_id, p["kind"], p["rule_id"])
@@ -124,7 +125,7 @@ async def delete_rule(request: Request, hs: Any, req: Requester) -> dict[str, An
 
 
 @endpoint()
-async def get_rule_attr(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def get_rule_attr(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     _scope(request)
     p = request.path_params
     rule = await hs.push.get_rule(req.user_id, p["kind"], p["rule_id"])
@@ -135,7 +136,7 @@ async def get_rule_attr(request: Request, hs: Any, req: Requester) -> dict[str, 
 
 
 @endpoint()
-async def put_rule_attr(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def put_rule_attr(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     _scope(request)
     p = request.path_params
     attr = p["attr"]

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from client_api.http import CORS_HEADERS, endpoint, query_bool, query_int
 from homeserver.accounts.service import Requester
+from homeserver.app import Homeserver
 from homeserver.media.service import DEFAULT_WAIT_MS, base_type, check_media_id
 from homeserver.protocol.errors import MatrixError
 
@@ -64,7 +65,7 @@ def _media_response(chunks: AsyncIterator[bytes], content_type: str | None, size
     return StreamingResponse(chunks, media_type=ctype, headers=headers)
 
 
-def _upload_meta(request: Request, hs: Any) -> tuple[str | None, str | None]:
+def _upload_meta(request: Request, hs: Homeserver) -> tuple[str | None, str | None]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > hs.media.max_upload:
         raise MatrixError(413, "M_TOO_LARGE", f"Uploads are limited to {hs.media.max_upload} bytes")
@@ -78,14 +79,14 @@ def _upload_meta(request: Request, hs: Any) -> tuple[str | None, str | None]:
 
 
 @endpoint()
-async def upload(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def upload(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     ctype, filename = _upload_meta(request, hs)
     uri = await hs.media.upload(req.user_id, request.stream(), ctype, filename)
     return {"content_uri": uri}
 
 
 @endpoint()
-async def upload_reserved(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def upload_reserved(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     server, media_id = request.path_params["server_name"], check_media_id(request.path_params["media_id"])
     if server != hs.server_name:
         raise MatrixError(403, "M_FORBIDDEN", "Media IDs of other servers cannot be uploaded here")
@@ -95,17 +96,17 @@ async def upload_reserved(request: Request, hs: Any, req: Requester) -> dict[str
 
 
 @endpoint()
-async def create(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def create(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     return await hs.media.create(req.user_id)
 
 
 @endpoint()
-async def config(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def config(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     return {"m.upload.size": hs.media.max_upload}
 
 
 @endpoint()
-async def download(request: Request, hs: Any, req: Requester) -> Response:
+async def download(request: Request, hs: Homeserver, req: Requester) -> Response:
     p = request.path_params
     timeout_ms = query_int(request, "timeout_ms", DEFAULT_WAIT_MS) or 0
     row = await hs.media.get(p["server_name"], p["media_id"], timeout_ms)
@@ -115,7 +116,7 @@ async def download(request: Request, hs: Any, req: Requester) -> Response:
 
 
 @endpoint()
-async def thumbnail(request: Request, hs: Any, req: Requester) -> Response:
+async def thumbnail(request: Request, hs: Homeserver, req: Requester) -> Response:
     p = request.path_params
     width = query_int(request, "width")
     height = query_int(request, "height")
@@ -131,7 +132,7 @@ async def thumbnail(request: Request, hs: Any, req: Requester) -> Response:
 
 
 @endpoint()
-async def preview_url(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def preview_url(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     url = request.query_params.get("url")
     if not url:
         raise MatrixError(400, "M_MISSING_PARAM", "Missing 'url'")
@@ -140,7 +141,7 @@ async def preview_url(request: Request, hs: Any, req: Requester) -> dict[str, An
 
 
 @endpoint(auth=False)
-async def frozen(request: Request, hs: Any) -> dict[str, Any]:
+async def frozen(request: Request, hs: Homeserver) -> dict[str, Any]:
     # Unauthenticated media is frozen (spec v1.11): only media from before the freeze would be
     # served here, and all of Parley's media postdates it.
     raise MatrixError(404, "M_NOT_FOUND", "Use the authenticated media endpoints (/_matrix/client/v1/media)")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from client_api.http import endpoint, json_body, query_bool, query_int
 from homeserver.accounts.service import Requester
+from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.filters import RoomEventFilter
 from homeserver.protocol.ids import is_valid_event_id, is_valid_room_id
@@ -73,20 +76,19 @@ def _room_filter(request: Request) -> RoomEventFilter:
 
 
 @endpoint()
-async def create_room(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def create_room(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request)
     room_id = await hs.rooms.create_room(req.user_id, body)
     return {"room_id": room_id}
 
 
 @endpoint()
-async def joined_rooms(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
-    rooms = await hs.stores.state.rooms_for_user(req.user_id)
-    return {"joined_rooms": sorted(r for r, (m, _, _) in rooms.items() if m == "join")}
+async def joined_rooms(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
+    return {"joined_rooms": await hs.membership.joined_rooms(req.user_id)}
 
 
 @endpoint()
-async def join_by_id_or_alias(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def join_by_id_or_alias(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request, allow_empty=True)
     target = request.path_params["room"]
     room_id = await hs.rooms.resolve_room(target)
@@ -97,7 +99,7 @@ async def join_by_id_or_alias(request: Request, hs: Any, req: Requester) -> dict
 
 
 @endpoint()
-async def join_room(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def join_room(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request, allow_empty=True)
     room_id = _room_id(request)
     await hs.rooms.update_membership(req.user_id, room_id, req.user_id, "join", _reason(body))
@@ -112,67 +114,51 @@ def _target(body: dict[str, Any]) -> str:
 
 
 @endpoint()
-async def invite(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def invite(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request)
     if "medium" in body or "address" in body:
         raise MatrixError(400, "M_UNRECOGNIZED", "Third-party invites are not supported")
     target = _target(body)
     room_id = _room_id(request)
-    extra = {}
-    if body.get("is_direct") is True:
-        extra["is_direct"] = True
-    await hs.rooms.invite(req.user_id, room_id, target, _reason(body), extra)
+    await hs.membership.invite(req.user_id, room_id, target, _reason(body), body.get("is_direct") is True)
     return {}
 
 
 @endpoint()
-async def leave(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def leave(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request, allow_empty=True)
-    room_id = _room_id(request)
-    current = await hs.stores.state.membership(room_id, req.user_id)
-    if current is None or current[0] in ("leave",):
-        await hs.rooms.version_of(room_id)
-        raise MatrixError(403, "M_FORBIDDEN", "You are not in this room")
-    if current[0] == "ban":
-        raise MatrixError(403, "M_FORBIDDEN", "You are banned from this room")
-    await hs.rooms.update_membership(req.user_id, room_id, req.user_id, "leave", _reason(body))
+    await hs.membership.leave(req.user_id, _room_id(request), _reason(body))
     return {}
 
 
 @endpoint()
-async def forget(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def forget(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     await json_body(request, allow_empty=True)
     await hs.rooms.forget(req.user_id, _room_id(request))
     return {}
 
 
-def _moderation(membership: str, require_current: tuple[str, ...] | None) -> Any:
+def _moderation(action: str) -> Callable[[Request], Awaitable[Response]]:
     @endpoint()
-    async def handler(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    async def handler(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
         body = await json_body(request)
         target = _target(body)
-        room_id = _room_id(request)
-        if require_current is not None:
-            current = await hs.stores.state.membership(room_id, target)
-            if current is None or current[0] not in require_current:
-                await hs.rooms.version_of(room_id)
-                raise MatrixError(403, "M_FORBIDDEN", f"The user is not {'/'.join(require_current)} in this room")
-        await hs.rooms.update_membership(req.user_id, room_id, target, membership, _reason(body))
+        await hs.membership.moderate(action, req.user_id, _room_id(request), target, _reason(body))
         return {}
 
     return handler
 
 
-kick = _moderation("leave", ("join", "invite", "knock"))
-ban = _moderation("ban", None)
-unban = _moderation("leave", ("ban",))
+kick = _moderation("kick")
+ban = _moderation("ban")
+unban = _moderation("unban")
 
 
 # ---------------------------------------------------------------------- sending
 
 
 @endpoint()
-async def send_event(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def send_event(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     room_id = _room_id(request)
     event_type = _event_type(request.path_params["event_type"])
     txn_id = _txn_id(request)
@@ -186,7 +172,7 @@ async def send_event(request: Request, hs: Any, req: Requester) -> dict[str, Any
 
 
 @endpoint()
-async def redact(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def redact(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     room_id = _room_id(request)
     event_id = _event_id(request)
     txn_id = _txn_id(request)
@@ -200,7 +186,7 @@ async def redact(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
 
 
 @endpoint()
-async def put_state(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def put_state(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     room_id = _room_id(request)
     event_type = _event_type(request.path_params["event_type"])
     state_key = request.path_params.get("state_key", "")
@@ -215,12 +201,12 @@ async def put_state(request: Request, hs: Any, req: Requester) -> dict[str, Any]
 
 
 @endpoint()
-async def get_state(request: Request, hs: Any, req: Requester) -> Any:
+async def get_state(request: Request, hs: Homeserver, req: Requester) -> Any:
     return await hs.reader.room_state(req.user_id, _room_id(request))
 
 
 @endpoint()
-async def get_state_event(request: Request, hs: Any, req: Requester) -> Any:
+async def get_state_event(request: Request, hs: Homeserver, req: Requester) -> Any:
     room_id = _room_id(request)
     ev = await hs.reader.state_event(
         req.user_id, room_id, request.path_params["event_type"], request.path_params.get("state_key", "")
@@ -232,13 +218,13 @@ async def get_state_event(request: Request, hs: Any, req: Requester) -> Any:
 
 
 @endpoint()
-async def get_event(request: Request, hs: Any, req: Requester) -> Any:
+async def get_event(request: Request, hs: Homeserver, req: Requester) -> Any:
     ev = await hs.reader.event(req.user_id, _room_id(request), _event_id(request))
     return (await hs.serializer.serialize([ev], (req.user_id, req.device_id)))[0]
 
 
 @endpoint()
-async def members(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def members(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     q = request.query_params
     for name in ("membership", "not_membership"):
         v = q.get(name)
@@ -251,12 +237,12 @@ async def members(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
 
 
 @endpoint()
-async def joined_members(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def joined_members(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     return await hs.reader.joined_members(req.user_id, _room_id(request))
 
 
 @endpoint()
-async def messages(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def messages(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     q = request.query_params
     room_id = _room_id(request)
     direction = q.get("dir")
@@ -282,7 +268,7 @@ async def messages(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
 
 
 @endpoint()
-async def context(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def context(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     limit = parse_limit(request.query_params.get("limit"), 10, 100)
     return await hs.reader.context(
         req.user_id, _room_id(request), _event_id(request), limit, _room_filter(request)
@@ -290,7 +276,7 @@ async def context(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
 
 
 @endpoint()
-async def relations(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def relations(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     q = request.query_params
     direction = q.get("dir", "b")
     if direction not in ("b", "f"):
@@ -306,7 +292,7 @@ async def relations(request: Request, hs: Any, req: Requester) -> dict[str, Any]
 
 
 @endpoint()
-async def threads(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def threads(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     q = request.query_params
     include = q.get("include", "all")
     if include not in ("all", "participated"):

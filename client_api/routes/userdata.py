@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from client_api.http import endpoint, json_body
 from homeserver.accounts.service import Requester
+from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_room_id, is_valid_user_id
 
@@ -37,12 +38,12 @@ def _profile_user(request: Request) -> str:
 
 
 @endpoint(auth=False, optional_auth=True)
-async def get_profile(request: Request, hs: Any, req: Requester | None) -> dict[str, Any]:
+async def get_profile(request: Request, hs: Homeserver, req: Requester | None) -> dict[str, Any]:
     return await hs.profile.get(_profile_user(request))
 
 
 @endpoint(auth=False, optional_auth=True)
-async def get_profile_field(request: Request, hs: Any, req: Requester | None) -> dict[str, Any]:
+async def get_profile_field(request: Request, hs: Homeserver, req: Requester | None) -> dict[str, Any]:
     field = request.path_params["field"]
     profile = await hs.profile.get(_profile_user(request))
     if field not in profile:
@@ -51,7 +52,7 @@ async def get_profile_field(request: Request, hs: Any, req: Requester | None) ->
 
 
 @endpoint()
-async def put_profile_field(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def put_profile_field(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     user_id = _self(request, req)
     field = request.path_params["field"]
     body = await json_body(request)
@@ -62,14 +63,14 @@ async def put_profile_field(request: Request, hs: Any, req: Requester) -> dict[s
 
 
 @endpoint()
-async def delete_profile_field(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def delete_profile_field(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     user_id = _self(request, req)
     await hs.profile.set(user_id, request.path_params["field"], None)
     return {}
 
 
 @endpoint()
-async def put_account_data(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def put_account_data(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     user_id = _self(request, req)
     room_id = _room(request) if "room_id" in request.path_params else ""
     body = await json_body(request)
@@ -78,20 +79,20 @@ async def put_account_data(request: Request, hs: Any, req: Requester) -> dict[st
 
 
 @endpoint()
-async def get_account_data(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def get_account_data(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     user_id = _self(request, req)
     room_id = _room(request) if "room_id" in request.path_params else ""
     return await hs.account_data.get(user_id, room_id, request.path_params["type"])
 
 
 @endpoint()
-async def get_tags(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def get_tags(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     user_id = _self(request, req)
     return {"tags": await hs.account_data.tags(user_id, _room(request))}
 
 
 @endpoint()
-async def put_tag(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def put_tag(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     user_id = _self(request, req)
     body = await json_body(request)
     await hs.account_data.set_tag(user_id, _room(request), request.path_params["tag"], body)
@@ -99,7 +100,7 @@ async def put_tag(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
 
 
 @endpoint()
-async def delete_tag(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+async def delete_tag(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     user_id = _self(request, req)
     await hs.account_data.delete_tag(user_id, _room(request), request.path_params["tag"])
     return {}

@@ -267,6 +267,22 @@ class AccountService:
             if logout_devices:
                 await self.stores.accounts.delete_other_devices(c, req.user_id, req.device_id)
 
+    async def user_exists(self, user_id: str) -> bool:
+        """Whether the ID is taken (deactivated accounts included: IDs are never reused)."""
+        return await self.stores.accounts.user_exists(user_id)
+
+    # ------------------------------------------------------------------ devices
+
+    async def list_devices(self, user_id: str) -> list[dict[str, Any]]:
+        return await self.stores.accounts.list_devices(user_id)
+
+    async def get_device(self, user_id: str, device_id: str) -> dict[str, Any] | None:
+        return await self.stores.accounts.get_device(user_id, device_id)
+
+    async def rename_device(self, user_id: str, device_id: str, name: str | None) -> bool:
+        """Set (or clear) a device's display name; False for an unknown device."""
+        return await self.stores.accounts.rename_device(user_id, device_id, name)
+
     async def verify_password(self, user_id: str, password: Any) -> bool:
         if not isinstance(password, str):
             return False

@@ -54,3 +54,8 @@ class Notifier:
                     fut.set_result(None)
                     woken += 1
             metrics.SYNC_WAKEUPS.inc(woken)
+
+
+def peek_key(room_id: str) -> str:
+    """The key peekers of a room wait on (GET /events?room_id=); no user ID starts with a space."""
+    return " peek " + room_id

@@ -204,10 +204,11 @@ def resolve_state(rv: RoomVersion, state_sets: Sequence[Mapping[StateKey, str]],
     keys = set().union(*(s.keys() for s in state_sets))
     for k in keys:
         values = {s.get(k) for s in state_sets}
-        if len(values) == 1 and None not in values:
-            unconflicted[k] = values.pop()  # type: ignore[assignment]
+        present = {v for v in values if v is not None}
+        if len(values) == 1 and present:
+            unconflicted[k] = present.pop()
         else:
-            conflicted.update(v for v in values if v is not None)
+            conflicted.update(present)
     if not conflicted:
         return unconflicted
 

@@ -13,18 +13,13 @@ import asyncio
 import time
 from typing import Any
 
-from homeserver.events.notifier import Notifier
+from homeserver.events.notifier import Notifier, peek_key
 from homeserver.events.visibility import VisibilityFilter
 from homeserver.protocol.errors import MatrixError
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.storage.stores import Stores
 
 MAX_CHUNK = 100
-
-
-def peek_key(room_id: str) -> str:
-    """The notifier key peekers of a room wait on (no user ID starts with a space)."""
-    return " peek " + room_id
 
 
 class PeekService:
