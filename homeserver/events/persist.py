@@ -83,6 +83,8 @@ async def write_event(
         rejected=ctx.rejected, soft_failed=ctx.soft_failed,
     )
     prevs = [p for p in pdu.get("prev_events", []) if isinstance(p, str)]
+    if not ctx.outlier:
+        await stores.events.drop_outlier(c, event_id)  # held as an outlier until now
     await stores.events.insert(c, ev, prevs, rel.rel_type, rel.relates_to, rel.thread_root)
     if ev.in_timeline:
         if ctx.extends_current:

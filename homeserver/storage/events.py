@@ -140,6 +140,13 @@ class EventStore:
                 ev.room_id, ev.event_id,
             )
 
+    async def drop_outlier(self, c: Conn, event_id: str) -> None:
+        """An outlier that now takes its place in the timeline is stored anew."""
+        if await c.fetchval("SELECT 1 FROM events WHERE event_id = $1 AND outlier = TRUE", event_id):
+            await c.execute("DELETE FROM event_edges WHERE event_id = $1", event_id)
+            await c.execute("DELETE FROM events WHERE event_id = $1", event_id)
+            self.invalidate(event_id)
+
     def remember_committed(self, ev: StoredEvent) -> None:
         self._remember(ev)
 
