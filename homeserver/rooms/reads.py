@@ -223,6 +223,7 @@ class RoomReader:
     async def context(
         self, user_id: str, room_id: str, event_id: str, limit: int, flt: RoomEventFilter
     ) -> dict[str, Any]:
+        await self.check_history_access(user_id, room_id)  # 403 for strangers, as SyTest expects
         ev = await self.event(user_id, room_id, event_id)
         before_n = limit // 2
         after_n = limit - before_n

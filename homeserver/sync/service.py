@@ -156,7 +156,7 @@ class SyncService:
                 user_id, device_id, room_id, None if (newly or since is None) else since,
                 now, flt, full_state or newly, room_acct.get(room_id, []),
                 counts.get(room_id, {}), room_id in named, prefetched.pop(room_id, None),
-                memberships[room_id], ignored,
+                memberships[room_id], ignored, initial=since is None,
             )
             await self._add_ephemeral(
                 section, user_id, room_id, since_tok if not newly else None,
@@ -351,7 +351,8 @@ class SyncService:
         lazy = None
         cache_key = (user_id, device_id, room_id)
         if flt.state.lazy_load_members:
-            lazy = {e.sender for e in timeline} | {user_id}
+            # The syncing user's own member event comes with a first look at the room only.
+            lazy = {e.sender for e in timeline} | ({user_id} if not incremental else set())
             sent = self._ll_sent.get(cache_key, {}) if incremental else {}
             if not flt.state.include_redundant_members:
                 # Members this device already received (and that have not changed since).
@@ -387,13 +388,14 @@ class SyncService:
         self, user_id: str, device_id: str, room_id: str, since: int | None, now: int,
         flt: SyncFilter, full: bool, account_data: list[dict[str, Any]],
         counts: dict[str, int], has_name: bool, prefetched: list[StoredEvent] | None,
-        membership: Membership, ignored: set[str],
+        membership: Membership, ignored: set[str], initial: bool = False,
     ) -> dict[str, Any]:
         timeline, limited, complete = await self._timeline(
             user_id, room_id, since or 0, now, flt.timeline, membership, ignored, prefetched,
             current_state_visible=True)
-        if since is None:
-            # A first look at the room: limited unless the timeline reaches back to its start.
+        if since is None and full and not initial:
+            # A room joined since the last sync: limited unless the timeline reaches back to the
+            # room's start (the client has none of the earlier history).
             limited = not (timeline and timeline[0].type == "m.room.create" and timeline[0].state_key == "")
         state = await self._room_state_block(
             user_id, device_id, room_id, timeline, since, now, flt, full, complete)
