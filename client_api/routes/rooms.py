@@ -16,7 +16,7 @@ from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.filters import RoomEventFilter
 from homeserver.protocol.ids import is_valid_event_id, is_valid_room_id
-from homeserver.rooms.reads import parse_limit, parse_token
+from homeserver.rooms.reads import parse_limit, parse_page_token, parse_token
 
 V3 = "/_matrix/client/v3"
 V1 = "/_matrix/client/v1"
@@ -248,19 +248,19 @@ async def messages(request: Request, hs: Homeserver, req: Requester) -> dict[str
     direction = q.get("dir")
     if direction not in ("b", "f"):
         raise MatrixError(400, "M_INVALID_PARAM", "dir must be 'b' or 'f'")
-    from_pos = parse_token(q["from"]) if "from" in q else None
-    to_pos = parse_token(q["to"]) if "to" in q else None
+    from_pos = parse_page_token(q["from"]) if "from" in q else None
+    to_pos = parse_page_token(q["to"]) if "to" in q else None
     flt = _room_filter(request)
     limit = parse_limit(q.get("limit"), flt.limit if flt.limit is not None else 10)
     evs, end, start = await hs.reader.paginate(
         req.user_id, room_id, from_pos, to_pos, direction == "b", limit, flt
     )
     out: dict[str, Any] = {
-        "start": f"t{start}",
+        "start": start,
         "chunk": await hs.serializer.serialize(evs, (req.user_id, req.device_id)),
     }
     if end is not None:
-        out["end"] = f"t{end}"
+        out["end"] = end
     if flt.lazy_load_members and evs:
         state = await hs.reader.lazy_members_for(room_id, evs, None)
         out["state"] = await hs.serializer.serialize(state)

@@ -9,6 +9,8 @@ state before the event is and whether the event is an outlier, rejected or soft-
   v2, `protocol/state_res.py`) of the states after each extremity where branches meet;
 - an outlier (an auth-chain or state event we hold without its place in the timeline) gets a
   negative position (never new to a sync), no state and no effect on the room;
+- a backfilled event (history from before what we held) is a timeline event at a negative
+  position, placed in the past by its depth, that changes neither extremities nor current state;
 - a rejected event is stored (so it is never fetched again) but changes no state; a soft-failed
   one has its state after it (descendants may cite it) but is no extremity and never shown.
 """
@@ -39,6 +41,9 @@ class EventContext:
     outlier: bool = False
     rejected: str | None = None
     soft_failed: bool = False
+    #: History fetched from the past (backfill): part of the timeline, placed by its depth,
+    #: with a negative position (never new to a sync); no effect on extremities or current state.
+    backfilled: bool = False
     #: Built on the room's current state with every extremity as a prev event (local sends):
     #: the new current state is the old one plus this event, no resolution needed.
     extends_current: bool = False
@@ -85,8 +90,9 @@ async def write_event(
     prevs = [p for p in pdu.get("prev_events", []) if isinstance(p, str)]
     if not ctx.outlier:
         await stores.events.drop_outlier(c, event_id)  # held as an outlier until now
-    await stores.events.insert(c, ev, prevs, rel.rel_type, rel.relates_to, rel.thread_root)
-    if ev.in_timeline:
+    await stores.events.insert(c, ev, prevs, rel.rel_type, rel.relates_to, rel.thread_root,
+                               moves_extremities=not ctx.backfilled)
+    if ev.in_timeline and not ctx.backfilled:
         if ctx.extends_current:
             for key, eid in delta.items():
                 await _set_current(stores, c, room_id, key, eid, ev)

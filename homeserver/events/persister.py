@@ -212,7 +212,7 @@ class EventPersister:
         rel_type, relates_to = relation_of(pdu.get("content", {}))
         rel = Relation(rel_type, relates_to, relates_to if rel_type == "m.thread" else None,
                        txn.device_id if txn else None, txn.txn_id if txn else None)
-        if ctx.outlier:
+        if ctx.outlier or ctx.backfilled:
             async with st.db.transaction() as c:
                 pos = -await st.outlier_ids.next(c)
                 ev, _, _ = await write_event(st, c, rv, room_id, pdu, event_id, ctx, pos, rel)

@@ -76,14 +76,15 @@ class EventReceiver:
         self.keys = keys
         self.source = source
 
-    async def receive(self, origin: str, pdu: Any, depth: int = 0) -> Received:
-        """Handle one PDU of a transaction; never raises for a bad PDU (the rest go on)."""
+    async def receive(self, origin: str, pdu: Any, depth: int = 0, backfilled: bool = False) -> Received:
+        """Handle one PDU of a transaction (or of a backfill response: `backfilled`); never
+        raises for a bad PDU (the rest go on)."""
         try:
-            return await self._receive(origin, pdu, depth)
+            return await self._receive(origin, pdu, depth, backfilled)
         except Dropped as e:
             return Received("dropped", reason=str(e))
 
-    async def _receive(self, origin: str, pdu: Any, depth: int) -> Received:
+    async def _receive(self, origin: str, pdu: Any, depth: int, backfilled: bool) -> Received:
         rv, room_id = await self.check_format(pdu)
         event_id = compute_event_id(pdu, rv)
         known = await self.stores.events.get(event_id)
@@ -93,15 +94,16 @@ class EventReceiver:
         pdu = self.check_content_hash(pdu, rv)
         await self.fetch_missing_auth_events(origin, rv, room_id, pdu, depth)
         auth_error = await self.auth_against_auth_events(rv, pdu)
-        if depth < 3:
+        if depth < 3 and not backfilled:
             await self.fetch_missing_prev_events(origin, room_id, pdu, depth)
         async with self.stores.db.room_lock(room_id):
             ctx = await self.state_before_event(origin, rv, room_id, pdu, event_id)
             if auth_error is None:
                 auth_error = await self.auth_against_state_before(rv, pdu, ctx)
+            ctx.backfilled = backfilled
             if auth_error is not None:
                 ctx.rejected = auth_error
-            else:
+            elif not backfilled:  # history is not judged by today's state
                 soft = await self.auth_against_current(rv, room_id, pdu)
                 ctx.soft_failed = soft is not None
             ev = await self.persister.persist(rv, room_id, pdu, event_id, ctx)

@@ -1,11 +1,16 @@
 """Reading rooms: history visibility, state, members, /messages, /context, relations, threads.
 
-Stream tokens: `t<N>` names the point just after stream position N ("s<N>" from /sync is read
-the same way). Paginating backwards from N returns events at or below N; forwards, above N.
+/messages and /context page through a room in topological order, (depth, stream position), so
+that history fetched later (backfill, with negative positions) sits in the past where it belongs.
+Their tokens: `t<depth>-<stream>` names the point just after that event; a stream token (`t<N>`,
+or `s<N>_...` from /sync) names the point just after the last event at or before position N.
+Paginating backwards from a point returns events at or before it; forwards, after it.
+Relations, threads and membership `at` tokens stay stream positions (`t<N>`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from homeserver.events.visibility import Membership, VisibilityFilter
@@ -30,6 +35,30 @@ def parse_token(token: Any) -> int:
     if not head.isdigit() or len(head) > 18:
         raise MatrixError(400, "M_INVALID_PARAM", f"Invalid pagination token {token!r}")
     return int(head)
+
+
+@dataclass(frozen=True)
+class PageToken:
+    depth: int | None  # None: a stream position (as /sync hands out)
+    stream: int
+
+    def encode(self) -> str:
+        return f"t{self.stream}" if self.depth is None else f"t{self.depth}-{self.stream}"
+
+
+TopoKey = tuple[int, int]
+BEFORE_ALL: TopoKey = (-(2**62), -(2**62))
+
+
+def parse_page_token(token: Any) -> PageToken:
+    if isinstance(token, str) and token.startswith("t") and "-" in token[1:2 + 18]:
+        depth, _, stream = token[1:].partition("-")
+        digits = stream[1:] if stream.startswith("-") else stream
+        if depth.isascii() and depth.isdigit() and digits.isascii() and digits.isdigit() \
+                and len(depth) <= 18 and len(digits) <= 18:
+            return PageToken(int(depth), int(stream))
+        raise MatrixError(400, "M_INVALID_PARAM", f"Invalid pagination token {token!r}")
+    return PageToken(None, parse_token(token))
 
 
 def parse_limit(raw: Any, default: int, maximum: int = MAX_LIMIT) -> int:
@@ -158,11 +187,17 @@ class RoomReader:
             raise MatrixError(404, "M_NOT_FOUND", "Event not found")
         return ev
 
+    async def _key(self, room_id: str, tok: PageToken) -> TopoKey:
+        if tok.depth is not None:
+            return (tok.depth, tok.stream)
+        ev = await self.stores.events.last_event_at_or_before(room_id, tok.stream)
+        return (ev.depth, ev.stream_ordering) if ev is not None else BEFORE_ALL
+
     async def paginate(
-        self, user_id: str, room_id: str, from_pos: int | None, to_pos: int | None,
+        self, user_id: str, room_id: str, from_tok: PageToken | None, to_tok: PageToken | None,
         backwards: bool, limit: int, flt: RoomEventFilter,
-    ) -> tuple[list[StoredEvent], int | None, int]:
-        """Returns (events in pagination order, end position or None when exhausted, start).
+    ) -> tuple[list[StoredEvent], str | None, str]:
+        """Returns (events in pagination order, `end` token or None when exhausted, `start`).
 
         Events the user may not see are skipped; at most MAX_SCAN are examined per call, so a
         long stretch of hidden history ends the page early with an `end` token to go on from.
@@ -170,32 +205,29 @@ class RoomReader:
         current_m = await self.check_history_access(user_id, room_id)
         ignored = await self.visibility.ignored_users(user_id)
         current = self.stores.stream.current()
-        if from_pos is None:
-            from_pos = current if backwards else 0
-        start = from_pos
+        if from_tok is None:
+            from_tok = PageToken(None, current if backwards else 0)
+        start = from_tok.encode()
+        cursor = await self._key(room_id, from_tok)
+        if from_tok.depth is None and not backwards and from_tok.stream <= 0:
+            cursor = BEFORE_ALL
+        bound = await self._key(room_id, to_tok) if to_tok is not None else None
         out: list[StoredEvent] = []
-        cursor = from_pos
         exhausted = False
         scanned = 0
         batch = max(limit, 20)
         while len(out) < limit and scanned < MAX_SCAN:
             if backwards:
-                lo = to_pos if to_pos is not None else -1
-                hi = cursor
+                evs = await self.stores.events.room_events_topo(room_id, bound, cursor, current, batch, True)
             else:
-                lo = cursor
-                hi = min(to_pos if to_pos is not None else current, current)
-            if hi <= lo:
-                exhausted = True
-                break
-            evs = await self.stores.events.room_events_between(room_id, int(lo), int(hi), batch, backwards)
+                evs = await self.stores.events.room_events_topo(room_id, cursor, bound, current, batch, False)
             scanned += len(evs)
             matching = [ev for ev in evs
                         if flt.matches(ev.type, ev.sender, ev.pdu.get("content", {}), ev.room_id)]
             seen = {e.event_id for e in await self.visibility.filter_for_user(
                 user_id, matching, ignored=ignored, memberships={room_id: current_m})}
             for ev in evs:
-                cursor = ev.stream_ordering - 1 if backwards else ev.stream_ordering
+                cursor = (ev.depth, ev.stream_ordering - 1) if backwards else (ev.depth, ev.stream_ordering)
                 if ev.event_id in seen:
                     out.append(ev)
                     if len(out) >= limit:
@@ -203,11 +235,10 @@ class RoomReader:
             if len(evs) < batch and len(out) < limit:
                 exhausted = True
                 break
-        if not out and limit > 0 and exhausted:
-            return [], None, start
-        if exhausted and backwards:
-            return out, None if not out else cursor, start
-        return out, cursor, start
+        end = PageToken(*cursor).encode()
+        if exhausted and (backwards or not out):
+            return out, end if out else None, start
+        return out, end, start
 
     async def lazy_members_for(self, room_id: str, evs: list[StoredEvent], at_group: int | None) -> list[StoredEvent]:
         senders = {e.sender for e in evs}
@@ -228,10 +259,10 @@ class RoomReader:
         before_n = limit // 2
         after_n = limit - before_n
         before, b_end, _ = await self.paginate(
-            user_id, room_id, ev.stream_ordering - 1, None, True, before_n, flt
+            user_id, room_id, PageToken(ev.depth, ev.stream_ordering - 1), None, True, before_n, flt
         )
         after, a_end, _ = await self.paginate(
-            user_id, room_id, ev.stream_ordering, None, False, after_n, flt
+            user_id, room_id, PageToken(ev.depth, ev.stream_ordering), None, False, after_n, flt
         )
         state = await self.lazy_members_for(room_id, [ev, *before, *after], ev.state_group)
         ser = self.serializer.serialize
@@ -239,8 +270,8 @@ class RoomReader:
             "event": (await ser([ev]))[0],
             "events_before": await ser(before),
             "events_after": await ser(after),
-            "start": f"t{b_end if b_end is not None else 0}",
-            "end": f"t{a_end if a_end is not None else ev.stream_ordering}",
+            "start": b_end if b_end is not None else PageToken(*BEFORE_ALL).encode(),
+            "end": a_end if a_end is not None else PageToken(ev.depth, ev.stream_ordering).encode(),
             "state": await ser(state),
         }
 

@@ -100,8 +100,10 @@ class EventStore:
         rel_type: str | None,
         relates_to: str | None,
         thread_root: str | None,
+        moves_extremities: bool = True,
     ) -> None:
-        """Store one event; a timeline event also moves the room's forward extremities."""
+        """Store one event; a timeline event also moves the room's forward extremities (unless
+        it is history from the past)."""
         live = ev.in_timeline
         if not live:  # hidden events take no part in relations and threads
             rel_type = relates_to = thread_root = None
@@ -121,7 +123,7 @@ class EventStore:
                 "INSERT INTO event_edges (event_id, prev_event_id) VALUES ($1, $2)",
                 [(ev.event_id, p) for p in prevs],
             )
-        if not live:
+        if not live or not moves_extremities:
             return
         if prevs:
             await c.executemany(
@@ -211,6 +213,26 @@ class EventStore:
             room_id, after, upto, limit,
         )
         evs = [_row_to_event(r) for r in rows]
+        for ev in evs:
+            self._remember(ev)
+        return evs
+
+    async def room_events_topo(
+        self, room_id: str, after: tuple[int, int] | None, upto: tuple[int, int] | None,
+        max_stream: int, limit: int, newest_first: bool,
+    ) -> list[StoredEvent]:
+        """Events of a room in topological order, (depth, stream) in (after, upto]."""
+        params: list[Any] = [room_id, max_stream, limit]
+        sql = f"SELECT {_COLS} FROM events WHERE room_id = $1 AND stream_ordering <= $2 AND {LIVE}"
+        if after is not None:
+            params += list(after)
+            sql += f" AND (depth, stream_ordering) > (${len(params) - 1}, ${len(params)})"
+        if upto is not None:
+            params += list(upto)
+            sql += f" AND (depth, stream_ordering) <= (${len(params) - 1}, ${len(params)})"
+        order = "DESC" if newest_first else "ASC"
+        sql += f" ORDER BY depth {order}, stream_ordering {order} LIMIT $3"
+        evs = [_row_to_event(r) for r in await self.db.fetch(sql, *params)]
         for ev in evs:
             self._remember(ev)
         return evs

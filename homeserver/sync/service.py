@@ -450,7 +450,7 @@ def _prev_batch(timeline: list[StoredEvent], limited: bool, since: int | None, u
     out; otherwise the previous sync's position, or (a whole room's history at hand) the end,
     so that paging back from it starts with the events the timeline showed."""
     if limited and timeline:
-        return f"t{timeline[0].stream_ordering - 1}"
+        return f"t{timeline[0].depth}-{timeline[0].stream_ordering - 1}"  # a topological point
     if since is not None:
         return f"t{since}"
     return f"t{upto}"

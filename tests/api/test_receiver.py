@@ -252,3 +252,37 @@ async def test_branches_merge_by_state_resolution(client: MatrixClient, hs: Home
     await alice.send_text(room, "merged")
     assert len(await hs.stores.events.forward_extremities(None, room)) == 1
     assert await hs.stores.state.current_all(room) == expected
+
+
+async def test_backfilled_history_sits_in_the_past(client: MatrixClient, hs: Homeserver) -> None:
+    alice, room, peer, rx = await _setup(client, hs)
+    join_id, join = await peer.build(room, "m.room.member", BOB, {"membership": "join"}, state_key=BOB)
+    await rx.receive(REMOTE, join)
+    state_at_join = dict(await hs.stores.state.current_all(room))
+    for i in range(3):
+        await alice.send_text(room, f"a{i}")
+    since = (await alice.sync())["next_batch"]
+    extremities = {e.event_id for e in await hs.stores.events.forward_extremities(None, room)}
+    # History we never had: Bob spoke right after joining (fetched later, e.g. by backfill).
+    _, old = await peer.build(room, "m.room.message", BOB, {"msgtype": "m.text", "body": "from the past"},
+                              prev=[join_id], auth_from=state_at_join)
+    got = await rx.receive(REMOTE, old, backfilled=True)
+    assert got.outcome == "persisted" and got.event is not None
+    assert got.event.stream_ordering < 0
+    assert {e.event_id for e in await hs.stores.events.forward_extremities(None, room)} == extremities
+    # never new to a sync ...
+    assert room not in (await alice.sync(since=since))["rooms"].get("join", {})
+    # ... and in its place in the past, page by page
+    assert (await _bodies(alice, room))[:4] == ["a2", "a1", "a0", "from the past"]
+    seen: list[str] = []
+    params: dict[str, Any] = {"dir": "b", "limit": 2}
+    for _ in range(10):
+        page = await alice.ok("GET", f"{V3}/rooms/{room}/messages", params=params)
+        seen += [e["content"].get("body") for e in page["chunk"] if e["type"] == "m.room.message"]
+        if "end" not in page:
+            break
+        params["from"] = page["end"]
+    assert seen == ["a2", "a1", "a0", "from the past"]
+    forward = await alice.ok("GET", f"{V3}/rooms/{room}/messages", params={"dir": "f", "limit": 100})
+    bodies = [e["content"].get("body") for e in forward["chunk"] if e["type"] == "m.room.message"]
+    assert bodies == ["from the past", "a0", "a1", "a2"]
