@@ -130,8 +130,8 @@ def _glob(pattern: str, words: bool) -> re.Pattern[str]:
     rx = fnmatch.translate(pattern.lower())
     rx = rx[4:-3] if rx.startswith("(?s:") and rx.endswith(")\\Z") else rx
     if words:
-        return re.compile(r"(?:^|\W)" + rx + r"(?:\W|$)", re.S)
-    return re.compile("^" + rx + "$", re.S)
+        return re.compile(r"(?:^|\W)" + rx + r"(?:\W|\Z)", re.S)
+    return re.compile("^" + rx + r"\Z", re.S)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.protocol.errors import MatrixError
-from homeserver.protocol.ids import is_valid_room_alias, server_name_of
+from homeserver.protocol.ids import is_valid_room_alias, is_valid_room_id, server_name_of
 from homeserver.protocol.power_levels import user_power_level, named_level
 from homeserver.rooms.service import RoomService
 from homeserver.storage.stores import Stores
@@ -27,7 +27,7 @@ class DirectoryService:
 
     async def create_alias(self, user_id: str, alias: str, room_id: Any) -> None:
         self._check_alias(alias)
-        if not isinstance(room_id, str) or not room_id.startswith("!"):
+        if not isinstance(room_id, str) or not is_valid_room_id(room_id):
             raise MatrixError(400, "M_INVALID_PARAM", "room_id must be a room ID")
         await self.rooms.version_of(room_id)
         membership = await self.stores.state.membership(room_id, user_id)
