@@ -10,7 +10,9 @@ from starlette.types import Receive, Scope, Send
 from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
 from client_api.http import CORS_HEADERS, error_response, json_response
+from client_api.r0 import r0_to_v3
 from client_api.routes import account, directory, discovery, ephemeral, media, rooms, sync, userdata
+from client_api.routes import legacy
 from homeserver.app import Homeserver
 from homeserver.config import Config
 from homeserver.protocol.errors import MatrixError
@@ -18,6 +20,7 @@ from homeserver.protocol.errors import MatrixError
 ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
     *directory.routes, *ephemeral.routes, *media.routes,
+    *legacy.routes,
 ]
 
 
@@ -41,6 +44,10 @@ class MatrixRouter:
         if scope["method"] == "OPTIONS":
             await json_response({}, 200, dict(CORS_HEADERS))(scope, receive, send)
             return
+        legacy = r0_to_v3(scope["path"])
+        if legacy is not None:
+            raw = scope.get("raw_path") or scope["path"].encode()
+            scope = {**scope, "path": legacy, "raw_path": raw.replace(b"/r0/", b"/v3/", 1)}
         partial = False
         for route in self.routes:
             match, child = route.matches(scope)

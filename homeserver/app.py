@@ -17,6 +17,7 @@ from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
+from homeserver.legacy.service import LegacySyncService
 from homeserver.protocol.signing import (
     encode_signing_key_seed,
     generate_signing_key,
@@ -90,6 +91,7 @@ class Homeserver:
         self.push = PushService(stores, self.wake_users)
         self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push)
         self.account_data = AccountDataService(stores, self.wake_users)
+        self.legacy = LegacySyncService(self.sync, stores, self.serializer)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.wake_room,
                                        self.wake_users)
         self._tasks: set[asyncio.Task[None]] = set()

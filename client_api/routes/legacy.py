@@ -1,0 +1,52 @@
+"""The deprecated sync APIs: /initialSync, /rooms/{roomId}/initialSync, /events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from client_api.http import endpoint, query_bool, query_int
+from homeserver.accounts.service import Requester
+from homeserver.protocol.errors import MatrixError
+from homeserver.protocol.ids import is_valid_room_id
+
+V3 = "/_matrix/client/v3"
+MAX_LIMIT = 1000
+
+
+def _limit(request: Request) -> int | None:
+    limit = query_int(request, "limit")
+    return None if limit is None else min(limit, MAX_LIMIT)
+
+
+@endpoint()
+async def initial_sync(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    return await hs.legacy.initial_sync(req.user_id, req.device_id, _limit(request),
+                                        query_bool(request, "archived"))
+
+
+@endpoint()
+async def room_initial_sync(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    room_id = request.path_params["room_id"]
+    if not is_valid_room_id(room_id):
+        raise MatrixError(400, "M_INVALID_PARAM", "Invalid room ID")
+    return await hs.legacy.room_initial_sync(req.user_id, req.device_id, room_id, _limit(request))
+
+
+@endpoint()
+async def events(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    timeout = min(query_int(request, "timeout", 0) or 0, hs.config.max_sync_timeout_ms)
+    room_id = request.query_params.get("room_id")
+    if room_id is not None and not is_valid_room_id(room_id):
+        raise MatrixError(400, "M_INVALID_PARAM", "Invalid room ID")
+    return await hs.legacy.events(req.user_id, req.device_id, request.query_params.get("from"), timeout,
+                                  room_id)
+
+
+routes = [
+    Route(f"{V3}/initialSync", initial_sync, methods=["GET"]),
+    Route(f"{V3}/rooms/{{room_id}}/initialSync", room_initial_sync, methods=["GET"]),
+    Route(f"{V3}/events", events, methods=["GET"]),
+]

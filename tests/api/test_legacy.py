@@ -1,0 +1,131 @@
+"""Legacy surface: the r0 prefix, /initialSync, /rooms/{roomId}/initialSync and /events."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import MatrixClient
+
+V3 = "/_matrix/client/v3"
+R0 = "/_matrix/client/r0"
+
+
+async def test_r0_prefix_serves_r0_endpoints(client: MatrixClient) -> None:
+    body = {"username": "rzero", "password": "pw-rzero-1", "auth": {"type": "m.login.dummy"}}
+    reg = await client.ok("POST", f"{R0}/register", body, token="")
+    alice = client.as_user(reg["access_token"], reg["user_id"], reg["device_id"])
+    assert (await alice.ok("GET", f"{R0}/account/whoami"))["user_id"] == "@rzero:test.parley"
+    room = (await alice.ok("POST", f"{R0}/createRoom", {"name": "old"}))["room_id"]
+    sent = await alice.ok("PUT", f"{R0}/rooms/{room}/send/m.room.message/t1", {"msgtype": "m.text", "body": "hi"})
+    ev = await alice.ok("GET", f"{V3}/rooms/{room}/event/{sent['event_id']}")
+    assert ev["content"]["body"] == "hi"
+    sync = await alice.ok("GET", f"{R0}/sync")
+    assert room in sync["rooms"]["join"]
+    assert (await alice.ok("GET", f"{R0}/pushrules/"))["global"]["override"]
+    login = await client.ok("POST", f"{R0}/login", {"type": "m.login.password", "user": "rzero",
+                                                       "password": "pw-rzero-1"}, token="")
+    assert login["user_id"] == "@rzero:test.parley"
+
+
+async def test_r0_prefix_is_not_a_blanket_alias(client: MatrixClient) -> None:
+    # Endpoints added after r0 and unknown paths answer M_UNRECOGNIZED, not a v3 handler.
+    for path in (f"{R0}/refresh", f"{R0}/login/get_token", f"{R0}/nonsense", f"{R0}/knock/!a:b"):
+        resp = await client.post(path, {})
+        assert resp.status_code in (404, 405), path
+        assert resp.json()["errcode"] == "M_UNRECOGNIZED"
+
+
+async def test_r0_keeps_percent_encoding(client: MatrixClient) -> None:
+    alice = await client.register()
+    room = await alice.create_room()
+    await alice.ok("PUT", f"{R0}/rooms/{room}/state/m.room.topic", {"topic": "t"})
+    resp = await alice.request("PUT", f"{R0}/directory/room/%23enc%3Atest.parley", {"room_id": room})
+    assert resp.status_code == 200, resp.text
+    assert (await alice.ok("GET", f"{V3}/directory/room/%23enc%3Atest.parley"))["room_id"] == room
+
+
+async def test_initial_sync_lists_rooms_state_messages_receipts(client: MatrixClient) -> None:
+    alice = await client.register()
+    bob = await client.register()
+    room = await alice.create_room(preset="public_chat", name="Legacy")
+    await bob.ok("POST", f"{V3}/join/{room}", {})
+    eid = await alice.send_text(room, "hello")
+    await alice.ok("POST", f"{V3}/rooms/{room}/receipt/m.read/{eid}", {})
+    invite_room = await bob.create_room()
+    await bob.ok("POST", f"{V3}/rooms/{invite_room}/invite", {"user_id": alice.user_id})
+    await alice.ok("PUT", f"{V3}/user/{alice.user_id}/rooms/{room}/tags/u.work", {})
+
+    body = await alice.ok("GET", f"{V3}/initialSync", params={"limit": "5"})
+    assert body["end"].startswith("s")
+    rooms = {r["room_id"]: r for r in body["rooms"]}
+    joined = rooms[room]
+    assert joined["membership"] == "join"
+    assert joined["visibility"] == "public"
+    assert [e["content"].get("body") for e in joined["messages"]["chunk"]][-1] == "hello"
+    assert len(joined["messages"]["chunk"]) <= 5
+    assert joined["messages"]["end"] == body["end"]
+    state = {(e["type"], e["state_key"]) for e in joined["state"]}
+    assert ("m.room.name", "") in state and ("m.room.member", bob.user_id) in state
+    assert any(e["type"] == "m.tag" and "u.work" in e["content"]["tags"] for e in joined["account_data"])
+    assert rooms[invite_room]["membership"] == "invite"
+    receipts = [r for r in body["receipts"] if r["room_id"] == room]
+    assert receipts and eid in receipts[0]["content"]
+    assert any(e["type"] == "m.push_rules" for e in body["account_data"])
+
+
+async def test_initial_sync_archived_includes_departed_rooms(client: MatrixClient) -> None:
+    alice = await client.register()
+    room = await alice.create_room()
+    await alice.send_text(room, "before leaving")
+    await alice.ok("POST", f"{V3}/rooms/{room}/leave", {})
+    plain = await alice.ok("GET", f"{V3}/initialSync")
+    assert room not in {r["room_id"] for r in plain["rooms"]}
+    archived = await alice.ok("GET", f"{V3}/initialSync", params={"archived": "true"})
+    left = {r["room_id"]: r for r in archived["rooms"]}[room]
+    assert left["membership"] == "leave"
+    assert any(e.get("content", {}).get("body") == "before leaving" for e in left["messages"]["chunk"])
+
+
+async def test_room_initial_sync(client: MatrixClient) -> None:
+    alice = await client.register()
+    eve = await client.register()
+    room = await alice.create_room(name="One room")
+    await alice.send_text(room, "m1")
+    body = await alice.ok("GET", f"{V3}/rooms/{room}/initialSync")
+    assert body["room_id"] == room and body["membership"] == "join"
+    assert body["messages"]["chunk"][-1]["content"]["body"] == "m1"
+    assert any(e["type"] == "m.room.name" for e in body["state"])
+    assert isinstance(body["presence"], list)
+    # A stranger is refused; a departed member still gets the room as it was when they left.
+    resp = await eve.get(f"{V3}/rooms/{room}/initialSync")
+    assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
+    await alice.ok("POST", f"{V3}/rooms/{room}/leave", {})
+    await client.register()  # unrelated traffic after leaving
+    left = await alice.ok("GET", f"{V3}/rooms/{room}/initialSync")
+    assert left["membership"] == "leave"
+    assert left["messages"]["chunk"][-1]["type"] == "m.room.member"
+    resp = await alice.get(f"{V3}/rooms/not-a-room/initialSync")
+    assert resp.status_code == 400
+
+
+async def test_events_stream(client: MatrixClient) -> None:
+    alice = await client.register()
+    room = await alice.create_room()
+    first = await alice.ok("GET", f"{R0}/events", params={"timeout": "0"})
+    assert first["chunk"] == [] and first["start"] == first["end"]
+    sent = [await alice.send_text(room, f"msg {i}") for i in range(15)]
+    await alice.ok("PUT", f"{V3}/user/{alice.user_id}/rooms/{room}/tags/u.x", {})
+    caught = await alice.ok("GET", f"{R0}/events", params={"from": first["end"], "timeout": "0"})
+    ids = [e.get("event_id") for e in caught["chunk"]]
+    assert [i for i in ids if i in sent] == sent  # all of them, in order, past the sync timeline limit
+    assert any(e["type"] == "m.tag" and e["room_id"] == room for e in caught["chunk"])
+    again = await alice.ok("GET", f"{R0}/events", params={"from": caught["end"], "timeout": "0"})
+    assert again["chunk"] == []
+
+    # Whichever runs first, the long poll from `end` returns the new message.
+    polled, eid = await asyncio.gather(
+        alice.ok("GET", f"{R0}/events", params={"from": caught["end"], "timeout": "5000"}),
+        alice.send_text(room, "wake up"))
+    assert eid in [e.get("event_id") for e in polled["chunk"]]
+    bad = await alice.get(f"{R0}/events", params={"from": "garbage"})
+    assert bad.status_code == 400 and bad.json()["errcode"] == "M_INVALID_PARAM"
