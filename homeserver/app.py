@@ -11,6 +11,7 @@ from typing import Any
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
+from homeserver.accounts.uia import UIAService
 from homeserver.bus.base import Bus
 from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
@@ -82,6 +83,7 @@ class Homeserver:
             stores, config.server_name, token_secret_from_seed(seed), config.admins,
             config.access_token_lifetime_ms,
         )
+        self.uia = UIAService(stores)
         self.rooms = RoomService(
             stores, self.persister, self.serializer, config.server_name, config.default_room_version
         )

@@ -135,6 +135,16 @@ class AccountService:
                 await self.stores.accounts.delete_devices(c, user_id, [device_id])
             return await self._issue(c, user_id, device_id, device_name, want_refresh, ip)
 
+    async def login_registered(self, user_id: str, device_id: str | None, device_name: str | None,
+                               want_refresh: bool, ip: str | None) -> dict[str, Any]:
+        """A new device and token for an account whose registration the caller already
+        authenticated (a retried registration of a finished UIA session)."""
+        user = await self.stores.accounts.get_user(user_id)
+        if user is None or user["deactivated"]:
+            raise MatrixError(403, "M_FORBIDDEN", "This account is no longer available")
+        async with self.stores.db.transaction() as c:
+            return await self._issue(c, user_id, device_id, device_name, want_refresh, ip)
+
     async def _issue(
         self, c: Any, user_id: str, device_id: str | None, device_name: str | None,
         want_refresh: bool, ip: str | None,

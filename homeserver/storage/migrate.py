@@ -11,6 +11,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (1, "001_core.sql"),
     (2, "002_media.sql"),
     (3, "003_realtime.sql"),
+    (5, "005_auth_sessions.sql"),
 ]
 
 _PG_EXTRA = {
