@@ -208,3 +208,23 @@ def is_highlight(actions: list[Any]) -> bool:
         if isinstance(a, dict) and a.get("set_tweak") == "highlight":
             return a.get("value", True) is not False
     return False
+
+
+LEGACY_ACTIONS = ("dont_notify", "coalesce")  # still accepted; they mean "no notification"
+
+
+def valid_actions(actions: Any) -> bool:
+    """A rule's `actions`: "notify", the legacy no-ops, or `{"set_tweak": name, "value": ...}`
+    objects (Client-Server API §"Push Rules: Actions")."""
+    if not isinstance(actions, list):
+        return False
+    for action in actions:
+        if isinstance(action, str):
+            if action != "notify" and action not in LEGACY_ACTIONS:
+                return False
+        elif isinstance(action, dict):
+            if not isinstance(action.get("set_tweak"), str) or not action["set_tweak"]:
+                return False
+        else:
+            return False
+    return True
