@@ -12,7 +12,8 @@ from client_api.websocket import websocket_endpoint
 from client_api.http import CORS_HEADERS, error_response, json_response
 from client_api.r0 import r0_to_v3
 from client_api.routes import account, directory, discovery, ephemeral, media, rooms, sync, userdata
-from client_api.routes import legacy, pushrules
+from client_api.routes import admin, legacy, pushrules
+from federation.routes import openid as federation_openid
 from homeserver.app import Homeserver
 from homeserver.config import Config
 from homeserver.protocol.errors import MatrixError
@@ -20,7 +21,7 @@ from homeserver.protocol.errors import MatrixError
 ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
     *directory.routes, *ephemeral.routes, *media.routes,
-    *legacy.routes, *pushrules.routes,
+    *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
 ]
 
 

@@ -11,7 +11,9 @@ from typing import Any
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
+from homeserver.accounts.openid import OpenIDService
 from homeserver.accounts.uia import UIAService
+from homeserver.admin.service import AdminService
 from homeserver.bus.base import Bus
 from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
@@ -94,6 +96,8 @@ class Homeserver:
         self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push)
         self.account_data = AccountDataService(stores, self.wake_users)
         self.legacy = LegacySyncService(self.sync, stores, self.serializer)
+        self.openid = OpenIDService(stores, config.server_name)
+        self.admin = AdminService(stores, self.rooms, self.reader)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.wake_room,
                                        self.wake_users)
         self._tasks: set[asyncio.Task[None]] = set()

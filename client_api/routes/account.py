@@ -18,6 +18,10 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _user_agent(request: Request) -> str | None:
+    return request.headers.get("user-agent")
+
+
 def _opt_str(body: dict[str, Any], key: str, max_len: int = 512) -> str | None:
     v = body.get(key)
     if v is None:
@@ -104,7 +108,7 @@ async def post_login(request: Request, hs: Any) -> dict[str, Any]:
     return await hs.accounts.login_password(
         user_id, password, _opt_str(body, "device_id", 255),
         _opt_str(body, "initial_device_display_name"), _opt_bool(body, "refresh_token"),
-        _client_ip(request),
+        _client_ip(request), _user_agent(request),
     )
 
 
@@ -165,13 +169,13 @@ async def register(request: Request, hs: Any) -> Any:
         if p["inhibit"]:
             return {"user_id": outcome.result}
         return await hs.accounts.login_registered(outcome.result, p["device_id"], p["device_name"],
-                                                  p["want_refresh"], _client_ip(request))
+                                                  p["want_refresh"], _client_ip(request), _user_agent(request))
     if p["password"] is None and not p["inhibit"]:
         raise MatrixError(400, "M_MISSING_PARAM", "'password' is required")
     result = await hs.accounts.register(
         p["username"] if p["username"] is not None else secrets.token_hex(6), p["password"],
         device_id=p["device_id"], device_name=p["device_name"], inhibit_login=p["inhibit"],
-        want_refresh=p["want_refresh"], ip=_client_ip(request),
+        want_refresh=p["want_refresh"], ip=_client_ip(request), user_agent=_user_agent(request),
     )
     await hs.uia.finish(outcome.session_id, result["user_id"])
     return result

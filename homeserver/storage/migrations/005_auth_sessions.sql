@@ -31,3 +31,6 @@ CREATE TABLE reports (
     received_ts BIGINT NOT NULL
 );
 CREATE INDEX reports_received ON reports (received_ts);
+
+-- The client software of a device's last login, for /admin/whois.
+ALTER TABLE devices ADD COLUMN last_seen_user_agent TEXT;
