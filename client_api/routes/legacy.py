@@ -23,6 +23,7 @@ def _limit(request: Request) -> int | None:
 
 @endpoint()
 async def initial_sync(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    hs.presence.touch(req.user_id, None)  # like /sync, calling it counts as being online
     return await hs.legacy.initial_sync(req.user_id, req.device_id, _limit(request),
                                         query_bool(request, "archived"))
 
@@ -41,8 +42,10 @@ async def events(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
     room_id = request.query_params.get("room_id")
     if room_id is not None and not is_valid_room_id(room_id):
         raise MatrixError(400, "M_INVALID_PARAM", "Invalid room ID")
+    limit = _limit(request)
+    hs.presence.touch(req.user_id, None)
     return await hs.legacy.events(req.user_id, req.device_id, request.query_params.get("from"), timeout,
-                                  room_id)
+                                  room_id, limit)
 
 
 routes = [

@@ -79,7 +79,7 @@ async def get_rules(request: Request, hs: Any, req: Requester) -> Any:
     if p.rule_id is None:
         if not p.trailing_slash:
             raise _bad(f"Use /pushrules/global/{p.kind}/ with a trailing slash")
-        return {p.kind: (await hs.push.ruleset(req.user_id))[p.kind]}
+        return (await hs.push.ruleset(req.user_id))[p.kind]  # a bare list, as clients expect
     rule = await hs.push.get_rule(req.user_id, p.kind, p.rule_id)
     if p.attr is None:
         return rule

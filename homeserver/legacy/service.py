@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver.ephemeral.presence import PresenceManager
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.filters import RoomEventFilter, SyncFilter
 from homeserver.rooms.serialize import EventSerializer
@@ -27,6 +28,24 @@ def _events(section: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return list(block.get("events", [])) if isinstance(block, dict) else []
 
 
+def v1_event(ev: dict[str, Any]) -> dict[str, Any]:
+    """The pre-r0 event shape these APIs answered with: `user_id` beside `sender`, and the
+    unsigned `age`, `prev_content` and `replaces_state` also at the top level."""
+    if "sender" not in ev:
+        return ev
+    out = dict(ev)
+    out["user_id"] = ev["sender"]
+    unsigned = ev.get("unsigned") or {}
+    for key in ("age", "prev_content", "replaces_state", "redacted_because"):
+        if key in unsigned:
+            out[key] = unsigned[key]
+    return out
+
+
+def _v1_all(evs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [v1_event(e) for e in evs]
+
+
 def _visibility(state: list[dict[str, Any]]) -> str:
     for ev in state:
         if ev.get("type") == "m.room.join_rules" and ev.get("state_key") == "":
@@ -35,10 +54,19 @@ def _visibility(state: list[dict[str, Any]]) -> str:
 
 
 class LegacySyncService:
-    def __init__(self, sync: SyncService, stores: Stores, serializer: EventSerializer) -> None:
+    def __init__(self, sync: SyncService, stores: Stores, serializer: EventSerializer,
+                 presence: PresenceManager) -> None:
         self.sync = sync
         self.stores = stores
         self.serializer = serializer
+        self.presence = presence
+
+    def _presence_of(self, user_ids: set[str]) -> list[dict[str, Any]]:
+        """Current presence of these users, as m.presence events (content carries user_id)."""
+        if not self.presence.enabled:
+            return []
+        return [{"type": "m.presence", "sender": u, "content": {**self.presence.get(u), "user_id": u}}
+                for u in sorted(user_ids)]
 
     async def _invite_events(self, user_id: str, room_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The full invite member events (the old API shows the event, not stripped state)."""
@@ -73,11 +101,16 @@ class LegacySyncService:
         return {
             "room_id": room_id,
             "membership": membership,
-            "messages": {"chunk": chunk, "start": timeline.get("prev_batch", end), "end": end},
-            "state": full_state,
+            "messages": {"chunk": _v1_all(chunk), "start": timeline.get("prev_batch", end), "end": end},
+            "state": _v1_all(full_state),
             "visibility": _visibility(full_state),
             "account_data": _events(section, "account_data"),
         }
+
+    @staticmethod
+    def _joined_members(info: dict[str, Any]) -> set[str]:
+        return {e["state_key"] for e in info.get("state", [])
+                if e.get("type") == "m.room.member" and e.get("content", {}).get("membership") == "join"}
 
     async def initial_sync(self, user_id: str, device_id: str, limit: int | None,
                            archived: bool) -> dict[str, Any]:
@@ -105,13 +138,18 @@ class LegacySyncService:
             info: dict[str, Any] = {"room_id": room_id, "membership": "invite",
                                     "invite_state": _events(section, "invite_state")}
             if room_id in invites:
-                info["invite"] = invites[room_id]
+                info["invite"] = v1_event(invites[room_id])
             rooms.append(info)
+        people = {user_id}
+        for info in rooms:
+            if info["membership"] == "join":
+                people |= self._joined_members(info)
         return {
             "end": end,
             "rooms": rooms,
-            "presence": _events(resp, "presence"),
-            "account_data": _events(resp, "account_data"),
+            "presence": self._presence_of(people),
+            # Push rules have their own API here; this list is the user's own account data.
+            "account_data": [e for e in _events(resp, "account_data") if e.get("type") != "m.push_rules"],
             "receipts": receipts,
         }
 
@@ -132,19 +170,17 @@ class LegacySyncService:
         else:
             raise MatrixError(403, "M_FORBIDDEN", "You are not a member of this room")
         info = self._room_info(room_id, membership, section, end)
-        members = {e["state_key"] for e in info["state"]
-                   if e.get("type") == "m.room.member" and e.get("content", {}).get("membership") == "join"}
-        info["presence"] = [e for e in _events(resp, "presence") if e.get("sender") in members]
+        info["presence"] = self._presence_of(self._joined_members(info)) if membership == "join" else []
         info["receipts"] = [{**e, "room_id": room_id} for e in _events(section, "ephemeral")
                             if e.get("type") == "m.receipt"]
         return info
 
     async def events(self, user_id: str, device_id: str, from_token: str | None, timeout_ms: int,
-                     room_id: str | None = None) -> dict[str, Any]:
+                     room_id: str | None = None, limit: int | None = None) -> dict[str, Any]:
         """`GET /events`: everything that happened in the user's rooms after `from`, as one list."""
         since = SyncToken.parse(from_token) if from_token else self.current_token()
         start = since.encode() if from_token is None else from_token
-        flt = SyncFilter(timeline=RoomEventFilter(limit=STREAM_ROOM_LIMIT),
+        flt = SyncFilter(timeline=RoomEventFilter(limit=STREAM_ROOM_LIMIT if limit is None else limit),
                          rooms=(room_id,) if room_id is not None else None)
         resp = await self.sync.sync(user_id, device_id, since, flt, False, timeout_ms)
         chunk: list[dict[str, Any]] = list(_events(resp, "presence"))
@@ -157,4 +193,4 @@ class LegacySyncService:
         for section in sections.get("leave", {}).values():
             chunk += section.get("timeline", {}).get("events", [])
         chunk += (await self._invite_events(user_id, list(sections.get("invite", {})))).values()
-        return {"start": start, "end": resp["next_batch"], "chunk": chunk}
+        return {"start": start, "end": resp["next_batch"], "chunk": _v1_all(chunk)}

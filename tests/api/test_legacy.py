@@ -70,7 +70,16 @@ async def test_initial_sync_lists_rooms_state_messages_receipts(client: MatrixCl
     assert rooms[invite_room]["membership"] == "invite"
     receipts = [r for r in body["receipts"] if r["room_id"] == room]
     assert receipts and eid in receipts[0]["content"]
-    assert any(e["type"] == "m.push_rules" for e in body["account_data"])
+    assert not any(e["type"] == "m.push_rules" for e in body["account_data"])  # own API for those
+    # Old event format: user_id beside sender, age at the top level.
+    member = next(e for e in joined["state"] if e["type"] == "m.room.member" and e["state_key"] == bob.user_id)
+    assert member["user_id"] == bob.user_id and isinstance(member["age"], int)
+    assert rooms[invite_room]["invite"]["user_id"] == bob.user_id
+    # Presence of everyone sharing a room, the caller included (calling it counts as activity).
+    presence = {e["content"]["user_id"]: e for e in body["presence"]}
+    assert set(presence) == {alice.user_id, bob.user_id}
+    assert presence[alice.user_id]["content"]["presence"] == "online"
+    assert "last_active_ago" in presence[alice.user_id]["content"]
 
 
 async def test_initial_sync_archived_includes_departed_rooms(client: MatrixClient) -> None:
@@ -95,7 +104,7 @@ async def test_room_initial_sync(client: MatrixClient) -> None:
     assert body["room_id"] == room and body["membership"] == "join"
     assert body["messages"]["chunk"][-1]["content"]["body"] == "m1"
     assert any(e["type"] == "m.room.name" for e in body["state"])
-    assert isinstance(body["presence"], list)
+    assert [e["content"]["user_id"] for e in body["presence"]] == [alice.user_id]
     # A stranger is refused; a departed member still gets the room as it was when they left.
     resp = await eve.get(f"{V3}/rooms/{room}/initialSync")
     assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
@@ -127,5 +136,6 @@ async def test_events_stream(client: MatrixClient) -> None:
         alice.ok("GET", f"{R0}/events", params={"from": caught["end"], "timeout": "5000"}),
         alice.send_text(room, "wake up"))
     assert eid in [e.get("event_id") for e in polled["chunk"]]
-    bad = await alice.get(f"{R0}/events", params={"from": "garbage"})
-    assert bad.status_code == 400 and bad.json()["errcode"] == "M_INVALID_PARAM"
+    for params in ({"from": "garbage"}, {"limit": "ten"}, {"limit": "-1"}, {"timeout": "soon"}):
+        bad = await alice.get(f"{R0}/events", params=params)
+        assert bad.status_code == 400 and bad.json()["errcode"] == "M_INVALID_PARAM", params
