@@ -1,13 +1,15 @@
-"""The deprecated sync APIs: /initialSync, /rooms/{roomId}/initialSync, /events."""
+"""Deprecated APIs still in use: /initialSync, /rooms/{roomId}/initialSync, /events, and
+`POST /rooms/{roomId}/send/{eventType}` (sending without a transaction ID)."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
 
-from client_api.http import endpoint, query_bool, query_int
+from client_api.http import endpoint, json_body, query_bool, query_int
 from homeserver.accounts.service import Requester
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_room_id
@@ -48,8 +50,27 @@ async def events(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
                                   room_id, limit)
 
 
+@endpoint()
+async def send_without_txn(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    room_id = request.path_params["room_id"]
+    if not is_valid_room_id(room_id):
+        raise MatrixError(400, "M_INVALID_PARAM", "Invalid room ID")
+    event_type = request.path_params["event_type"]
+    if not event_type or len(event_type.encode()) > 255:
+        raise MatrixError(400, "M_INVALID_PARAM", "Invalid event type")
+    await hs.ratelimiter.check("message", req.user_id, hs.config.rate_limits.messages_per_second,
+                               hs.config.rate_limits.messages_burst)
+    content = await json_body(request)
+    # No client transaction: every request is a new event.
+    txn = secrets.token_urlsafe(12)
+    ev = await hs.rooms.send_event(req.user_id, req.device_id, room_id, event_type, content, txn,
+                                   f"{request.url.path}/{txn}")
+    return {"event_id": ev.event_id}
+
+
 routes = [
     Route(f"{V3}/initialSync", initial_sync, methods=["GET"]),
     Route(f"{V3}/rooms/{{room_id}}/initialSync", room_initial_sync, methods=["GET"]),
     Route(f"{V3}/events", events, methods=["GET"]),
+    Route(f"{V3}/rooms/{{room_id}}/send/{{event_type}}", send_without_txn, methods=["POST"]),
 ]

@@ -44,9 +44,8 @@ class UIAService:
             "flows": [{"stages": f} for f in flows],
             "params": params,
             "session": session_id,
+            "completed": completed,
         }
-        if completed:
-            body["completed"] = completed
         if error is not None:
             body.update(error.to_dict())
         return body

@@ -78,3 +78,51 @@ async def test_identifiers_with_trailing_newline_are_rejected(client: MatrixClie
     assert resp.status_code == 400
     resp = await alice.get(f"{V3}/profile/{quote('@bob:test.parley:8x')}")
     assert resp.status_code == 400
+
+
+async def test_join_with_custom_content(client: MatrixClient) -> None:
+    alice = await client.register()
+    bob = await client.register()
+    room = await alice.create_room(preset="public_chat", room_alias_name="custom")
+    await bob.ok("POST", f"{V3}/join/{quote('#custom:test.parley')}", {"foo": "bar", "reason": "hi"})
+    member = await bob.ok("GET", f"{V3}/rooms/{room}/state/m.room.member/{bob.user_id}")
+    assert member["foo"] == "bar" and member["membership"] == "join" and member["reason"] == "hi"
+    carol = await client.register()
+    await carol.ok("POST", f"{V3}/rooms/{room}/join", {"foo": 1, "membership": "leave"})
+    member = await carol.ok("GET", f"{V3}/rooms/{room}/state/m.room.member/{carol.user_id}")
+    assert member["foo"] == 1 and member["membership"] == "join"
+
+
+async def test_send_without_transaction_id(client: MatrixClient) -> None:
+    alice = await client.register()
+    room = await alice.create_room()
+    one = await alice.ok("POST", f"{V3}/rooms/{room}/send/m.room.message", {"msgtype": "m.text", "body": "x"},
+                         validate=False)
+    two = await alice.ok("POST", f"{V3}/rooms/{room}/send/m.room.message", {"msgtype": "m.text", "body": "x"},
+                         validate=False)
+    assert one["event_id"] != two["event_id"]
+    ev = await alice.ok("GET", f"{V3}/rooms/{room}/event/{one['event_id']}")
+    assert ev["content"]["body"] == "x"
+    resp = await alice.post(f"{V3}/rooms/{room}/send/m.room.message", validate=False, raw=b"[]")
+    assert resp.status_code == 400
+
+
+async def test_filters_must_name_real_ids(client: MatrixClient) -> None:
+    alice = await client.register()
+    for flt in ({"room": {"timeline": {"rooms": ["not_a_room_id"]}}},
+                {"room": {"timeline": {"senders": ["not_a_sender_id"]}}},
+                {"room": {"not_rooms": ["#alias:test.parley"]}},
+                {"presence": {"not_senders": ["nobody"]}}):
+        resp = await alice.post(f"{V3}/user/{alice.user_id}/filter", flt)
+        assert resp.status_code == 400 and resp.json()["errcode"] == "M_BAD_JSON", flt
+    ok = {"room": {"rooms": ["!a:test.parley"], "timeline": {"senders": [alice.user_id]}}}
+    assert (await alice.ok("POST", f"{V3}/user/{alice.user_id}/filter", ok))["filter_id"]
+
+
+async def test_uia_challenge_always_lists_completed(client: MatrixClient) -> None:
+    alice = await client.register()
+    resp = await alice.post(f"{V3}/account/deactivate", {"auth": {
+        "type": "m.login.password", "password": "wrong", "identifier": {"type": "m.id.user", "user": alice.user_id}}})
+    assert resp.status_code == 401
+    body = resp.json()
+    assert body["errcode"] == "M_FORBIDDEN" and body["completed"] == [] and body["flows"]
