@@ -175,11 +175,33 @@ class LegacySyncService:
                             if e.get("type") == "m.receipt"]
         return info
 
+    async def _first_events(self, user_id: str, device_id: str, since: SyncToken,
+                            limit: int) -> tuple[list[dict[str, Any]], str] | None:
+        """With a `limit`, /events pages forward: the first `limit` room events after `since`
+        and a token just after them. None when fewer exist (the caller then syncs to now)."""
+        now = self.current_token().stream
+        after = min(since.stream, now)
+        rooms = await self.stores.state.rooms_for_user(user_id)
+        found = []
+        for rid, (membership, _, _) in rooms.items():
+            if membership == "join":
+                found += await self.stores.events.room_events_between(rid, after, now, limit + 1, False)
+        if len(found) <= limit:
+            return None
+        found.sort(key=lambda e: e.stream_ordering)
+        page = found[:limit]
+        end = SyncToken(page[-1].stream_ordering, since.typing, since.presence)
+        return await self.serializer.serialize(page, (user_id, device_id)), end.encode()
+
     async def events(self, user_id: str, device_id: str, from_token: str | None, timeout_ms: int,
                      room_id: str | None = None, limit: int | None = None) -> dict[str, Any]:
         """`GET /events`: everything that happened in the user's rooms after `from`, as one list."""
         since = SyncToken.parse(from_token) if from_token else self.current_token()
         start = since.encode() if from_token is None else from_token
+        if limit is not None and room_id is None:
+            page = await self._first_events(user_id, device_id, since, limit)
+            if page is not None:
+                return {"start": start, "end": page[1], "chunk": _v1_all(page[0])}
         flt = SyncFilter(timeline=RoomEventFilter(limit=STREAM_ROOM_LIMIT if limit is None else limit),
                          rooms=(room_id,) if room_id is not None else None)
         resp = await self.sync.sync(user_id, device_id, since, flt, False, timeout_ms)

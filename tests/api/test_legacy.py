@@ -128,6 +128,16 @@ async def test_events_stream(client: MatrixClient) -> None:
     ids = [e.get("event_id") for e in caught["chunk"]]
     assert [i for i in ids if i in sent] == sent  # all of them, in order, past the sync timeline limit
     assert any(e["type"] == "m.tag" and e["room_id"] == room for e in caught["chunk"])
+    # With a limit the stream pages forward from `from`, oldest first, never skipping.
+    token, paged = first["end"], []
+    for _ in range(10):
+        page = await alice.ok("GET", f"{R0}/events", params={"from": token, "timeout": "0", "limit": "4"})
+        assert len([e for e in page["chunk"] if e.get("event_id") in sent]) <= 4
+        paged += [e["event_id"] for e in page["chunk"] if e.get("event_id") in sent]
+        token = page["end"]
+        if not page["chunk"]:
+            break
+    assert paged == sent
     again = await alice.ok("GET", f"{R0}/events", params={"from": caught["end"], "timeout": "0"})
     assert again["chunk"] == []
 
