@@ -46,7 +46,7 @@ def parse_rule_path(raw: str) -> RulePath:
         parts = parts[:-1]
     if len(parts) > 4:
         raise _bad("Too many path segments")
-    values = [unquote(p) for p in parts]
+    values: list[str | None] = [unquote(p) for p in parts]
     if values[0] != "global":
         raise _bad("Only the 'global' scope exists")
     if len(values) > 1 and values[1] not in KINDS:
@@ -55,12 +55,16 @@ def parse_rule_path(raw: str) -> RulePath:
         raise _bad("Invalid rule ID")
     if len(values) > 3 and values[3] not in ATTRS:
         raise _bad(f"Unknown rule attribute {values[3]!r}")
-    return RulePath(*values, trailing_slash=trailing)  # type: ignore[arg-type]
+    padded = values + [None] * (4 - len(values))
+    return RulePath(padded[0], padded[1], padded[2], padded[3], trailing_slash=trailing)
 
 
 def _path(request: Request) -> RulePath:
     raw = request.scope.get("raw_path") or request.url.path.encode()
-    text = raw.decode("latin-1").split("?", 1)[0]
+    try:
+        text = raw.decode("utf-8").split("?", 1)[0]
+    except UnicodeDecodeError:
+        raise _bad("The path is not UTF-8") from None
     at = text.find("/pushrules")
     return parse_rule_path(text[at + len("/pushrules"):] if at >= 0 else "")
 

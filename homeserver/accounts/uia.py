@@ -11,7 +11,8 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from homeserver.protocol.errors import MatrixError
 from homeserver.storage.stores import Stores
@@ -71,14 +72,15 @@ class UIAService:
             return UIAOutcome(challenge=self._challenge(sid, flows, [], shown), session_id=sid)
         if not isinstance(auth, dict):
             raise MatrixError(400, "M_BAD_JSON", "'auth' must be an object")
-        sid = auth.get("session")
-        if sid is None:
+        requested = auth.get("session")
+        if requested is None:
             # Credentials without a session: a one-round flow, started and finished here.
             sid = await self._new_session(user_id, operation, request_params)
             session: dict[str, Any] = {"params": request_params, "completed": [], "result": None}
         else:
-            if not isinstance(sid, str):
+            if not isinstance(requested, str):
                 raise MatrixError(400, "M_BAD_JSON", "'auth.session' must be a string")
+            sid = requested
             found = await self.stores.auth.get_uia_session(sid)
             if found is None or found["created_ts"] < int(time.time() * 1000) - SESSION_LIFETIME_MS:
                 raise MatrixError(400, "M_UNKNOWN", "Unknown or expired auth session")

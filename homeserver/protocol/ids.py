@@ -50,9 +50,7 @@ def is_valid_server_name(s: str) -> bool:
         # All digits and dots but not a dotted quad: neither an IPv4 literal nor a DNS name.
         if host.replace(".", "").isascii() and host.replace(".", "").isdigit() and not _IPV4.fullmatch(host):
             return False
-    if port is not None and (not _PORT.fullmatch(port) or int(port) > 65535):
-        return False
-    return True
+    return port is None or (bool(_PORT.fullmatch(port)) and int(port) <= 65535)
 
 
 def server_name_of(id_str: str) -> str:

@@ -70,3 +70,12 @@ async def test_encoded_rule_ids_and_ordering(client: MatrixClient) -> None:
     await alice.ok("DELETE", f"{P}/global/room/{enc}")
     assert (await alice.get(f"{P}/global/room/{enc}")).status_code == 404
     assert (await alice.get(f"{P}/global/override/not_a_rule")).status_code == 404
+
+
+async def test_non_ascii_rule_ids(client: MatrixClient) -> None:
+    alice = await client.register()
+    rid = "#café:example.com"
+    await alice.ok("PUT", f"{P}/global/room/{quote(rid, safe='')}", {"actions": ["notify"]})
+    assert (await alice.ok("GET", f"{P}/global/room/{quote(rid, safe='')}"))["rule_id"] == rid
+    # Over the legacy prefix too.
+    assert (await alice.ok("GET", f"/_matrix/client/r0/pushrules/global/room/{quote(rid, safe='')}"))["rule_id"] == rid

@@ -8,8 +8,12 @@ from __future__ import annotations
 import pytest
 
 from homeserver.protocol.ids import (
-    is_valid_event_id, is_valid_localpart, is_valid_room_alias, is_valid_room_id,
-    is_valid_server_name, is_valid_user_id,
+    is_valid_event_id,
+    is_valid_localpart,
+    is_valid_room_alias,
+    is_valid_room_id,
+    is_valid_server_name,
+    is_valid_user_id,
 )
 from homeserver.protocol.push_rules import _glob
 
