@@ -218,7 +218,7 @@ class SyncSocket:
             raise MatrixError(400, "M_BAD_JSON", "'since' must be a token string")
         flt = msg.get("filter")
         if isinstance(flt, str):
-            if not flt.isdigit() or len(flt) > 18:
+            if not (flt.isascii() and flt.isdigit()) or len(flt) > 18:
                 raise MatrixError(400, "M_INVALID_PARAM", "Unknown filter ID")
             stored = await self.hs.stores.userdata.get_filter(self.requester.user_id, int(flt))  # type: ignore[union-attr]
             if stored is None:

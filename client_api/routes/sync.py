@@ -37,7 +37,7 @@ async def post_filter(request: Request, hs: Any, req: Requester) -> dict[str, An
 async def get_filter(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
     user_id = _check_user(request, req)
     raw = request.path_params["filter_id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise MatrixError(404, "M_NOT_FOUND", "Unknown filter")
     flt = await hs.stores.userdata.get_filter(user_id, int(raw))
     if flt is None:
@@ -54,7 +54,7 @@ async def _load_filter(hs: Any, user_id: str, raw: str | None) -> SyncFilter:
         except orjson.JSONDecodeError:
             raise MatrixError(400, "M_INVALID_PARAM", "filter is not valid JSON") from None
     else:
-        if not raw.isdigit() or len(raw) > 18:
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
             raise MatrixError(400, "M_INVALID_PARAM", "Unknown filter ID")
         obj = await hs.stores.userdata.get_filter(user_id, int(raw))
         if obj is None:

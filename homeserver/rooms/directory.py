@@ -120,7 +120,7 @@ class DirectoryService:
         entries.sort(key=lambda e: (-e["num_joined_members"], e["room_id"]))
         offset = 0
         if since:
-            if not since.startswith("p") or not since[1:].isdigit():
+            if not since.startswith("p") or not (since[1:].isascii() and since[1:].isdigit()):
                 raise MatrixError(400, "M_INVALID_PARAM", "Invalid since token")
             offset = int(since[1:])
         limit = min(limit or PUBLIC_ROOMS_MAX, PUBLIC_ROOMS_MAX)

@@ -23,7 +23,7 @@ def parse_token(token: Any) -> int:
     if not isinstance(token, str) or len(token) < 2 or token[0] not in "st":
         raise MatrixError(400, "M_INVALID_PARAM", f"Invalid pagination token {token!r}")
     head = token[1:].split("_", 1)[0]
-    if not head.isdigit() or len(head) > 18:
+    if not (head.isascii() and head.isdigit()) or len(head) > 18:
         raise MatrixError(400, "M_INVALID_PARAM", f"Invalid pagination token {token!r}")
     return int(head)
 

@@ -126,3 +126,20 @@ async def test_uia_challenge_always_lists_completed(client: MatrixClient) -> Non
     assert resp.status_code == 401
     body = resp.json()
     assert body["errcode"] == "M_FORBIDDEN" and body["completed"] == [] and body["flows"]
+
+
+async def test_tokens_with_non_ascii_digits_are_400_not_500(client: MatrixClient) -> None:
+    # "²".isdigit() is True but int("²") raises: every token parser must refuse it cleanly.
+    alice = await client.register()
+    room = await alice.create_room()
+    for path, params in [
+        (f"{V3}/sync", {"since": "s²"}),
+        (f"{V3}/sync", {"filter": "²"}),
+        (f"{V3}/user/{alice.user_id}/filter/²", None),
+        (f"{V3}/publicRooms", {"since": "p²"}),
+        (f"{V3}/events", {"from": "s²"}),
+        (f"{V3}/rooms/{room}/messages", {"dir": "b", "from": "t²"}),
+    ]:
+        resp = await alice.get(path, params=params)
+        assert 400 <= resp.status_code < 500, (path, params, resp.status_code)
+        assert resp.json()["errcode"].startswith("M_")
