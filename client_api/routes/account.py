@@ -14,6 +14,7 @@ from homeserver.accounts.uia import StageChecker, UIAOutcome
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_user_id, server_name_of
 
+
 def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
