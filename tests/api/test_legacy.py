@@ -27,6 +27,13 @@ async def test_r0_prefix_serves_r0_endpoints(client: MatrixClient) -> None:
     assert login["user_id"] == "@rzero:test.parley"
 
 
+async def test_r0_media_prefix(client: MatrixClient) -> None:
+    alice = await client.register()
+    assert (await alice.ok("GET", "/_matrix/media/r0/config"))["m.upload.size"] > 0
+    resp = await alice.get("/_matrix/media/r0/not-a-media-endpoint")
+    assert resp.status_code == 404 and resp.json()["errcode"] == "M_UNRECOGNIZED"
+
+
 async def test_r0_prefix_is_not_a_blanket_alias(client: MatrixClient) -> None:
     # Endpoints added after r0 and unknown paths answer M_UNRECOGNIZED, not a v3 handler.
     for path in (f"{R0}/refresh", f"{R0}/login/get_token", f"{R0}/nonsense", f"{R0}/knock/!a:b"):
