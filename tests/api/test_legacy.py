@@ -156,3 +156,31 @@ async def test_events_stream(client: MatrixClient) -> None:
     for params in ({"from": "garbage"}, {"limit": "ten"}, {"limit": "-1"}, {"timeout": "soon"}):
         bad = await alice.get(f"{R0}/events", params=params)
         assert bad.status_code == 400 and bad.json()["errcode"] == "M_INVALID_PARAM", params
+
+
+async def test_every_r0_era_route_answers_under_r0(client: MatrixClient) -> None:
+    """Each v3 route whose first segment existed in r0.6.1 is reachable under /r0/: without a
+    token it must fail authentication (or succeed), never be an unknown endpoint."""
+    import re
+
+    from client_api.app import ALL_ROUTES
+    from client_api.r0 import CLIENT_V3, NOT_IN_R0, R0_SEGMENTS
+
+    checked = 0
+    for route in ALL_ROUTES:
+        path = route.path
+        if not path.startswith(CLIENT_V3):
+            continue
+        rest = path[len(CLIENT_V3):]
+        if rest.split("/", 1)[0] not in R0_SEGMENTS or rest.startswith(NOT_IN_R0):
+            continue
+        concrete = re.sub(r"\{[^}]+\}", "x", rest)
+        for method in sorted(route.methods or ()):
+            if method == "HEAD":
+                continue
+            resp = await client.request(method, f"{R0}/{concrete}", {} if method in ("PUT", "POST") else None,
+                                        token="", validate=False)
+            assert not (resp.status_code in (404, 405) and resp.json().get("errcode") == "M_UNRECOGNIZED"), \
+                (method, concrete, resp.status_code, resp.text)
+            checked += 1
+    assert checked > 40
