@@ -95,7 +95,7 @@ class Homeserver:
         self.push = PushService(stores, self.wake_users)
         self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push)
         self.account_data = AccountDataService(stores, self.wake_users)
-        self.legacy = LegacySyncService(self.sync, stores, self.serializer, self.presence)
+        self.legacy = LegacySyncService(self.sync, stores, self.serializer, self.presence, self.reader)
         self.openid = OpenIDService(stores, config.server_name)
         self.admin = AdminService(stores, self.rooms, self.reader)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.wake_room,

@@ -13,6 +13,7 @@ from typing import Any
 from homeserver.ephemeral.presence import PresenceManager
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.filters import RoomEventFilter, SyncFilter
+from homeserver.rooms.reads import RoomReader
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.storage.stores import Stores
 from homeserver.sync.service import SyncService
@@ -55,11 +56,12 @@ def _visibility(state: list[dict[str, Any]]) -> str:
 
 class LegacySyncService:
     def __init__(self, sync: SyncService, stores: Stores, serializer: EventSerializer,
-                 presence: PresenceManager) -> None:
+                 presence: PresenceManager, reader: RoomReader) -> None:
         self.sync = sync
         self.stores = stores
         self.serializer = serializer
         self.presence = presence
+        self.reader = reader
 
     def _presence_of(self, user_ids: set[str]) -> list[dict[str, Any]]:
         """Current presence of these users, as m.presence events (content carries user_id)."""
@@ -168,7 +170,7 @@ class LegacySyncService:
                 if ev.get("type") == "m.room.member" and ev.get("state_key") == user_id:
                     membership = ev.get("content", {}).get("membership", "leave")
         else:
-            raise MatrixError(403, "M_FORBIDDEN", "You are not a member of this room")
+            return await self._peek(user_id, device_id, room_id, limit, end)
         info = self._room_info(room_id, membership, section, end)
         info["presence"] = self._presence_of(self._joined_members(info)) if membership == "join" else []
         info["receipts"] = [{**e, "room_id": room_id} for e in _events(section, "ephemeral")
@@ -192,6 +194,29 @@ class LegacySyncService:
         page = found[:limit]
         end = SyncToken(page[-1].stream_ordering, since.typing, since.presence)
         return await self.serializer.serialize(page, (user_id, device_id)), end.encode()
+
+    async def _peek(self, user_id: str, device_id: str, room_id: str, limit: int | None,
+                    end: str) -> dict[str, Any]:
+        """A room the user never joined: readable only if its history is (world_readable);
+        the room reader decides, and answers 403 otherwise."""
+        state = await self.reader.room_state(user_id, room_id)
+        evs, _, _ = await self.reader.paginate(
+            user_id, room_id, None, None, True, DEFAULT_INITIAL_LIMIT if limit is None else limit,
+            RoomEventFilter())
+        evs.reverse()
+        chunk = await self.serializer.serialize(evs, (user_id, device_id))
+        start = f"t{evs[0].stream_ordering - 1}" if evs else end
+        members = {e["state_key"] for e in state
+                   if e.get("type") == "m.room.member" and e.get("content", {}).get("membership") == "join"}
+        return {
+            "room_id": room_id,
+            "messages": {"chunk": _v1_all(chunk), "start": start, "end": end},
+            "state": _v1_all(state),
+            "visibility": _visibility(state),
+            "presence": self._presence_of(members),
+            "account_data": [],
+            "receipts": [],
+        }
 
     async def events(self, user_id: str, device_id: str, from_token: str | None, timeout_ms: int,
                      room_id: str | None = None, limit: int | None = None) -> dict[str, Any]:

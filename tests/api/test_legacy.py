@@ -122,6 +122,21 @@ async def test_room_initial_sync(client: MatrixClient) -> None:
     assert left["messages"]["chunk"][-1]["type"] == "m.room.member"
     resp = await alice.get(f"{V3}/rooms/not-a-room/initialSync")
     assert resp.status_code == 400
+    assert (await alice.get(f"{V3}/rooms/!unknown:test.parley/initialSync")).status_code == 404
+
+
+async def test_room_initial_sync_of_a_world_readable_room_without_joining(client: MatrixClient) -> None:
+    alice = await client.register()
+    reader = await client.register()
+    room = await alice.create_room(preset="public_chat")
+    await alice.ok("PUT", f"{V3}/rooms/{room}/state/m.room.history_visibility",
+                   {"history_visibility": "world_readable"})
+    await alice.send_text(room, "public")
+    body = await reader.ok("GET", f"{V3}/rooms/{room}/initialSync")
+    assert "membership" not in body
+    assert body["messages"]["chunk"][-1]["content"]["body"] == "public"
+    assert any(e["type"] == "m.room.history_visibility" for e in body["state"])
+    assert [e["content"]["user_id"] for e in body["presence"]] == [alice.user_id]
 
 
 async def test_events_stream(client: MatrixClient) -> None:
