@@ -10,14 +10,18 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from client_api.http import CORS_HEADERS, error_response, json_response
+from client_api.r0 import r0_to_v3
 from client_api.routes import (
     account,
+    admin,
     directory,
     discovery,
     ephemeral,
+    legacy,
     media,
     operations,
     peek,
+    pushrules,
     room_upgrades,
     rooms,
     sync,
@@ -26,6 +30,7 @@ from client_api.routes import (
 )
 from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
+from federation.routes import openid as federation_openid
 from homeserver import metrics
 from homeserver.app import Homeserver
 from homeserver.config import Config
@@ -36,6 +41,7 @@ ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
     *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
     *room_upgrades.routes, *user_directory.routes,
+    *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
     *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
@@ -61,6 +67,10 @@ class MatrixRouter:
         if scope["method"] == "OPTIONS":
             await json_response({}, 200, dict(CORS_HEADERS))(scope, receive, send)
             return
+        legacy = r0_to_v3(scope["path"])
+        if legacy is not None:
+            raw = scope.get("raw_path") or scope["path"].encode()
+            scope = {**scope, "path": legacy, "raw_path": raw.replace(b"/r0/", b"/v3/", 1)}
         partial = False
         for route in self.routes:
             match, child = route.matches(scope)

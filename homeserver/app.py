@@ -10,9 +10,12 @@ from homeserver import metrics
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.accounts.deactivation import DeactivationService
 from homeserver.accounts.filters import FilterService
+from homeserver.accounts.openid import OpenIDService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
+from homeserver.accounts.uia import UIAService
 from homeserver.accounts.user_directory import UserDirectoryService
+from homeserver.admin.service import AdminService
 from homeserver.bus.base import Bus
 from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
@@ -22,6 +25,7 @@ from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
 from homeserver.events.visibility import VisibilityFilter
 from homeserver.keys.signing_key import check_against_seen, load_or_create_signing_key
+from homeserver.legacy.service import LegacySyncService
 from homeserver.media.service import MediaService
 from homeserver.protocol.signing import SigningKey, encode_signing_key_seed, key_id, verify_key_b64
 from homeserver.push.service import PushService
@@ -101,6 +105,7 @@ class Homeserver:
             stores, config.server_name, token_secret_from_seed(seed), config.admins,
             config.access_token_lifetime_ms,
         )
+        self.uia = UIAService(stores)
         self.filters = FilterService(stores)
         self.rooms = RoomService(
             stores, self.persister, self.serializer, config.server_name, config.default_room_version
@@ -118,6 +123,9 @@ class Homeserver:
         self.account_data = AccountDataService(stores, self.fanout.wake_users)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.fanout.wake_room,
                                        self.fanout.wake_users)
+        self.legacy = LegacySyncService(self.sync, stores, self.serializer, self.presence, self.reader)
+        self.openid = OpenIDService(stores, config.server_name)
+        self.admin = AdminService(stores, self.rooms, self.reader)
         self.profile = ProfileService(stores, self.rooms)
         self.directory = DirectoryService(stores, self.rooms, config.server_name)
         self.upgrades = RoomUpgrader(stores, self.rooms, UpgradeSettings(stores, self.push, self.account_data))

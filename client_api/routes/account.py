@@ -11,16 +11,18 @@ from starlette.routing import Route
 from client_api.http import endpoint, json_body
 from client_api.routes import guests
 from homeserver.accounts.service import Requester
+from homeserver.accounts.uia import StageChecker, UIAOutcome
 from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_user_id, server_name_of
 
-# UIA sessions live only for the process lifetime; a restart just makes the client start over.
-_uia_sessions: dict[str, set[str]] = {}
-
 
 def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _user_agent(request: Request) -> str | None:
+    return request.headers.get("user-agent")
 
 
 def _opt_str(body: dict[str, Any], key: str, max_len: int = 512) -> str | None:
@@ -39,49 +41,35 @@ def _opt_bool(body: dict[str, Any], key: str) -> bool:
     return v
 
 
-def _uia_challenge(flows: list[list[str]], session: str | None = None, completed: list[str] | None = None,
-                   error: MatrixError | None = None) -> tuple[dict[str, Any], int]:
-    session = session or secrets.token_urlsafe(16)
-    _uia_sessions.setdefault(session, set())
-    if len(_uia_sessions) > 10_000:
-        _uia_sessions.clear()
-        _uia_sessions[session] = set()
-    body: dict[str, Any] = {
-        "flows": [{"stages": f} for f in flows],
-        "params": {},
-        "session": session,
-    }
-    if completed:
-        body["completed"] = completed
-    if error is not None:
-        body.update(error.to_dict())
-    return body, 401
+def _operation(request: Request) -> str:
+    """What a UIA session is bound to: the method and the (v3) path of the request."""
+    return f"{request.method} {request.url.path}"
 
 
-async def _uia_password(hs: Homeserver, req: Requester, body: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
-    """Re-authentication with m.login.password; returns a 401 challenge or None when satisfied."""
-    auth = body.get("auth")
-    if auth is None:
-        return _uia_challenge([["m.login.password"]])
-    if not isinstance(auth, dict):
-        raise MatrixError(400, "M_BAD_JSON", "'auth' must be an object")
-    if auth.get("type") != "m.login.password":
-        return _uia_challenge([["m.login.password"]],
-                              auth.get("session") if isinstance(auth.get("session"), str) else None,
-                              error=MatrixError(401, "M_UNRECOGNIZED", "Unsupported auth type"))
-    ident = auth.get("identifier", {})
-    user = auth.get("user")
-    if isinstance(ident, dict) and ident.get("type") == "m.id.user":
-        user = ident.get("user")
-    if isinstance(user, str) and not user.startswith("@"):
-        user = hs.accounts.user_id_for(user.lower())
-    if user is not None and user != req.user_id:
-        raise MatrixError(403, "M_FORBIDDEN", "Authenticated as a different user")
-    if not await hs.accounts.verify_password(req.user_id, auth.get("password")):
-        return _uia_challenge([["m.login.password"]],
-                              auth.get("session") if isinstance(auth.get("session"), str) else None,
-                              error=MatrixError(401, "M_FORBIDDEN", "Invalid password"))
-    return None
+def _password_stage(hs: Any, req: Requester) -> StageChecker:
+    """m.login.password for re-authentication: the password of the requesting user."""
+
+    async def check(auth: dict[str, Any]) -> None:
+        ident = auth.get("identifier", {})
+        user = auth.get("user")
+        if isinstance(ident, dict) and ident.get("type") == "m.id.user":
+            user = ident.get("user")
+        if isinstance(user, str) and not user.startswith("@"):
+            user = hs.accounts.user_id_for(user.lower())
+        if user is not None and user != req.user_id:
+            raise MatrixError(403, "M_FORBIDDEN", "Authenticated as a different user")
+        if not await hs.accounts.verify_password(req.user_id, auth.get("password")):
+            raise MatrixError(401, "M_FORBIDDEN", "Invalid password")
+
+    return check
+
+
+async def _reauth(request: Request, hs: Any, req: Requester, body: dict[str, Any]) -> UIAOutcome:
+    """Re-authentication with m.login.password for a sensitive operation of `req`'s account."""
+    return await hs.uia.check(
+        operation=_operation(request), user_id=req.user_id, body=body,
+        flows=[["m.login.password"]], stages={"m.login.password": _password_stage(hs, req)},
+    )
 
 
 @endpoint(auth=False)
@@ -123,8 +111,38 @@ async def post_login(request: Request, hs: Homeserver) -> dict[str, Any]:
     return await hs.accounts.login_password(
         user_id, password, _opt_str(body, "device_id", 255),
         _opt_str(body, "initial_device_display_name"), _opt_bool(body, "refresh_token"),
-        _client_ip(request),
+        _client_ip(request), _user_agent(request),
     )
+
+
+def _registration_params(hs: Any, params: dict[str, Any]) -> dict[str, Any]:
+    username = params.get("username")
+    if username is not None:
+        username = hs.accounts.validate_localpart(username)
+    password = params.get("password")
+    if password is not None and (not isinstance(password, str) or not password):
+        raise MatrixError(400, "M_BAD_JSON", "'password' must be a non-empty string")
+    return {
+        "username": username, "password": password,
+        "device_id": _opt_str(params, "device_id", 255),
+        "device_name": _opt_str(params, "initial_device_display_name"),
+        "inhibit": _opt_bool(params, "inhibit_login"),
+        "want_refresh": _opt_bool(params, "refresh_token"),
+    }
+
+
+def _registration_stages(hs: Any) -> dict[str, StageChecker]:
+    async def dummy(auth: dict[str, Any]) -> None:
+        return None
+
+    async def token(auth: dict[str, Any]) -> None:
+        value = auth.get("token")
+        if not isinstance(value, str) or value not in hs.config.registration_tokens:
+            raise MatrixError(401, "M_FORBIDDEN", "Invalid registration token")
+
+    if hs.config.registration == "token":
+        return {"m.login.registration_token": token}
+    return {"m.login.dummy": dummy}
 
 
 @endpoint(auth=False)
@@ -137,48 +155,41 @@ async def register(request: Request, hs: Homeserver) -> Any:
     if kind != "user":
         raise MatrixError(400, "M_INVALID_PARAM", "kind must be 'user' or 'guest'")
     body = await json_body(request)
-    mode = hs.config.registration
-    if mode == "closed":
+    if hs.config.registration == "closed":
         raise MatrixError(403, "M_FORBIDDEN", "Registration is disabled")
     guest = await guests.upgrading_guest(hs, body)
-    username = body.get("username")
-    if username is None:
-        username = guest.user_id[1:].split(":")[0] if guest else secrets.token_hex(6)
-    hs.accounts.validate_localpart(username)
-    password = body.get("password")
-    if password is not None and (not isinstance(password, str) or not password):
-        raise MatrixError(400, "M_BAD_JSON", "'password' must be a non-empty string")
-    device_id = _opt_str(body, "device_id", 255)
-    device_name = _opt_str(body, "initial_device_display_name")
-    inhibit = _opt_bool(body, "inhibit_login")
-    want_refresh = _opt_bool(body, "refresh_token")
-    stage = "m.login.registration_token" if mode == "token" else "m.login.dummy"
-    auth = body.get("auth")
-    if auth is None:
-        if guest is None and await hs.accounts.user_exists(hs.accounts.user_id_for(str(username).lower())):
-            raise MatrixError(400, "M_USER_IN_USE", "User ID already taken")
-        return _uia_challenge([[stage]])
-    if not isinstance(auth, dict):
-        raise MatrixError(400, "M_BAD_JSON", "'auth' must be an object")
-    if auth.get("type") != stage:
-        return _uia_challenge([[stage]], auth.get("session") if isinstance(auth.get("session"), str) else None,
-                              error=MatrixError(401, "M_UNRECOGNIZED", f"Expected auth stage {stage}"))
-    if stage == "m.login.registration_token":
-        token = auth.get("token")
-        if not isinstance(token, str) or token not in hs.config.registration_tokens:
-            return _uia_challenge([[stage]], error=MatrixError(401, "M_FORBIDDEN", "Invalid registration token"))
-    if password is None and not inhibit:
+    early = _registration_params(hs, body)  # bad input fails before any session is opened
+    if early["username"] is not None and body.get("auth") is None and guest is None \
+            and await hs.accounts.user_exists(hs.accounts.user_id_for(early["username"])):
+        raise MatrixError(400, "M_USER_IN_USE", "User ID already taken")
+    stages = _registration_stages(hs)
+    outcome = await hs.uia.check(operation=_operation(request), user_id=None, body=body,
+                                 flows=[[s] for s in stages], stages=stages)
+    if outcome.challenge is not None:
+        return outcome.challenge, 401
+    p = _registration_params(hs, outcome.params)
+    if outcome.result is not None:
+        # A retry of a registration this session already completed: the same account again.
+        if p["inhibit"]:
+            return {"user_id": outcome.result}
+        return await hs.accounts.login_registered(outcome.result, p["device_id"], p["device_name"],
+                                                  p["want_refresh"], _client_ip(request), _user_agent(request))
+    if p["password"] is None and not p["inhibit"]:
         raise MatrixError(400, "M_MISSING_PARAM", "'password' is required")
-    session = auth.get("session")
-    if isinstance(session, str):
-        _uia_sessions.pop(session, None)
     if guest is not None:
-        return await hs.accounts.upgrade_guest(guest, username, password, device_id, device_name,
-                                               inhibit, want_refresh, _client_ip(request))
-    return await hs.accounts.register(
-        username, password, device_id=device_id, device_name=device_name,
-        inhibit_login=inhibit, want_refresh=want_refresh, ip=_client_ip(request),
+        username = p["username"] if p["username"] is not None else guest.user_id[1:].split(":")[0]
+        result = await hs.accounts.upgrade_guest(guest, username, p["password"], p["device_id"],
+                                                 p["device_name"], p["inhibit"], p["want_refresh"],
+                                                 _client_ip(request))
+        await hs.uia.finish(outcome.session_id, result["user_id"])
+        return result
+    result = await hs.accounts.register(
+        p["username"] if p["username"] is not None else secrets.token_hex(6), p["password"],
+        device_id=p["device_id"], device_name=p["device_name"], inhibit_login=p["inhibit"],
+        want_refresh=p["want_refresh"], ip=_client_ip(request), user_agent=_user_agent(request),
     )
+    await hs.uia.finish(outcome.session_id, result["user_id"])
+    return result
 
 
 @endpoint(auth=False)
@@ -226,28 +237,37 @@ async def whoami(request: Request, hs: Homeserver, req: Requester) -> dict[str, 
     return {"user_id": req.user_id, "device_id": req.device_id, "is_guest": req.is_guest}
 
 
+def _password_change(params: dict[str, Any]) -> tuple[str, bool]:
+    new_password = params.get("new_password")
+    if not isinstance(new_password, str) or not new_password:
+        raise MatrixError(400, "M_BAD_JSON", "'new_password' must be a non-empty string")
+    logout_devices = params.get("logout_devices", True)
+    if not isinstance(logout_devices, bool):
+        raise MatrixError(400, "M_BAD_JSON", "'logout_devices' must be a boolean")
+    return new_password, logout_devices
+
+
 @endpoint()
 async def change_password(request: Request, hs: Homeserver, req: Requester) -> Any:
     body = await json_body(request)
-    new_password = body.get("new_password")
-    if not isinstance(new_password, str) or not new_password:
-        raise MatrixError(400, "M_BAD_JSON", "'new_password' must be a non-empty string")
-    logout_devices = body.get("logout_devices", True)
-    if not isinstance(logout_devices, bool):
-        raise MatrixError(400, "M_BAD_JSON", "'logout_devices' must be a boolean")
-    challenge = await _uia_password(hs, req, body)
-    if challenge is not None:
-        return challenge
+    if "new_password" in body or "auth" not in body:
+        _password_change(body)
+    outcome = await _reauth(request, hs, req, body)
+    if outcome.challenge is not None:
+        return outcome.challenge, 401
+    new_password, logout_devices = _password_change(outcome.params)
     await hs.accounts.change_password(req, new_password, logout_devices)
+    await hs.uia.finish(outcome.session_id)
     return {}
 
 
 @endpoint()
 async def deactivate(request: Request, hs: Homeserver, req: Requester) -> Any:
     body = await json_body(request, allow_empty=True)
-    challenge = await _uia_password(hs, req, body)
-    if challenge is not None:
-        return challenge
+    outcome = await _reauth(request, hs, req, body)
+    if outcome.challenge is not None:
+        return outcome.challenge, 401
+    await hs.uia.finish(outcome.session_id)
     await hs.deactivation.deactivate(req.user_id)
     return {"id_server_unbind_result": "no-support"}
 
@@ -295,23 +315,31 @@ async def delete_device(request: Request, hs: Homeserver, req: Requester) -> Any
     device_id = request.path_params["device_id"]
     if await hs.accounts.get_device(req.user_id, device_id) is None:
         raise MatrixError(404, "M_NOT_FOUND", "Unknown device")
-    challenge = await _uia_password(hs, req, body)
-    if challenge is not None:
-        return challenge
+    outcome = await _reauth(request, hs, req, body)
+    if outcome.challenge is not None:
+        return outcome.challenge, 401
     await hs.accounts.delete_devices(req.user_id, [device_id])
+    await hs.uia.finish(outcome.session_id)
     return {}
+
+
+def _device_list(params: dict[str, Any]) -> list[str]:
+    devices = params.get("devices")
+    if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+        raise MatrixError(400, "M_BAD_JSON", "'devices' must be a list of device IDs")
+    return devices
 
 
 @endpoint()
 async def delete_devices(request: Request, hs: Homeserver, req: Requester) -> Any:
     body = await json_body(request)
-    devices = body.get("devices")
-    if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
-        raise MatrixError(400, "M_BAD_JSON", "'devices' must be a list of device IDs")
-    challenge = await _uia_password(hs, req, body)
-    if challenge is not None:
-        return challenge
-    await hs.accounts.delete_devices(req.user_id, devices)
+    if "devices" in body or "auth" not in body:
+        _device_list(body)
+    outcome = await _reauth(request, hs, req, body)
+    if outcome.challenge is not None:
+        return outcome.challenge, 401
+    await hs.accounts.delete_devices(req.user_id, _device_list(outcome.params))
+    await hs.uia.finish(outcome.session_id)
     return {}
 
 

@@ -1,4 +1,4 @@
-"""Typing, receipts, read markers, presence, push rules."""
+"""Typing, receipts, read markers, presence."""
 
 from __future__ import annotations
 
@@ -84,85 +84,11 @@ async def get_presence(request: Request, hs: Homeserver, req: Requester) -> dict
     return hs.presence.get(user_id)
 
 
-@endpoint()
-async def get_pushrules(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
-    return {"global": await hs.push.ruleset(req.user_id)}
-
-
-@endpoint()
-async def get_pushrules_global(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
-    return await hs.push.ruleset(req.user_id)
-
-
-def _scope(request: Request) -> None:
-    if request.path_params["scope"] != "global":
-        raise MatrixError(400, "M_INVALID_PARAM", "Only the 'global' scope exists")
-
-
-@endpoint()
-async def get_rule(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
-    _scope(request)
-    p = request.path_params
-    return await hs.push.get_rule(req.user_id, p["kind"], p["rule_id"])
-
-
-@endpoint()
-async def put_rule(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
-    _scope(request)
-    p = request.path_params
-    body = await json_body(request)
-    q = request.query_params
-    await hs.push.put_rule(req.user_id, p["kind"], p["rule_id"], body, q.get("before"), q.get("after"))
-    return {}
-
-
-@endpoint()
-async def delete_rule(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
-    _scope(request)
-    p = request.path_params
-    await hs.push.delete_rule(req.user_id, p["kind"], p["rule_id"])
-    return {}
-
-
-@endpoint()
-async def get_rule_attr(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
-    _scope(request)
-    p = request.path_params
-    rule = await hs.push.get_rule(req.user_id, p["kind"], p["rule_id"])
-    attr = p["attr"]
-    if attr not in ("enabled", "actions"):
-        raise MatrixError(404, "M_UNRECOGNIZED", "Unknown attribute")
-    return {attr: rule.get(attr, True if attr == "enabled" else [])}
-
-
-@endpoint()
-async def put_rule_attr(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
-    _scope(request)
-    p = request.path_params
-    attr = p["attr"]
-    if attr not in ("enabled", "actions"):
-        raise MatrixError(404, "M_UNRECOGNIZED", "Unknown attribute")
-    body = await json_body(request)
-    if attr not in body:
-        raise MatrixError(400, "M_MISSING_PARAM", f"Missing '{attr}'")
-    await hs.push.set_attr(req.user_id, p["kind"], p["rule_id"], attr, body[attr])
-    return {}
-
-
 R = f"{V3}/rooms/{{room_id}}"
-P = f"{V3}/pushrules/{{scope}}/{{kind}}/{{rule_id}}"
 routes = [
     Route(f"{R}/typing/{{user_id}}", typing, methods=["PUT"]),
     Route(f"{R}/receipt/{{receipt_type}}/{{event_id}}", receipt, methods=["POST"]),
     Route(f"{R}/read_markers", read_markers, methods=["POST"]),
     Route(f"{V3}/presence/{{user_id}}/status", put_presence, methods=["PUT"]),
     Route(f"{V3}/presence/{{user_id}}/status", get_presence, methods=["GET"]),
-    Route(f"{V3}/pushrules/", get_pushrules, methods=["GET"]),
-    Route(f"{V3}/pushrules", get_pushrules, methods=["GET"]),
-    Route(f"{V3}/pushrules/global/", get_pushrules_global, methods=["GET"]),
-    Route(P, get_rule, methods=["GET"]),
-    Route(P, put_rule, methods=["PUT"]),
-    Route(P, delete_rule, methods=["DELETE"]),
-    Route(f"{P}/{{attr}}", get_rule_attr, methods=["GET"]),
-    Route(f"{P}/{{attr}}", put_rule_attr, methods=["PUT"]),
 ]

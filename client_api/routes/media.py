@@ -67,7 +67,8 @@ def _media_response(chunks: AsyncIterator[bytes], content_type: str | None, size
 
 def _upload_meta(request: Request, hs: Homeserver) -> tuple[str | None, str | None]:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > hs.media.max_upload:
+    if declared is not None and declared.strip().isascii() and declared.strip().isdigit() \
+            and int(declared) > hs.media.max_upload:
         raise MatrixError(413, "M_TOO_LARGE", f"Uploads are limited to {hs.media.max_upload} bytes")
     ctype = request.headers.get("content-type")
     filename = request.query_params.get("filename")

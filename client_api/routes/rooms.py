@@ -87,6 +87,15 @@ async def joined_rooms(request: Request, hs: Homeserver, req: Requester) -> dict
     return {"joined_rooms": await hs.membership.joined_rooms(req.user_id)}
 
 
+# Request keys that steer the join rather than go into the member event.
+JOIN_CONTROL_KEYS = ("membership", "reason", "third_party_signed", "join_authorised_via_users_server")
+
+
+def _join_content(body: dict[str, Any]) -> dict[str, Any]:
+    """Extra keys of a join request become content of the member event (as Synapse does)."""
+    return {k: v for k, v in body.items() if k not in JOIN_CONTROL_KEYS}
+
+
 @endpoint()
 async def join_by_id_or_alias(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request, allow_empty=True)
@@ -94,7 +103,8 @@ async def join_by_id_or_alias(request: Request, hs: Homeserver, req: Requester) 
     room_id = await hs.rooms.resolve_room(target)
     if not is_valid_room_id(room_id):
         raise MatrixError(400, "M_INVALID_PARAM", "Invalid room ID")
-    await hs.rooms.update_membership(req.user_id, room_id, req.user_id, "join", _reason(body))
+    await hs.rooms.update_membership(req.user_id, room_id, req.user_id, "join", _reason(body),
+                                     _join_content(body))
     return {"room_id": room_id}
 
 
@@ -102,7 +112,8 @@ async def join_by_id_or_alias(request: Request, hs: Homeserver, req: Requester) 
 async def join_room(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request, allow_empty=True)
     room_id = _room_id(request)
-    await hs.rooms.update_membership(req.user_id, room_id, req.user_id, "join", _reason(body))
+    await hs.rooms.update_membership(req.user_id, room_id, req.user_id, "join", _reason(body),
+                                     _join_content(body))
     return {"room_id": room_id}
 
 

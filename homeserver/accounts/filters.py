@@ -24,7 +24,7 @@ class FilterService:
 
     async def get(self, user_id: str, filter_id: str) -> dict[str, Any] | None:
         """The user's filter definition, or None for an unknown or malformed ID."""
-        if not filter_id.isdigit() or len(filter_id) > MAX_FILTER_ID_DIGITS:
+        if not (filter_id.isascii() and filter_id.isdigit()) or len(filter_id) > MAX_FILTER_ID_DIGITS:
             return None
         return await self.stores.userdata.get_filter(user_id, int(filter_id))
 

@@ -103,6 +103,7 @@ class AccountService:
         inhibit_login: bool = False,
         want_refresh: bool = False,
         ip: str | None = None,
+        user_agent: str | None = None,
     ) -> dict[str, Any]:
         localpart = self.validate_localpart(localpart)
         user_id = self.user_id_for(localpart)
@@ -118,7 +119,7 @@ class AccountService:
                 raise MatrixError(400, "M_USER_IN_USE", "User ID already taken")
             if inhibit_login:
                 return {"user_id": user_id}
-            return await self._issue(c, user_id, device_id, device_name, want_refresh, ip)
+            return await self._issue(c, user_id, device_id, device_name, want_refresh, ip, user_agent=user_agent)
 
     async def register_guest(
         self, device_id: str | None, device_name: str | None, want_refresh: bool, ip: str | None,
@@ -158,7 +159,7 @@ class AccountService:
 
     async def login_password(
         self, user_id: str, password: str, device_id: str | None, device_name: str | None,
-        want_refresh: bool, ip: str | None,
+        want_refresh: bool, ip: str | None, user_agent: str | None = None,
     ) -> dict[str, Any]:
         user = await self.stores.accounts.get_user(user_id)
         ok = await check_password(user["password_hash"] if user else None, password)
@@ -170,15 +171,27 @@ class AccountService:
             if device_id is not None:
                 # Re-using a device ID replaces that device's old tokens.
                 await self.stores.accounts.delete_devices(c, user_id, [device_id])
-            return await self._issue(c, user_id, device_id, device_name, want_refresh, ip)
+            return await self._issue(c, user_id, device_id, device_name, want_refresh, ip, user_agent=user_agent)
+
+    async def login_registered(self, user_id: str, device_id: str | None, device_name: str | None,
+                               want_refresh: bool, ip: str | None,
+                               user_agent: str | None = None) -> dict[str, Any]:
+        """A new device and token for an account whose registration the caller already
+        authenticated (a retried registration of a finished UIA session)."""
+        user = await self.stores.accounts.get_user(user_id)
+        if user is None or user["deactivated"]:
+            raise MatrixError(403, "M_FORBIDDEN", "This account is no longer available")
+        async with self.stores.db.transaction() as c:
+            return await self._issue(c, user_id, device_id, device_name, want_refresh, ip, user_agent=user_agent)
 
     async def _issue(
         self, c: Any, user_id: str, device_id: str | None, device_name: str | None,
-        want_refresh: bool, ip: str | None, guest: bool = False,
+        want_refresh: bool, ip: str | None, guest: bool = False, user_agent: str | None = None,
     ) -> dict[str, Any]:
         device_id = device_id or secrets.token_urlsafe(8).upper().replace("-", "A").replace("_", "B")
         now = int(time.time() * 1000)
-        await self.stores.accounts.upsert_device(c, user_id, device_id, device_name, now, ip)
+        await self.stores.accounts.upsert_device(c, user_id, device_id, device_name, now, ip,
+                                                 user_agent[:512] if user_agent else None)
         out = await self._mint(c, user_id, device_id, want_refresh, now, guest)
         out.update({"user_id": user_id, "device_id": device_id, "home_server": self.server_name})
         return out

@@ -153,7 +153,7 @@ class UrlPreviewer:
                     if resp.status_code != 200:
                         raise MatrixError(502, "M_UNKNOWN", f"Remote answered {resp.status_code}")
                     declared = resp.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > limit:
+                    if declared.isascii() and declared.isdigit() and int(declared) > limit:
                         raise MatrixError(502, "M_TOO_LARGE", "Remote content is too large")
                     return await sink(resp, current)
             except httpx.HTTPError as e:

@@ -31,7 +31,7 @@ from homeserver.protocol.errors import MatrixError
 from homeserver.storage.media import claim_token
 from homeserver.storage.stores import Stores
 
-MEDIA_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+MEDIA_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 RESERVATION_MS = 24 * 60 * 60 * 1000
 MAX_PENDING_RESERVATIONS = 50
 STALE_CLAIM_MS = 60 * 60 * 1000
@@ -43,7 +43,7 @@ WRITE_BUFFER = 1024 * 1024
 
 def check_media_id(media_id: str) -> str:
     """Media IDs are `[A-Za-z0-9_-]+`: this is also what keeps them out of storage paths."""
-    if not MEDIA_ID.match(media_id):
+    if not MEDIA_ID.fullmatch(media_id):
         raise MatrixError(400, "M_INVALID_PARAM", "Invalid media ID")
     return media_id
 

@@ -9,6 +9,7 @@ from functools import lru_cache
 from typing import Any
 
 from homeserver.protocol.errors import MatrixError
+from homeserver.protocol.ids import is_valid_room_id, is_valid_user_id
 
 MAX_FILTER_LIMIT = 1000
 
@@ -24,6 +25,20 @@ def _str_list(obj: dict[str, Any], key: str) -> tuple[str, ...] | None:
     if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
         raise _bad(f"filter field '{key}' must be a list of strings")
     return tuple(v)
+
+
+def _user_list(obj: dict[str, Any], key: str) -> tuple[str, ...] | None:
+    v = _str_list(obj, key)
+    if v is not None and not all(is_valid_user_id(u) for u in v):
+        raise _bad(f"filter field '{key}' must list user IDs")
+    return v
+
+
+def _room_list(obj: dict[str, Any], key: str) -> tuple[str, ...] | None:
+    v = _str_list(obj, key)
+    if v is not None and not all(is_valid_room_id(r) for r in v):
+        raise _bad(f"filter field '{key}' must list room IDs")
+    return v
 
 
 @lru_cache(maxsize=1024)
@@ -77,10 +92,10 @@ class RoomEventFilter:
             limit=limit,
             types=_str_list(obj, "types"),
             not_types=_str_list(obj, "not_types") or (),
-            senders=_str_list(obj, "senders"),
-            not_senders=_str_list(obj, "not_senders") or (),
-            rooms=_str_list(obj, "rooms"),
-            not_rooms=_str_list(obj, "not_rooms") or (),
+            senders=_user_list(obj, "senders"),
+            not_senders=_user_list(obj, "not_senders") or (),
+            rooms=_room_list(obj, "rooms"),
+            not_rooms=_room_list(obj, "not_rooms") or (),
             contains_url=contains_url,
             lazy_load_members=lazy,
             include_redundant_members=redundant,
@@ -153,8 +168,8 @@ class SyncFilter:
             room_account_data=RoomEventFilter.parse(room.get("account_data")),
             account_data=RoomEventFilter.parse(obj.get("account_data")),
             presence=RoomEventFilter.parse(obj.get("presence")),
-            rooms=_str_list(room, "rooms"),
-            not_rooms=_str_list(room, "not_rooms") or (),
+            rooms=_room_list(room, "rooms"),
+            not_rooms=_room_list(room, "not_rooms") or (),
             include_leave=include_leave,
             event_fields=_str_list(obj, "event_fields"),
             event_format=fmt,

@@ -1,15 +1,29 @@
-"""Identifier grammars (appendices §Identifier Grammar)."""
+"""Identifier grammars (appendices §Identifier Grammar).
+
+Every check is a full match: `re.match` with `$` would accept a trailing newline, and
+`str.isdigit` accepts non-ASCII digits, so neither is used here.
+"""
 
 from __future__ import annotations
 
 import re
 
-_LOCALPART = re.compile(r"^[a-z0-9._=\-/+]+$")
-_HOSTNAME = re.compile(r"^[A-Za-z0-9\-.]{1,255}$")
-_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
-_IPV6 = re.compile(r"^\[[0-9A-Fa-f:.]{2,45}\]$")
-_V12_ROOM = re.compile(r"^![A-Za-z0-9_\-]{43}$")
-_EVENT_HASH = re.compile(r"^\$[A-Za-z0-9+/_\-]{43,}$")
+_LOCALPART = re.compile(r"[a-z0-9._=\-/+]+")
+_DNS_NAME = re.compile(r"[A-Za-z0-9\-.]{1,255}")
+_IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
+_PORT = re.compile(r"[0-9]{1,5}")
+_V12_ROOM = re.compile(r"![A-Za-z0-9_\-]{43}")
+_EVENT_HASH = re.compile(r"\$[A-Za-z0-9+/_\-]{43,}")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+MAX_ID_BYTES = 255
+
+
+def _utf8_len(s: str) -> int | None:
+    """Length in UTF-8 bytes, or None for strings that cannot be UTF-8 (lone surrogates)."""
+    if _SURROGATE.search(s):
+        return None
+    return len(s.encode())
 
 
 def is_valid_server_name(s: str) -> bool:
@@ -26,16 +40,17 @@ def is_valid_server_name(s: str) -> bool:
             if not rest.startswith(":"):
                 return False
             port = rest[1:]
-        if not _IPV6.match(host):
+        if not _IPV6.fullmatch(host):
             return False
     else:
         if ":" in s:
             host, port = s.rsplit(":", 1)
-        if not _HOSTNAME.match(host) or _IPV4.match(host) is None and host.replace(".", "").isdigit():
+        if not _DNS_NAME.fullmatch(host):
             return False
-    if port is not None and (not port.isdigit() or not 1 <= len(port) <= 5 or int(port) > 65535):
-        return False
-    return True
+        # All digits and dots but not a dotted quad: neither an IPv4 literal nor a DNS name.
+        if host.replace(".", "").isascii() and host.replace(".", "").isdigit() and not _IPV4.fullmatch(host):
+            return False
+    return port is None or (bool(_PORT.fullmatch(port)) and int(port) <= 65535)
 
 
 def server_name_of(id_str: str) -> str:
@@ -48,7 +63,10 @@ def server_name_of(id_str: str) -> str:
 
 
 def _sigil_id(s: str, sigil: str) -> bool:
-    if not isinstance(s, str) or not s.startswith(sigil) or len(s.encode()) > 255:
+    if not isinstance(s, str) or not s.startswith(sigil):
+        return False
+    size = _utf8_len(s)
+    if size is None or size > MAX_ID_BYTES:
         return False
     local, sep, server = s[1:].partition(":")
     return bool(sep) and bool(local) and "\x00" not in local and is_valid_server_name(server)
@@ -56,7 +74,7 @@ def _sigil_id(s: str, sigil: str) -> bool:
 
 def is_valid_localpart(s: str) -> bool:
     """The grammar for *new* user IDs: `[a-z0-9._=/+-]+` (appendices §User Identifiers)."""
-    return isinstance(s, str) and bool(_LOCALPART.match(s))
+    return isinstance(s, str) and bool(_LOCALPART.fullmatch(s))
 
 
 def is_valid_user_id(s: str) -> bool:
@@ -74,11 +92,14 @@ def is_valid_room_id(s: str) -> bool:
     """`!opaque:server` (v1-v11) or `!` + 43 URL-safe base64 characters (v12; appendices §Room IDs)."""
     if not isinstance(s, str):
         return False
-    return bool(_V12_ROOM.match(s)) or _sigil_id(s, "!")
+    return bool(_V12_ROOM.fullmatch(s)) or _sigil_id(s, "!")
 
 
 def is_valid_event_id(s: str) -> bool:
     """`$` + reference hash (room v3+) or legacy `$opaque:server` (appendices §Event IDs)."""
-    if not isinstance(s, str) or len(s.encode()) > 255:
+    if not isinstance(s, str):
         return False
-    return bool(_EVENT_HASH.match(s)) or _sigil_id(s, "$")
+    size = _utf8_len(s)
+    if size is None or size > MAX_ID_BYTES:
+        return False
+    return bool(_EVENT_HASH.fullmatch(s)) or _sigil_id(s, "$")

@@ -131,8 +131,8 @@ def _glob(pattern: str, words: bool) -> re.Pattern[str]:
     rx = fnmatch.translate(pattern.lower())
     rx = rx[4:-3] if rx.startswith("(?s:") and rx.endswith(")\\Z") else rx
     if words:
-        return re.compile(r"(?:^|\W)" + rx + r"(?:\W|$)", re.S)
-    return re.compile("^" + rx + "$", re.S)
+        return re.compile(r"(?:^|\W)" + rx + r"(?:\W|\Z)", re.S)
+    return re.compile("^" + rx + r"\Z", re.S)
 
 
 @dataclass(frozen=True)
@@ -210,3 +210,23 @@ def is_highlight(actions: list[Any]) -> bool:
         if isinstance(a, dict) and a.get("set_tweak") == "highlight":
             return a.get("value", True) is not False
     return False
+
+
+LEGACY_ACTIONS = ("dont_notify", "coalesce")  # still accepted; they mean "no notification"
+
+
+def valid_actions(actions: Any) -> bool:
+    """A rule's `actions`: "notify", the legacy no-ops, or `{"set_tweak": name, "value": ...}`
+    objects (Client-Server API §"Push Rules: Actions")."""
+    if not isinstance(actions, list):
+        return False
+    for action in actions:
+        if isinstance(action, str):
+            if action != "notify" and action not in LEGACY_ACTIONS:
+                return False
+        elif isinstance(action, dict):
+            if not isinstance(action.get("set_tweak"), str) or not action["set_tweak"]:
+                return False
+        else:
+            return False
+    return True

@@ -16,6 +16,7 @@ from homeserver.protocol.push_rules import (
     is_highlight,
     is_notify,
     merged_ruleset,
+    valid_actions,
 )
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from homeserver.storage.events import StoredEvent
@@ -62,8 +63,8 @@ class PushService:
         if rule_id.startswith("."):
             raise MatrixError(400, "M_INVALID_PARAM", "Rule IDs starting with '.' are reserved")
         actions = body.get("actions")
-        if not isinstance(actions, list):
-            raise MatrixError(400, "M_BAD_JSON", "'actions' must be a list")
+        if not valid_actions(actions):
+            raise MatrixError(400, "M_BAD_JSON", "'actions' must be a list of valid actions")
         rule: dict[str, Any] = {"rule_id": rule_id, "enabled": True, "actions": actions}
         if kind in ("override", "underride"):
             conds = body.get("conditions", [])
@@ -105,8 +106,8 @@ class PushService:
         await self.get_rule(user_id, kind, rule_id)  # 404 if unknown
         if attr == "enabled" and not isinstance(value, bool):
             raise MatrixError(400, "M_BAD_JSON", "'enabled' must be a boolean")
-        if attr == "actions" and not isinstance(value, list):
-            raise MatrixError(400, "M_BAD_JSON", "'actions' must be a list")
+        if attr == "actions" and not valid_actions(value):
+            raise MatrixError(400, "M_BAD_JSON", "'actions' must be a list of valid actions")
         stored = copy.deepcopy(await self._stored(user_id))
         user_rules = stored.setdefault("rules", {}).setdefault(kind, [])
         for r in user_rules:

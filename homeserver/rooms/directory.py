@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeserver.protocol.errors import MatrixError
-from homeserver.protocol.ids import is_valid_room_alias, server_name_of
+from homeserver.protocol.ids import is_valid_room_alias, is_valid_room_id, server_name_of
 from homeserver.protocol.power_levels import named_level, user_power_level
 from homeserver.rooms.service import RoomService
 from homeserver.storage.stores import Stores
@@ -27,7 +27,7 @@ class DirectoryService:
 
     async def create_alias(self, user_id: str, alias: str, room_id: Any) -> None:
         self._check_alias(alias)
-        if not isinstance(room_id, str) or not room_id.startswith("!"):
+        if not isinstance(room_id, str) or not is_valid_room_id(room_id):
             raise MatrixError(400, "M_INVALID_PARAM", "room_id must be a room ID")
         await self.rooms.version_of(room_id)
         membership = await self.stores.state.membership(room_id, user_id)
@@ -53,6 +53,31 @@ class DirectoryService:
         if creator != user_id and not is_admin and not await self._is_room_admin(user_id, room_id):
             raise MatrixError(403, "M_FORBIDDEN", "You may not delete this alias")
         await self.stores.userdata.delete_alias(alias)
+        await self._drop_from_canonical(user_id, room_id, alias)
+
+    async def _drop_from_canonical(self, user_id: str, room_id: str, alias: str) -> None:
+        """A deleted alias no longer names the room: take it out of m.room.canonical_alias,
+        as the deleting user (when they may not change that state, it stays as it was)."""
+        ids = await self.stores.state.current_ids(room_id, [("m.room.canonical_alias", "")])
+        ev = await self.stores.events.get(ids[("m.room.canonical_alias", "")]) \
+            if ("m.room.canonical_alias", "") in ids else None
+        if ev is None:
+            return
+        content = dict(ev.pdu.get("content") or {})
+        alt = content.get("alt_aliases")
+        changed = False
+        if content.get("alias") == alias:
+            del content["alias"]
+            changed = True
+        if isinstance(alt, list) and alias in alt:
+            content["alt_aliases"] = [a for a in alt if a != alias]
+            changed = True
+        if not changed:
+            return
+        try:
+            await self.rooms.set_state(user_id, room_id, "m.room.canonical_alias", "", content)
+        except MatrixError:
+            pass  # best effort: the alias itself is gone either way
 
     async def _is_room_admin(self, user_id: str, room_id: str) -> bool:
         rv = await self.rooms.version_of(room_id)
@@ -95,7 +120,7 @@ class DirectoryService:
         entries.sort(key=lambda e: (-e["num_joined_members"], e["room_id"]))
         offset = 0
         if since:
-            if not since.startswith("p") or not since[1:].isdigit():
+            if not since.startswith("p") or not (since[1:].isascii() and since[1:].isdigit()):
                 raise MatrixError(400, "M_INVALID_PARAM", "Invalid since token")
             offset = int(since[1:])
         limit = min(limit or PUBLIC_ROOMS_MAX, PUBLIC_ROOMS_MAX)

@@ -32,7 +32,7 @@ def parse_token(token: Any) -> int:
     if not isinstance(token, str) or len(token) < 2 or token[0] not in "st":
         raise MatrixError(400, "M_INVALID_PARAM", f"Invalid pagination token {token!r}")
     head = token[1:].split("_", 1)[0]
-    if not head.isdigit() or len(head) > 18:
+    if not (head.isascii() and head.isdigit()) or len(head) > 18:
         raise MatrixError(400, "M_INVALID_PARAM", f"Invalid pagination token {token!r}")
     return int(head)
 
@@ -165,12 +165,12 @@ class RoomReader:
         for ev in evs.values():
             content = ev.pdu.get("content", {})
             if content.get("membership") == "join" and ev.state_key is not None:
-                entry = {}
-                if isinstance(content.get("displayname"), str):
-                    entry["display_name"] = content["displayname"]
-                if isinstance(content.get("avatar_url"), str):
-                    entry["avatar_url"] = content["avatar_url"]
-                joined[ev.state_key] = entry
+                # Both keys always present, null when unset: clients (and SyTest) expect them.
+                name, avatar = content.get("displayname"), content.get("avatar_url")
+                joined[ev.state_key] = {
+                    "display_name": name if isinstance(name, str) else None,
+                    "avatar_url": avatar if isinstance(avatar, str) else None,
+                }
         return {"joined": joined}
 
     # ------------------------------------------------------------------ events

@@ -327,8 +327,10 @@ class RoomService:
             if target_id is None:
                 raise MatrixError(400, "M_BAD_JSON", "Redaction needs 'redacts'")
             target = await self.stores.events.get(target_id)
-            if target is None or target.room_id != room_id:
+            if target is None:
                 raise MatrixError(404, "M_NOT_FOUND", "Event not found in this room")
+            if target.room_id != room_id:
+                raise MatrixError(400, "M_INVALID_PARAM", "The event belongs to another room")
             if target.sender == user_id:
                 return
             create = auth_state[("m.room.create", "")]

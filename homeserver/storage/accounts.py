@@ -71,19 +71,28 @@ class AccountStore:
     # ------------------------------------------------------------------ devices
 
     async def upsert_device(
-        self, c: Conn, user_id: str, device_id: str, display_name: str | None, now: int, ip: str | None
+        self, c: Conn, user_id: str, device_id: str, display_name: str | None, now: int, ip: str | None,
+        user_agent: str | None = None,
     ) -> None:
         await c.execute(
-            "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts, last_seen_ip)"
-            " VALUES ($1,$2,$3,$4,$5) ON CONFLICT (user_id, device_id) DO UPDATE SET"
+            "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts, last_seen_ip,"
+            " last_seen_user_agent) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (user_id, device_id) DO UPDATE SET"
             " last_seen_ts = excluded.last_seen_ts, last_seen_ip = excluded.last_seen_ip,"
+            " last_seen_user_agent = excluded.last_seen_user_agent,"
             " display_name = COALESCE(excluded.display_name, devices.display_name)",
-            user_id, device_id, display_name, now, ip,
+            user_id, device_id, display_name, now, ip, user_agent,
         )
 
     async def list_devices(self, user_id: str) -> list[dict[str, Any]]:
         return await self.db.fetch(
             "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices"
+            " WHERE user_id = $1 ORDER BY device_id",
+            user_id,
+        )
+
+    async def device_connections(self, user_id: str) -> list[dict[str, Any]]:
+        return await self.db.fetch(
+            "SELECT device_id, last_seen_ts, last_seen_ip, last_seen_user_agent FROM devices"
             " WHERE user_id = $1 ORDER BY device_id",
             user_id,
         )

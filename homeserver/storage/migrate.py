@@ -19,6 +19,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (2, "002_media.sql"),
     (3, "003_realtime.sql"),
     (4, "004_visibility.sql"),
+    (5, "005_auth_sessions.sql"),
     (6, "006_guests.sql"),
     (7, "007_deployment.sql"),
     (10, "010_intake.sql"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from homeserver.storage.accounts import AccountStore
+from homeserver.storage.auth import AuthStore
 from homeserver.storage.database import Database, open_database
 from homeserver.storage.deployment import DeploymentStore
 from homeserver.storage.events import EventStore
@@ -33,6 +34,7 @@ class Stores:
         self.events = EventStore(db)
         self.state = StateStore(db, self._group_ids)
         self.accounts = AccountStore(db)
+        self.auth = AuthStore(db)
         self.userdata = UserDataStore(db, self._filter_ids)
         self.receipts = ReceiptStore(db)
         self.media = MediaStore(db)

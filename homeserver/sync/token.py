@@ -26,7 +26,7 @@ class SyncToken:
         if not token.startswith("s"):
             raise MatrixError(400, "M_INVALID_PARAM", "Invalid since token")
         parts = token[1:].split("_")
-        if not 1 <= len(parts) <= 3 or not all(p.isdigit() and len(p) <= 18 for p in parts):
+        if not 1 <= len(parts) <= 3 or not all(p.isascii() and p.isdigit() and len(p) <= 18 for p in parts):
             raise MatrixError(400, "M_INVALID_PARAM", "Invalid since token")
         nums = [int(p) for p in parts] + [0] * (3 - len(parts))
         return cls(nums[0], nums[1], nums[2])
