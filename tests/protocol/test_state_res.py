@@ -164,3 +164,22 @@ def test_resolution_is_order_independent(version: RoomVersion, picks: list[set[s
     assert out[("m.room.create", "")] == "$C"
     if any("BAN" in p for p in picks) and not any("K" in p for p in picks):
         assert out[("m.room.member", BOB)] == "$BAN"
+
+
+def test_fork_with_conflicting_power_levels_and_names(rv: RoomVersion) -> None:
+    """Two branches of one room: on one, Alice demotes Bob and names the room; on the other, Bob
+    (still a moderator there) names it too. Merged, the demotion comes first, so Bob's name fails
+    its auth check against the resolved power levels and Alice's name stands, whichever branch
+    the resolution is handed first."""
+    d = base(rv)
+    demoted = {BOB: 0} if rv.creators_infinite_pl else {ALICE: 100, BOB: 0}
+    d.add("PLA", "m.room.power_levels", ALICE, {"users": demoted}, "", ["PL", "JA"], 10)
+    d.add("NA", "m.room.name", ALICE, {"name": "Alice's"}, "", ["PLA", "JA"], 11)
+    d.add("NB", "m.room.name", BOB, {"name": "Bob's"}, "", ["PL", "JB"], 12)
+    branch_a = d.state(*BASE, "PLA", "NA")
+    branch_b = d.state(*BASE, "NB")
+    for sets in ([branch_a, branch_b], [branch_b, branch_a]):
+        merged = resolve_state(rv, sets, d.events)
+        assert merged[("m.room.power_levels", "")] == "$PLA"
+        assert merged[("m.room.name", "")] == "$NA"
+        assert merged[("m.room.member", BOB)] == "$JB"  # unconflicted state is kept as is
