@@ -9,7 +9,7 @@ from typing import Any
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from client_api.http import CORS_HEADERS, error_response, json_response
+from client_api.http import CORS_HEADERS, error_response, json_response, restore_encoded_slashes, routing_scope
 from client_api.routes import account, directory, discovery, ephemeral, media, operations, rooms, sync, userdata
 from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
@@ -47,10 +47,11 @@ class MatrixRouter:
             await json_response({}, 200, dict(CORS_HEADERS))(scope, receive, send)
             return
         partial = False
+        match_scope = routing_scope(scope)
         for route in self.routes:
-            match, child = route.matches(scope)
+            match, child = route.matches(match_scope)
             if match == Match.FULL:
-                scope.update(child)
+                scope.update(restore_encoded_slashes(child))
                 scope["parley.route"] = route.path  # the template: a bounded metrics label
                 await route.handle(scope, receive, send)
                 return

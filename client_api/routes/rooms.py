@@ -186,6 +186,19 @@ async def send_event(request: Request, hs: Any, req: Requester) -> dict[str, Any
 
 
 @endpoint()
+async def send_event_without_txn(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
+    """POST /rooms/{roomId}/send/{eventType}: the form without a transaction ID from before r0,
+    which Synapse still serves and SyTest uses. Not idempotent: each call sends a new event."""
+    room_id = _room_id(request)
+    event_type = _event_type(request.path_params["event_type"])
+    await hs.ratelimiter.check("message", req.user_id, hs.config.rate_limits.messages_per_second,
+                         hs.config.rate_limits.messages_burst)
+    content = await json_body(request)
+    ev = await hs.rooms.send_event(req.user_id, req.device_id, room_id, event_type, content, None, None)
+    return {"event_id": ev.event_id}
+
+
+@endpoint()
 async def redact(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
     room_id = _room_id(request)
     event_id = _event_id(request)
@@ -329,6 +342,7 @@ routes = [
     Route(f"{R}/ban", ban, methods=["POST"]),
     Route(f"{R}/unban", unban, methods=["POST"]),
     Route(f"{R}/send/{{event_type}}/{{txn_id}}", send_event, methods=["PUT"]),
+    Route(f"{R}/send/{{event_type}}", send_event_without_txn, methods=["POST"]),
     Route(f"{R}/redact/{{event_id}}/{{txn_id}}", redact, methods=["PUT"]),
     Route(f"{R}/state", get_state, methods=["GET"]),
     Route(f"{R}/state/{{event_type}}", get_state_event, methods=["GET"]),

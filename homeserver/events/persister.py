@@ -8,6 +8,7 @@ current state + membership in one transaction. Only after the commit are waiters
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.events import (
     check_event_size_and_format,
     compute_event_id,
+    event_refs,
     hash_and_sign_event,
+    make_event_refs,
     room_id_for_create_event,
 )
 from homeserver.protocol.room_versions import RoomVersion
@@ -92,6 +95,8 @@ class EventPersister:
             if not rv.room_id_from_create:
                 assert room_id_hint is not None
                 pdu["room_id"] = room_id_hint
+            if rv.event_id_in_pdu:
+                pdu["event_id"] = self._legacy_event_id()
             check_auth(rv, pdu, {}, create_event=pdu)
             pdu = hash_and_sign_event(pdu, self.server_name, self.signing_key, rv)
             check_event_size_and_format(pdu, rv)
@@ -143,8 +148,10 @@ class EventPersister:
                 "content": content,
                 "origin_server_ts": int(time.time() * 1000),
                 "depth": depth,
-                "prev_events": [e.event_id for e in extremities],
+                "prev_events": make_event_refs(rv, [(e.event_id, e.pdu) for e in extremities]),
             }
+            if rv.event_id_in_pdu:
+                pdu["event_id"] = self._legacy_event_id()
             if state_key is not None:
                 pdu["state_key"] = state_key
             if event_type == "m.room.redaction" and not rv.redacts_in_content:
@@ -165,12 +172,12 @@ class EventPersister:
             create = auth_state.get(("m.room.create", ""))
             if create is None:
                 raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
-            pdu["auth_events"] = [
-                ev.event_id
+            pdu["auth_events"] = make_event_refs(rv, [
+                (ev.event_id, ev.pdu)
                 for k, ev in sorted(auth_state.items())
                 if not (rv.room_id_from_create and k == ("m.room.create", ""))
                 and k in set(auth_types_for_event(rv, pdu))
-            ]
+            ])
             if check is not None:
                 await check(pdu, auth_state)
             check_auth(
@@ -193,6 +200,11 @@ class EventPersister:
                     pdu["unsigned"] = unsigned
             with metrics.EVENT_PERSIST.time():
                 return await self._persist(rv, room_id, pdu, event_id, prev_group, extremities, txn)
+
+    def _legacy_event_id(self) -> str:
+        """A room v1/v2 event ID, `$opaque:server`, chosen by the server that creates the event
+        (rooms/fragments/v1-event-ids.md): 144 random bits make collisions negligible."""
+        return f"${secrets.token_urlsafe(18)}:{self.server_name}"
 
     async def _persist(
         self,
@@ -229,7 +241,7 @@ class EventPersister:
                 txn_id=txn.txn_id if txn else None,
             )
             await st.events.insert(
-                c, ev, pdu.get("prev_events", []), rel_type, relates_to, thread_root
+                c, ev, event_refs(pdu.get("prev_events")), rel_type, relates_to, thread_root
             )
             if state_key is not None:
                 await st.state.set_current(c, room_id, (pdu["type"], state_key), event_id)

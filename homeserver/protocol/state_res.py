@@ -16,6 +16,7 @@ from typing import Any
 
 from homeserver.protocol.auth_rules import auth_types_for_event, check_auth
 from homeserver.protocol.errors import AuthError
+from homeserver.protocol.events import event_refs
 from homeserver.protocol.power_levels import user_power_level
 from homeserver.protocol.room_versions import RoomVersion
 
@@ -24,8 +25,7 @@ EventMap = Mapping[str, dict[str, Any]]
 
 
 def _auth_ids(event: Mapping[str, Any]) -> list[str]:
-    ids = event.get("auth_events")
-    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+    return event_refs(event.get("auth_events"))  # plain IDs, or v1/v2 [id, hashes] pairs
 
 
 def _key(event: Mapping[str, Any]) -> StateKey:
