@@ -59,7 +59,9 @@ class RoomService:
         if preset not in PRESETS:
             raise MatrixError(400, "M_INVALID_PARAM", f"Unknown preset {preset!r}")
         version = body.get("room_version", self.default_room_version)
-        if not isinstance(version, str) or version not in KNOWN_ROOM_VERSIONS:
+        if not isinstance(version, str):  # e.g. 1 for "1": a type error, not an unknown version
+            raise MatrixError(400, "M_BAD_JSON", "'room_version' must be a string")
+        if version not in KNOWN_ROOM_VERSIONS:
             raise MatrixError(400, "M_UNSUPPORTED_ROOM_VERSION", f"Unsupported room version {version!r}")
         rv = KNOWN_ROOM_VERSIONS[version]
         name = _require_str(body, "name", max_len=255)

@@ -137,6 +137,18 @@ async def test_canonical_json_limits_on_send(client: MatrixClient, version: str)
     assert ev["content"] == {"body": 9007199254740991}
 
 
+async def test_create_room_version_validation(client: MatrixClient) -> None:
+    alice = await client.register()
+    for version, code in ((1, "M_BAD_JSON"), (None, "M_BAD_JSON"), ("13", "M_UNSUPPORTED_ROOM_VERSION"),
+                          ("1.0", "M_UNSUPPORTED_ROOM_VERSION"), ("", "M_UNSUPPORTED_ROOM_VERSION")):
+        resp = await alice.post(f"{V3}/createRoom", {"room_version": version})
+        assert resp.status_code == 400 and resp.json()["errcode"] == code, (version, resp.text)
+    # creation_content cannot override the version
+    room = await alice.create_room(room_version="2", creation_content={"room_version": "11"})
+    create = await alice.ok("GET", f"{V3}/rooms/{room}/state/m.room.create")
+    assert create["room_version"] == "2" and create["creator"] == alice.user_id
+
+
 async def test_post_send_without_txn_is_not_idempotent(client: MatrixClient) -> None:
     alice = await client.register()
     room = await alice.create_room()
