@@ -368,3 +368,45 @@ def test_state_res_reads_v2_reference_pairs() -> None:
     out = resolve_state(rv, sets, paired)
     assert out == resolve_state(rv, sets, d.events)
     assert out[("m.room.member", BOB)] == "$BAN" and out[("m.room.topic", "")] == "$T0"
+
+
+def test_state_res_v1_normal_events_by_depth_then_sha1() -> None:
+    """rooms/v1.md §State resolution: the highest depth that passes auth, then the lowest sha1."""
+    rv = RV[1]
+    d = base(rv)
+    d.add("T1", "m.room.topic", ALICE, {"topic": "one"}, "", ["PL", "JA"], 20)
+    d.add("T2", "m.room.topic", BOB, {"topic": "two"}, "", ["PL", "JB"], 9)
+    d.events["$T1"]["depth"], d.events["$T2"]["depth"] = 7, 8
+    sets = [d.state(*BASE[:-1], "T1"), d.state(*BASE[:-1], "T2")]
+    assert resolve_state(rv, sets, d.events)[("m.room.topic", "")] == "$T2"  # depth, not timestamp
+    assert resolve_state(RV[2], sets, d.events)[("m.room.topic", "")] == "$T1"  # v2: mainline, then ts
+    # the deeper event loses if the auth rules refuse it: carol is no member
+    d.add("T3", "m.room.topic", CAROL, {"topic": "three"}, "", ["PL"], 30)
+    sets = [d.state(*BASE[:-1], "T1"), d.state(*BASE[:-1], "T3")]
+    assert resolve_state(rv, sets, d.events)[("m.room.topic", "")] == "$T1"
+    # equal depths: the lower sha1(event_id) wins
+    d.events["$T2"]["depth"] = 7
+    sets = [d.state(*BASE[:-1], "T1"), d.state(*BASE[:-1], "T2")]
+    lowest = min(("$T1", "$T2"), key=lambda e: hashlib.sha1(e.encode()).hexdigest())
+    assert resolve_state(rv, sets, d.events)[("m.room.topic", "")] == lowest
+
+
+def test_state_res_v1_power_levels_in_depth_order() -> None:
+    rv = RV[1]
+    d = base(rv)
+    pl = d.events["$PL"]["content"]
+    # alice demotes bob (depth 7); bob (50) then lowers state_default (depth 8): refused after
+    # the demotion, so the pass stops at alice's event
+    d.add("PLA", "m.room.power_levels", ALICE, {"users": {ALICE: 100, BOB: 0}}, "", ["PL", "JA"], 7)
+    d.add("PLB", "m.room.power_levels", BOB, {**pl, "state_default": 10}, "", ["PL", "JB"], 8)
+    sets = [d.state(*BASE, "PLA"), d.state(*BASE, "PLB")]
+    assert resolve_state(rv, sets, d.events)[("m.room.power_levels", "")] == "$PLA"
+    # with bob's event first (lower depth) alice's is still allowed after it: the later one wins
+    d.events["$PLB"]["depth"], d.events["$PLA"]["depth"] = 6, 9
+    assert resolve_state(rv, sets, d.events)[("m.room.power_levels", "")] == "$PLA"
+    # both by alice: each allowed in turn, the deepest ends in R
+    d.add("PLC", "m.room.power_levels", ALICE, {**pl, "kick": 60}, "", ["PL", "JA"], 12)
+    sets = [d.state(*BASE, "PLA"), d.state(*BASE, "PLC")]
+    assert resolve_state(rv, sets, d.events)[("m.room.power_levels", "")] == "$PLC"
+    assert resolve_state(rv, [], d.events) == {}
+    assert resolve_state(rv, [d.state(*BASE)], d.events) == d.state(*BASE)
