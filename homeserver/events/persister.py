@@ -17,6 +17,7 @@ from typing import Any
 from homeserver import metrics
 from homeserver.events.notifier import Notifier
 from homeserver.protocol.auth_rules import auth_types_for_event, check_auth
+from homeserver.protocol.canonical import check_canonical_values
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.events import (
     check_event_size_and_format,
@@ -100,6 +101,7 @@ class EventPersister:
             check_auth(rv, pdu, {}, create_event=pdu)
             pdu = hash_and_sign_event(pdu, self.server_name, self.signing_key, rv)
             check_event_size_and_format(pdu, rv)
+            check_canonical_values(pdu)  # v1-v5 tolerate floats from peers; we never create them
             event_id = compute_event_id(pdu, rv)
             room_id = room_id_for_create_event(pdu, rv) if rv.room_id_from_create else room_id_hint
             assert room_id is not None
@@ -188,6 +190,7 @@ class EventPersister:
             )
             pdu = hash_and_sign_event(pdu, self.server_name, self.signing_key, rv)
             check_event_size_and_format(pdu, rv)
+            check_canonical_values(pdu)  # v1-v5 tolerate floats from peers; we never create them
             event_id = compute_event_id(pdu, rv)
             if state_key is not None:
                 replaced = state_ids.get((event_type, state_key))

@@ -125,12 +125,15 @@ async def test_canonical_json_limits_on_send(client: MatrixClient, version: str)
     (rooms/fragments/v6-canonical-json.md), and refused from local clients in older rooms too."""
     alice = await client.register()
     room = await alice.create_room(room_version=version)
-    for bad in (b'{"body": 9007199254740992}', b'{"body": -9007199254740992}', b'{"body": 1.1}'):
+    for bad in (b'{"body": 9007199254740992}', b'{"body": -9007199254740992}', b'{"body": 1.1}',
+                b'{"body": 2.0}', b'{"body": {"deep": [-0.0]}}'):
         resp = await alice.request("PUT", f"{V3}/rooms/{room}/send/m.test/{secrets.token_hex(4)}", raw=bad,
                                    headers={"Content-Type": "application/json"})
         assert resp.status_code == 400 and resp.json()["errcode"] == "M_BAD_JSON", (bad, resp.text)
     resp = await alice.request("POST", f"{V3}/rooms/{room}/send/m.test", raw=b'{"body": 1.5}',
                                headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400 and resp.json()["errcode"] == "M_BAD_JSON"
+    resp = await alice.put(f"{V3}/rooms/{room}/state/m.test", {"n": 0.5})
     assert resp.status_code == 400 and resp.json()["errcode"] == "M_BAD_JSON"
     ok = await alice.ok("POST", f"{V3}/rooms/{room}/send/m.test", {"body": 9007199254740991})
     ev = await alice.ok("GET", f"{V3}/rooms/{room}/event/{quote(ok['event_id'], safe='')}")
