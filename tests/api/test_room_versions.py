@@ -192,3 +192,20 @@ async def test_string_power_levels_until_v10(client: MatrixClient, version: str,
         await bob.ok("PUT", f"{V3}/rooms/{room}/state/m.room.topic", {"topic": "mine"})
     else:
         assert resp.json()["errcode"] == "M_FORBIDDEN"
+
+
+async def test_string_notification_levels_in_v9_push_rules(client: MatrixClient) -> None:
+    """`notifications.room` as an integer string (rooms v1-v9) still gates @room highlights."""
+    alice = await client.register()
+    bob = await client.register()
+    room = await alice.create_room(room_version="9", preset="public_chat", power_level_content_override={
+        "notifications": {"room": " 60"}, "users": {alice.user_id: 100, bob.user_id: "50"}})
+    await bob.ok("POST", f"{V3}/rooms/{room}/join", {})
+    a0, b0 = await alice.sync(), await bob.sync()
+    everyone = {"msgtype": "m.text", "body": "hi all", "m.mentions": {"room": True}}
+    await bob.ok("PUT", f"{V3}/rooms/{room}/send/m.room.message/b1", everyone)
+    await alice.ok("PUT", f"{V3}/rooms/{room}/send/m.room.message/a1", everyone)
+    a1 = await alice.sync(since=a0["next_batch"])
+    b1 = await bob.sync(since=b0["next_batch"])
+    assert a1["rooms"]["join"][room]["unread_notifications"]["highlight_count"] == 0  # bob: 50 < 60
+    assert b1["rooms"]["join"][room]["unread_notifications"]["highlight_count"] == 1  # alice: 100
