@@ -9,7 +9,7 @@ from typing import Any
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from client_api.http import CORS_HEADERS, error_response, json_response
+from client_api.http import CORS_HEADERS, error_response, json_response, restore_encoded_slashes, routing_scope
 from client_api.r0 import r0_to_v3
 from client_api.routes import (
     account,
@@ -72,10 +72,11 @@ class MatrixRouter:
             raw = scope.get("raw_path") or scope["path"].encode()
             scope = {**scope, "path": legacy, "raw_path": raw.replace(b"/r0/", b"/v3/", 1)}
         partial = False
+        match_scope = routing_scope(scope)
         for route in self.routes:
-            match, child = route.matches(scope)
+            match, child = route.matches(match_scope)
             if match == Match.FULL:
-                scope.update(child)
+                scope.update(restore_encoded_slashes(child))
                 scope["parley.route"] = route.path  # the template: a bounded metrics label
                 await route.handle(scope, receive, send)
                 return

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from client_api.guest_access import guest_may_call
 from homeserver.accounts.service import Requester
@@ -25,6 +28,35 @@ CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization, Date",
 }
+
+
+# Stands for an encoded slash (%2F) while a path is matched against the route table.
+_ENCODED_SLASH = "\ufffe"
+_PCT_2F = re.compile(r"%2[fF]")
+
+
+def routing_scope(scope: Scope) -> Scope:
+    """The scope to match routes against. The ASGI `path` is percent-decoded, so an encoded `/`
+    inside one segment would split it: room v3 event IDs are standard base64 and contain `/`
+    (rooms/v3.md §Event IDs; clients send it as %2F). Here such slashes stay one segment, and
+    `restore_encoded_slashes` turns them back into `/` in the matched path parameters."""
+    raw = scope.get("raw_path")
+    if not isinstance(raw, bytes) or b"%2" not in raw or not _PCT_2F.search(raw.decode("latin-1")):
+        return scope
+    raw_path = raw.split(b"?", 1)[0].decode("latin-1")
+    path = unquote(_PCT_2F.sub(_ENCODED_SLASH, raw_path))
+    if path.replace(_ENCODED_SLASH, "/") != scope.get("path"):
+        return scope  # a path rewritten by a proxy or root_path: keep the server's own
+    return {**scope, "path": path}
+
+
+def restore_encoded_slashes(child_scope: Scope) -> Scope:
+    """Undo `routing_scope`'s placeholder in the path parameters of a matched route."""
+    params = child_scope.get("path_params")
+    if not params:
+        return child_scope
+    fixed = {k: v.replace(_ENCODED_SLASH, "/") if isinstance(v, str) else v for k, v in params.items()}
+    return {**child_scope, "path_params": fixed}
 
 
 class JSONResponse(Response):

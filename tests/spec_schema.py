@@ -325,6 +325,22 @@ def _describe(error: ValidationError) -> str:
     return f"at {where}: {error.message} (schema: {'/'.join(map(str, error.schema_path))})"
 
 
+def _known_deviations(ops: list[Operation], body: object) -> object:
+    """Where Parley answers as Synapse does and SyTest expects, not as the schema reads, the
+    deviation is undone here (in a copy), one documented case at a time:
+
+    * joined_members: `display_name` and `avatar_url` are always present, null when unset
+      (SyTest "GET /rooms/:room_id/joined_members fetches my membership"); the schema types them
+      as strings that may be absent, so a null is checked as an absent key.
+    """
+    if any(op.operation_id == "getJoinedMembersByRoom" for op in ops) and isinstance(body, dict) \
+            and isinstance(body.get("joined"), dict):
+        joined = {u: {k: v for k, v in m.items() if v is not None} if isinstance(m, dict) else m
+                  for u, m in body["joined"].items()}
+        return {**body, "joined": joined}
+    return body
+
+
 def validate_response(method: str, path: str, status: int, body: object) -> None:
     """Check ``body`` against the spec's JSON schema for ``method path`` -> ``status``.
 
@@ -333,6 +349,7 @@ def validate_response(method: str, path: str, status: int, body: object) -> None
     """
     data_dir = str(spec_data_dir())
     ops = find_operations(method, path)
+    body = _known_deviations(ops, body)
     if not ops:
         if path.startswith(CLIENT_PREFIX):
             raise LookupError(f"{method.upper()} {path} is not in the Matrix Client-Server spec")

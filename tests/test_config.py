@@ -37,7 +37,7 @@ def test_file_and_env_override(tmp_path: Path) -> None:
     ({"listeners": [{"host": "x", "port": 99999}]}, "listeners[0].port"),
     ({"rate_limits": {"enabled": "perhaps"}}, "rate_limits.enabled"),
     ({"rate_limits": {"nonsense_burst": 3}}, "rate_limits.nonsense_burst"),
-    ({"default_room_version": "1"}, "default_room_version"),
+    ({"default_room_version": "13"}, "default_room_version"),
     ({"log_level": "LOUD"}, "log_level"),
     ({"unknown_key": 1}, "unknown_key"),
     ({"redis_url": "http://x"}, "redis_url"),

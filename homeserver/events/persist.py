@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from homeserver.protocol.events import event_refs
 from homeserver.protocol.room_versions import RoomVersion
 from homeserver.protocol.state_res import resolve_state
 from homeserver.storage.database import Conn
@@ -87,7 +88,7 @@ async def write_event(
         state_before=None if ctx.outlier else before, outlier=ctx.outlier,
         rejected=ctx.rejected, soft_failed=ctx.soft_failed,
     )
-    prevs = [p for p in pdu.get("prev_events", []) if isinstance(p, str)]
+    prevs = event_refs(pdu.get("prev_events"))
     if not ctx.outlier:
         await stores.events.drop_outlier(c, event_id)  # held as an outlier until now
     await stores.events.insert(c, ev, prevs, rel.rel_type, rel.relates_to, rel.thread_root,
@@ -143,8 +144,8 @@ async def resolve_states(stores: Stores, rv: RoomVersion, states: list[StateMap]
             event_map[eid] = {**ev.pdu, "event_id": eid}
             if ev.rejected:
                 rejected.add(eid)
-            for a in ev.pdu.get("auth_events", []):
-                if isinstance(a, str) and a not in event_map:
+            for a in event_refs(ev.pdu.get("auth_events")):
+                if a not in event_map:
                     frontier.add(a)
         frontier -= event_map.keys()
     return resolve_state(rv, states, event_map, rejected)

@@ -8,6 +8,7 @@ current state + membership in one transaction. Only after the commit are waiters
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -17,11 +18,13 @@ from homeserver import metrics
 from homeserver.events.notifier import Notifier
 from homeserver.events.persist import EventContext, Relation, write_event
 from homeserver.protocol.auth_rules import auth_types_for_event, check_auth
+from homeserver.protocol.canonical import check_canonical_values
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.events import (
     check_event_size_and_format,
     compute_event_id,
     hash_and_sign_event,
+    make_event_refs,
     room_id_for_create_event,
 )
 from homeserver.protocol.room_versions import RoomVersion
@@ -93,9 +96,12 @@ class EventPersister:
             if not rv.room_id_from_create:
                 assert room_id_hint is not None
                 pdu["room_id"] = room_id_hint
+            if rv.event_id_in_pdu:
+                pdu["event_id"] = self._legacy_event_id()
             check_auth(rv, pdu, {}, create_event=pdu)
             pdu = hash_and_sign_event(pdu, self.server_name, self.signing_key, rv)
             check_event_size_and_format(pdu, rv)
+            check_canonical_values(pdu)  # v1-v5 tolerate floats from peers; we never create them
             event_id = compute_event_id(pdu, rv)
             room_id = room_id_for_create_event(pdu, rv) if rv.room_id_from_create else room_id_hint
             assert room_id is not None
@@ -150,8 +156,10 @@ class EventPersister:
                 "content": content,
                 "origin_server_ts": int(time.time() * 1000),
                 "depth": depth,
-                "prev_events": [e.event_id for e in extremities],
+                "prev_events": make_event_refs(rv, [(e.event_id, e.pdu) for e in extremities]),
             }
+            if rv.event_id_in_pdu:
+                pdu["event_id"] = self._legacy_event_id()
             if state_key is not None:
                 pdu["state_key"] = state_key
             if event_type == "m.room.redaction" and not rv.redacts_in_content:
@@ -173,12 +181,12 @@ class EventPersister:
             create = auth_state.get(("m.room.create", ""))
             if create is None:
                 raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
-            pdu["auth_events"] = [
-                ev.event_id
+            pdu["auth_events"] = make_event_refs(rv, [
+                (ev.event_id, ev.pdu)
                 for k, ev in sorted(auth_state.items())
                 if not (rv.room_id_from_create and k == ("m.room.create", ""))
                 and k in set(auth_types_for_event(rv, pdu))
-            ]
+            ])
             if check is not None:
                 await check(pdu, auth_state)
             check_auth(
@@ -189,6 +197,7 @@ class EventPersister:
             )
             pdu = hash_and_sign_event(pdu, self.server_name, self.signing_key, rv)
             check_event_size_and_format(pdu, rv)
+            check_canonical_values(pdu)  # v1-v5 tolerate floats from peers; we never create them
             event_id = compute_event_id(pdu, rv)
             if state_key is not None:
                 replaced = state_ids.get((event_type, state_key))
@@ -201,6 +210,11 @@ class EventPersister:
                     pdu["unsigned"] = unsigned
             with metrics.EVENT_PERSIST.time():
                 return await self.persist(rv, room_id, pdu, event_id, ctx, txn)
+
+    def _legacy_event_id(self) -> str:
+        """A room v1/v2 event ID, `$opaque:server`, chosen by the server that creates the event
+        (rooms/fragments/v1-event-ids.md): 144 random bits make collisions negligible."""
+        return f"${secrets.token_urlsafe(18)}:{self.server_name}"
 
     async def persist(
         self, rv: RoomVersion, room_id: str, pdu: dict[str, Any], event_id: str,

@@ -25,7 +25,12 @@ from homeserver.events.persist import EventContext, resolve_states
 from homeserver.events.persister import EventPersister
 from homeserver.protocol.auth_rules import auth_types_for_event, check_auth, check_auth_events_structure
 from homeserver.protocol.errors import AuthError, MatrixError
-from homeserver.protocol.events import check_event_size_and_format, compute_event_id, verify_content_hash
+from homeserver.protocol.events import (
+    check_event_size_and_format,
+    compute_event_id,
+    event_refs,
+    verify_content_hash,
+)
 from homeserver.protocol.pdu_signatures import required_signers, verify_pdu_signatures
 from homeserver.protocol.redaction import redact
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
@@ -146,7 +151,7 @@ class EventReceiver:
 
     async def fetch_missing_auth_events(self, origin: str, rv: RoomVersion, room_id: str,
                                         pdu: dict[str, Any], depth: int) -> None:
-        ids = [a for a in pdu.get("auth_events", []) if isinstance(a, str)]
+        ids = event_refs(pdu.get("auth_events"))
         have = await self.stores.events.get_many(ids)
         for eid in ids:
             if eid in have or depth > 20:
@@ -177,7 +182,7 @@ class EventReceiver:
                 await self.persister.persist(rv, room_id, pdu, expected_id, EventContext.outlier_event(error))
 
     async def auth_against_auth_events(self, rv: RoomVersion, pdu: dict[str, Any]) -> str | None:
-        ids = [a for a in pdu.get("auth_events", []) if isinstance(a, str)]
+        ids = event_refs(pdu.get("auth_events"))
         got = await self.stores.events.get_many(ids)
         if len(got) != len(set(ids)):
             return "auth events unavailable"
@@ -200,7 +205,7 @@ class EventReceiver:
 
     async def fetch_missing_prev_events(self, origin: str, room_id: str, pdu: dict[str, Any],
                                         depth: int) -> None:
-        prevs = [p for p in pdu.get("prev_events", []) if isinstance(p, str)]
+        prevs = event_refs(pdu.get("prev_events"))
         have = await self.stores.events.get_many(prevs)
         missing = [p for p in prevs if p not in have or have[p].outlier]
         if not missing:
@@ -221,7 +226,7 @@ class EventReceiver:
 
     async def state_before_event(self, origin: str, rv: RoomVersion, room_id: str,
                                  pdu: dict[str, Any], event_id: str) -> EventContext:
-        prevs = [p for p in pdu.get("prev_events", []) if isinstance(p, str)]
+        prevs = event_refs(pdu.get("prev_events"))
         have = await self.stores.events.get_many(prevs)
         if prevs and all(p in have and not have[p].outlier for p in prevs):
             groups = list(dict.fromkeys(have[p].state_group for p in prevs))

@@ -1,5 +1,8 @@
-"""Authorization rules for room versions 10, 11 and 12 (rooms/v10.md, v11.md, v12.md
-§Authorization rules) and the auth events selection (server-server API §Auth events selection).
+"""Authorization rules for room versions 1 to 12 and the auth events selection (server-server
+API §Auth events selection). The rule sets: rooms/fragments/v1-auth-rules.md (rooms v1, v2),
+v3-auth-rules.md (v3-v5), rooms/v6.md, v7.md (knocking), fragments/v8-auth-rules.md (v8, v9:
+restricted joins), rooms/v10.md (integer power levels, knock_restricted), v11.md, v12.md. The
+differences are flags of RoomVersion; rule numbers below are those of v10/v11.
 
 Signatures are the caller's business (they need keys, which is I/O); everything else here is a
 pure function of the event and the state it is checked against.
@@ -11,10 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from homeserver.protocol.errors import AuthError, MatrixError
-from homeserver.protocol.events import compute_event_id
+from homeserver.protocol.events import compute_event_id, event_refs
 from homeserver.protocol.ids import is_valid_user_id, server_name_of
 from homeserver.protocol.power_levels import (
-    creators,
+    check_power_levels_event,
     event_required_level,
     named_level,
     user_power_level,
@@ -23,7 +26,6 @@ from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.protocol.signing import verify_json_signature
 
 StateKey = tuple[str, str]
-_PL_NAMED = ("users_default", "events_default", "state_default", "ban", "redact", "kick", "invite")
 
 
 def _content(event: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -85,7 +87,8 @@ def auth_types_for_event(room_version: RoomVersion, event: dict[str, Any]) -> li
             if isinstance(signed, dict) and isinstance(signed.get("token"), str):
                 keys.append(("m.room.third_party_invite", signed["token"]))
         via = content.get("join_authorised_via_users_server")
-        if membership == "join" and isinstance(via, str) and ("m.room.member", via) not in keys:
+        if membership == "join" and room_version.restricted_join_rule and isinstance(via, str) \
+                and ("m.room.member", via) not in keys:
             keys.append(("m.room.member", via))
     return keys
 
@@ -157,12 +160,12 @@ def check_auth(
     *,
     create_event: dict[str, Any] | None = None,
 ) -> None:
-    """Run the authorization rules (rooms/v10.md, v11.md, v12.md §Authorization rules) for `event`
+    """Run the authorization rules of the room version (see the module docstring) for `event`
     against `auth_state`, a map `(type, state_key) -> PDU` (e.g. the state before the event, or
     the event's own auth events). Raises `AuthError` to reject; returns None to allow.
 
     Signature checks (rule 4.2 and "signed by the sender's server") are the caller's. For v12 the
-    create event comes from `create_event` (or `auth_state` as a fallback); for v10/v11 from
+    create event comes from `create_event` (or `auth_state` as a fallback); for v1-v11 from
     `auth_state[("m.room.create", "")]`, with `create_event` as a fallback. `event_id` keys on the
     dicts are trusted when present, otherwise IDs are computed."""
     etype = event.get("type")
@@ -186,6 +189,14 @@ def check_auth(
             raise AuthError("room_id does not match the create event")
     if _content(create).get("m.federate", True) is False and _domain(sender) != _domain(create.get("sender")):
         raise AuthError("This room does not federate")
+    if etype == "m.room.aliases" and room_version.special_case_aliases_auth:
+        # v1-v5 rule 4: a server may only set the aliases under its own name (v6+: an ordinary
+        # state event).
+        if not isinstance(event.get("state_key"), str):
+            raise AuthError("m.room.aliases needs a state_key")
+        if _domain(sender) != event["state_key"]:
+            raise AuthError("m.room.aliases state_key must be the sender's server")
+        return
 
     pl_ev = auth_state.get(("m.room.power_levels", ""))
     pl = pl_ev.get("content") if pl_ev is not None else None
@@ -211,7 +222,22 @@ def check_auth(
     if isinstance(state_key, str) and state_key.startswith("@") and state_key != sender:
         raise AuthError("State keys starting with @ are reserved for that user")
     if etype == "m.room.power_levels":
-        _check_power_levels(room_version, event, create, pl, level(sender))
+        check_power_levels_event(room_version, event, create, pl, level(sender))
+    elif etype == "m.room.redaction" and room_version.special_case_redaction_auth:
+        _check_redaction_v1(event, pl, level(sender))
+
+
+def _check_redaction_v1(event: dict[str, Any], pl: dict[str, Any] | None, sender_level: int | float) -> None:
+    """Rooms v1/v2 rule 11 (rooms/fragments/v1-auth-rules.md): a redaction is allowed if the sender
+    has the redact level, or if its event ID and the redacted event's ID share a domain. (From v3
+    the redact level is a question of applying the redaction, not of auth: v3-handling-redactions.)"""
+    if sender_level >= named_level(pl, "redact"):
+        return
+    own, target = event.get("event_id"), event.get("redacts")
+    if isinstance(own, str) and isinstance(target, str) and _domain(own) is not None \
+            and _domain(own) == _domain(target):
+        return
+    raise AuthError("Sender may not redact this event")
 
 
 def _check_member(
@@ -230,19 +256,19 @@ def _check_member(
     join_rule = _content(state.get(("m.room.join_rules", ""))).get("join_rule", "invite")
 
     if membership == "join":
-        prevs = event.get("prev_events")
-        if isinstance(prevs, list) and len(prevs) == 1 and target == _creator(rv, create) \
-                and prevs[0] == _event_id(rv, create):
+        prevs = event_refs(event.get("prev_events"))
+        if len(prevs) == 1 and target == _creator(rv, create) and prevs[0] == _event_id(rv, create):
             return
         if sender != target:
             raise AuthError("Cannot make another user join")
         if sender_m == "ban":
             raise AuthError("Sender is banned")
-        if join_rule in ("invite", "knock"):
+        if join_rule == "invite" or (join_rule == "knock" and rv.knock_join_rule):
             if sender_m in ("invite", "join"):
                 return
             raise AuthError("The room is invite-only")
-        if join_rule in ("restricted", "knock_restricted"):
+        if (join_rule == "restricted" and rv.restricted_join_rule) or \
+                (join_rule == "knock_restricted" and rv.knock_restricted_supported):
             if sender_m in ("invite", "join"):
                 return
             via = content.get("join_authorised_via_users_server")
@@ -269,7 +295,7 @@ def _check_member(
 
     if membership == "leave":
         if sender == target:
-            if sender_m in ("invite", "join", "knock"):
+            if sender_m in ("invite", "join") or (sender_m == "knock" and rv.knock_join_rule):
                 return
             raise AuthError("Sender is not in the room")
         if sender_m != "join":
@@ -287,8 +313,8 @@ def _check_member(
             return
         raise AuthError("Sender lacks the power to ban this user")
 
-    if membership == "knock":
-        if join_rule not in ("knock", "knock_restricted"):
+    if membership == "knock" and rv.knock_join_rule:
+        if join_rule != "knock" and not (join_rule == "knock_restricted" and rv.knock_restricted_supported):
             raise AuthError("This room does not accept knocks")
         if sender != target:
             raise AuthError("Cannot knock for another user")
@@ -339,56 +365,3 @@ def _check_third_party_invite(
                 except MatrixError:
                     continue
     raise AuthError("No valid signature on the third-party invite")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _check_power_levels(
-    rv: RoomVersion, event: dict[str, Any], create: dict[str, Any], old: dict[str, Any] | None,
-    sender_level: int | float,
-) -> None:
-    new = event["content"]
-    for name in _PL_NAMED:
-        if name in new and not _is_int(new[name]):
-            raise AuthError(f"'{name}' must be an integer")
-    for name in ("events", "notifications"):
-        if name in new and (not isinstance(new[name], dict) or not all(_is_int(v) for v in new[name].values())):
-            raise AuthError(f"'{name}' must map to integers")
-    users = new.get("users", {})
-    if "users" in new and (not isinstance(users, dict) or not all(
-            is_valid_user_id(u) and _is_int(v) for u, v in users.items())):
-        raise AuthError("'users' must map user IDs to integers")
-    if rv.creators_infinite_pl and isinstance(users, dict):
-        if creators(rv, create) & set(users):
-            raise AuthError("Room creators cannot be listed in users")
-    if old is None:
-        return
-    sender = event["sender"]
-    for name in _PL_NAMED:
-        if old.get(name) != new.get(name):
-            for v in (old.get(name), new.get(name)):
-                if v is not None and _is_int(v) and v > sender_level:
-                    raise AuthError(f"Cannot change '{name}' beyond your own level")
-    for name in ("events", "notifications"):
-        raw_old, raw_new = old.get(name), new.get(name)
-        o = raw_old if isinstance(raw_old, dict) else {}
-        n = raw_new if isinstance(raw_new, dict) else {}
-        for k in set(o) | set(n):
-            if o.get(k) == n.get(k):
-                continue
-            if k in o and _is_int(o[k]) and o[k] > sender_level:
-                raise AuthError(f"Cannot change {name}.{k}: its old level is above yours")
-            if k in n and n[k] > sender_level:
-                raise AuthError(f"Cannot set {name}.{k} above your own level")
-    raw_old_users = old.get("users")
-    o_users = raw_old_users if isinstance(raw_old_users, dict) else {}
-    n_users = users if isinstance(users, dict) else {}
-    for u in set(o_users) | set(n_users):
-        if o_users.get(u) == n_users.get(u):
-            continue
-        if u != sender and u in o_users and _is_int(o_users[u]) and o_users[u] >= sender_level:
-            raise AuthError(f"Cannot change the level of {u}: it is not below yours")
-        if u in n_users and n_users[u] > sender_level:
-            raise AuthError(f"Cannot give {u} a level above your own")

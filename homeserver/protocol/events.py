@@ -14,6 +14,7 @@ from homeserver.protocol.canonical import (
     urlsafe_unpadded_b64encode,
 )
 from homeserver.protocol.errors import MatrixError
+from homeserver.protocol.ids import is_valid_event_id
 from homeserver.protocol.redaction import redact
 from homeserver.protocol.room_versions import RoomVersion
 from homeserver.protocol.signing import SigningKey, sign_json
@@ -22,6 +23,7 @@ MAX_PDU_BYTES = 65536
 MAX_ID_BYTES = 255
 MAX_PREV_EVENTS = 20
 MAX_AUTH_EVENTS = 10
+MAX_DEPTH_V1 = 2**63 - 1  # rooms v1-v5 (definitions/pdu_v1.yaml); v6+ canonical JSON: 2^53 - 1
 _REQUIRED: tuple[tuple[str, type], ...] = (
     ("type", str), ("sender", str), ("content", dict), ("origin_server_ts", int), ("depth", int),
     ("prev_events", list), ("auth_events", list), ("hashes", dict), ("signatures", dict),
@@ -45,26 +47,64 @@ def verify_content_hash(pdu: dict[str, Any]) -> bool:
     return isinstance(hashes, dict) and hashes.get("sha256") == compute_content_hash(pdu)
 
 
-def compute_event_id(pdu: dict[str, Any], room_version: RoomVersion) -> str:
-    """`$` + base64 of the reference hash: sha256 of the canonical redacted event without
-    `signatures` and `unsigned` (server-server API §Calculating the reference hash for an event;
-    rooms/fragments/v4-event-ids.md: URL-safe alphabet). An informational `event_id` key is
-    ignored, since room v3+ PDUs have none."""
+def compute_reference_hash(pdu: dict[str, Any], room_version: RoomVersion) -> bytes:
+    """sha256 of the canonical redacted event without `signatures` and `unsigned` (server-server
+    API §Calculating the reference hash for an event). In v1/v2 the PDU's `event_id` is part of
+    the event and so of the hash; in v3+ an informational `event_id` key is ignored."""
     red = redact(pdu, room_version)
-    for k in ("signatures", "unsigned", "event_id"):
+    for k in ("signatures", "unsigned"):
         red.pop(k, None)
-    digest = hashlib.sha256(encode_canonical_json(red)).digest()
+    if not room_version.event_id_in_pdu:
+        red.pop("event_id", None)
+    return hashlib.sha256(encode_canonical_json(red)).digest()
+
+
+def compute_event_id(pdu: dict[str, Any], room_version: RoomVersion) -> str:
+    """The event's ID. v1/v2 (rooms/fragments/v1-event-ids.md): the `event_id` the PDU carries,
+    `$opaque:server`. v3+: `$` + the reference hash in unpadded base64 (rooms/v3.md §Event IDs),
+    URL-safe from v4 (rooms/fragments/v4-event-ids.md)."""
+    if room_version.event_id_in_pdu:
+        eid = pdu.get("event_id")
+        if not isinstance(eid, str) or not is_valid_event_id(eid):
+            raise MatrixError(400, "M_BAD_JSON", "Room v1/v2 events need an event_id")
+        return eid
+    digest = compute_reference_hash(pdu, room_version)
     if room_version.event_id_urlsafe:
         return "$" + urlsafe_unpadded_b64encode(digest)
     return "$" + unpadded_b64encode(digest)
+
+
+def event_refs(refs: Any) -> list[str]:
+    """The event IDs of a `prev_events` or `auth_events` list in any format: plain IDs (v3+) or
+    `[event_id, {"sha256": ...}]` pairs (v1/v2, definitions/pdu_v1.yaml). Malformed entries are
+    skipped; check_event_size_and_format rejects them."""
+    out: list[str] = []
+    for r in refs if isinstance(refs, list) else []:
+        if isinstance(r, str):
+            out.append(r)
+        elif isinstance(r, list) and r and isinstance(r[0], str):
+            out.append(r[0])
+    return out
+
+
+def make_event_refs(room_version: RoomVersion, events: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """`prev_events`/`auth_events` for a new PDU from `(event_id, pdu)` pairs: plain IDs in v3+;
+    in v1/v2 `[event_id, {"sha256": reference hash}]` pairs (definitions/pdu_v1.yaml)."""
+    if not room_version.event_id_in_pdu:
+        return [eid for eid, _ in events]
+    return [
+        [eid, {"sha256": unpadded_b64encode(compute_reference_hash(pdu, room_version))}]
+        for eid, pdu in events
+    ]
 
 
 def hash_and_sign_event(
     pdu: dict[str, Any], server_name: str, key: SigningKey, room_version: RoomVersion
 ) -> dict[str, Any]:
     """Set `hashes.sha256`, sign the redacted form, copy the signatures onto the full event
-    (server-server API §Signing events). Returns a new PDU without any `event_id` key."""
-    out = {k: v for k, v in pdu.items() if k != "event_id"}
+    (server-server API §Signing events). Returns a new PDU; an informational `event_id` key is
+    dropped except in v1/v2, where it is part of the event (and so hashed and signed)."""
+    out = {k: v for k, v in pdu.items() if k != "event_id" or room_version.event_id_in_pdu}
     out["hashes"] = {"sha256": compute_content_hash(out)}
     signed = sign_json(redact(out, room_version), server_name, key)
     out["signatures"] = signed["signatures"]
@@ -77,6 +117,13 @@ def room_id_for_create_event(create_pdu: dict[str, Any], room_version: RoomVersi
     if not room_version.room_id_from_create:
         return str(create_pdu["room_id"])
     return "!" + compute_event_id(create_pdu, room_version)[1:]
+
+
+def _is_ref(room_version: RoomVersion, ref: Any) -> bool:
+    if not room_version.event_id_in_pdu:
+        return isinstance(ref, str)
+    return (isinstance(ref, list) and len(ref) == 2 and isinstance(ref[0], str)
+            and isinstance(ref[1], dict))
 
 
 def check_event_size_and_format(pdu: dict[str, Any], room_version: RoomVersion) -> None:
@@ -93,11 +140,13 @@ def check_event_size_and_format(pdu: dict[str, Any], room_version: RoomVersion) 
     is_v12_create = pdu["type"] == "m.room.create" and room_version.room_id_from_create
     if not is_v12_create and not isinstance(pdu.get("room_id"), str):
         raise MatrixError(400, "M_BAD_JSON", "Event field 'room_id' is missing")
+    if room_version.event_id_in_pdu:
+        compute_event_id(pdu, room_version)  # raises unless a valid event_id is present
     for key, limit in (("prev_events", MAX_PREV_EVENTS), ("auth_events", MAX_AUTH_EVENTS)):
         ids = pdu[key]
-        if len(ids) > limit or not all(isinstance(i, str) for i in ids):
-            raise MatrixError(400, "M_BAD_JSON", f"'{key}' must be at most {limit} event IDs")
-    if not 0 <= pdu["depth"] <= MAX_SAFE_INT:
+        if len(ids) > limit or not all(_is_ref(room_version, i) for i in ids):
+            raise MatrixError(400, "M_BAD_JSON", f"'{key}' must be at most {limit} event references")
+    if not 0 <= pdu["depth"] <= (MAX_SAFE_INT if room_version.strict_canonical_json else MAX_DEPTH_V1):
         raise MatrixError(400, "M_BAD_JSON", "depth out of range")
     for key in ("state_key", "redacts"):
         if key in pdu and not isinstance(pdu[key], str):

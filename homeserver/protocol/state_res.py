@@ -1,5 +1,5 @@
 """State resolution v2 (rooms v2-v11; rooms/fragments/v2-state-res.md) and v2.1 (room v12;
-rooms/v12.md §State resolution), as pure functions over event dicts.
+rooms/v12.md §State resolution), as pure functions over event dicts. (Room v1: state_res_v1.py.)
 
 Callers hand over every event the algorithm may touch (the events of the state sets and their
 full auth chains) in `event_map`, keyed by event ID. Events missing from the map are treated as
@@ -16,16 +16,17 @@ from typing import Any
 
 from homeserver.protocol.auth_rules import auth_types_for_event, check_auth
 from homeserver.protocol.errors import AuthError
+from homeserver.protocol.events import event_refs
 from homeserver.protocol.power_levels import user_power_level
 from homeserver.protocol.room_versions import RoomVersion
+from homeserver.protocol.state_res_v1 import resolve_state_v1
 
 StateKey = tuple[str, str]
 EventMap = Mapping[str, dict[str, Any]]
 
 
 def _auth_ids(event: Mapping[str, Any]) -> list[str]:
-    ids = event.get("auth_events")
-    return [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
+    return event_refs(event.get("auth_events"))  # plain IDs, or v1/v2 [id, hashes] pairs
 
 
 def _key(event: Mapping[str, Any]) -> StateKey:
@@ -196,7 +197,10 @@ def resolve_state(rv: RoomVersion, state_sets: Sequence[Mapping[StateKey, str]],
     """Resolve `state_sets` (maps `(type, state_key) -> event ID`) into one state map with state
     resolution v2, or v2.1 for room v12 (rooms/v12.md §State resolution): the full conflicted
     set adds the conflicted state subgraph and the power-event pass starts from an empty map.
-    `rejected` names events rejected against their auth chains (never used as auth fallbacks)."""
+    `rejected` names events rejected against their auth chains (never used as auth fallbacks).
+    Room v1 uses state resolution v1 instead (state_res_v1.py)."""
+    if rv.state_res == "v1":
+        return resolve_state_v1(rv, state_sets, event_map)
     if not state_sets:
         return {}
     unconflicted: dict[StateKey, str] = {}

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.protocol.errors import MatrixError
-from homeserver.protocol.power_levels import user_power_level
+from homeserver.protocol.power_levels import parse_level, user_power_level
 from homeserver.protocol.push_rules import (
     KINDS,
     PushContext,
@@ -181,7 +181,9 @@ class PushService:
     async def _ctx(self, base: dict[str, Any], ev: StoredEvent) -> PushContext:
         pl = base["pl"]
         notif = pl.get("notifications", {}) if isinstance(pl, dict) else {}
-        levels = {k: v for k, v in notif.items() if isinstance(v, int)} if isinstance(notif, dict) else {}
+        # parse_level: rooms v1-v9 allow integer strings ("50") here too
+        levels = {k: lv for k, v in notif.items() if (lv := parse_level(v)) is not None} \
+            if isinstance(notif, dict) else {}
         return PushContext(
             user_id=base["user_id"],
             display_name=base["display_name"] if isinstance(base["display_name"], str) else None,

@@ -63,7 +63,9 @@ class RoomService:
         if preset not in PRESETS:
             raise MatrixError(400, "M_INVALID_PARAM", f"Unknown preset {preset!r}")
         version = body.get("room_version", self.default_room_version)
-        if not isinstance(version, str) or version not in KNOWN_ROOM_VERSIONS:
+        if not isinstance(version, str):  # e.g. 1 for "1": a type error, not an unknown version
+            raise MatrixError(400, "M_BAD_JSON", "'room_version' must be a string")
+        if version not in KNOWN_ROOM_VERSIONS:
             raise MatrixError(400, "M_UNSUPPORTED_ROOM_VERSION", f"Unsupported room version {version!r}")
         rv = KNOWN_ROOM_VERSIONS[version]
         name = _require_str(body, "name", max_len=255)
@@ -309,17 +311,16 @@ class RoomService:
 
     async def send_event(
         self, user_id: str, device_id: str, room_id: str, event_type: str,
-        content: dict[str, Any], txn_id: str, txn_key: str,
+        content: dict[str, Any], txn_id: str | None, txn_key: str | None,
     ) -> StoredEvent:
+        """Send a message event; without a transaction ID (legacy POST) it is not idempotent."""
         rv = await self.version_of(room_id)
         _check_tombstone(room_id, event_type, content)
         check = None
         if event_type == "m.room.redaction":
             check = self._redaction_check(rv, room_id, user_id)
-        return await self.persister.send(
-            rv, room_id, event_type, user_id, content, None,
-            TxnInfo(device_id, txn_key, txn_id), check,
-        )
+        txn = TxnInfo(device_id, txn_key, txn_id) if txn_id is not None and txn_key is not None else None
+        return await self.persister.send(rv, room_id, event_type, user_id, content, None, txn, check)
 
     def _redaction_check(self, rv: RoomVersion, room_id: str, user_id: str) -> Any:
         async def check(pdu: dict[str, Any], auth_state: dict[tuple[str, str], StoredEvent]) -> None:

@@ -14,7 +14,7 @@ from homeserver.protocol.errors import AuthError
 from homeserver.protocol.power_levels import event_required_level, named_level, user_power_level
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.protocol.signing import generate_signing_key, sign_json, verify_key_b64
-from tests.protocol.test_auth_rules import ALICE, BOB, CAROL, MALLORY, VERSIONS, Room
+from tests.protocol.test_auth_rules import ALICE, BOB, CAROL, MALLORY, RESTRICTED_VERSIONS, VERSIONS, Room
 
 V10, V11, V12 = (KNOWN_ROOM_VERSIONS[v] for v in ("10", "11", "12"))
 
@@ -24,6 +24,7 @@ def rv(request: Any) -> RoomVersion:
     return request.param
 
 
+@pytest.mark.parametrize("rv", [v for v in VERSIONS if v.knock_join_rule], ids=lambda rv: f"v{rv.identifier}")
 def test_knock(rv: RoomVersion) -> None:
     room = Room(rv)
     assert not room.allowed(room.member(BOB, BOB, "knock"))  # public room: no knocking
@@ -36,7 +37,7 @@ def test_knock(rv: RoomVersion) -> None:
     assert not room.allowed(room.member(BOB, BOB, "knock"))  # already invited
     assert room.allowed(room.member(BOB, BOB, "join"))
     room.apply(room.ev("m.room.join_rules", ALICE, {"join_rule": "knock_restricted", "allow": []}, ""))
-    assert room.allowed(room.member(CAROL, CAROL, "knock"))
+    assert room.allowed(room.member(CAROL, CAROL, "knock")) == rv.knock_restricted_supported  # v10+
     room.apply(room.member(ALICE, CAROL, "ban"))
     assert not room.allowed(room.member(CAROL, CAROL, "knock"))
 
@@ -92,6 +93,7 @@ def test_third_party_invite(rv: RoomVersion) -> None:
     assert not room.allowed(invite(ALICE, CAROL, signed))  # target banned
 
 
+@pytest.mark.parametrize("rv", RESTRICTED_VERSIONS, ids=lambda rv: f"v{rv.identifier}")
 def test_restricted_join_needs_invite_power(rv: RoomVersion) -> None:
     room = Room(rv, invite=50)
     room.apply(room.member(BOB, BOB, "join"))
