@@ -20,12 +20,14 @@ from client_api.routes import (
     peek,
     room_upgrades,
     rooms,
+    shared_secret,
     sync,
     user_directory,
     userdata,
 )
 from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
+from federation.routes import routes as federation_routes
 from homeserver import metrics
 from homeserver.app import Homeserver
 from homeserver.config import Config
@@ -36,6 +38,7 @@ ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
     *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
     *room_upgrades.routes, *user_directory.routes,
+    *shared_secret.routes, *federation_routes,
     *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))

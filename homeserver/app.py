@@ -6,10 +6,12 @@ import asyncio
 import logging
 from typing import Any
 
+from federation.service import Federation
 from homeserver import metrics
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
+from homeserver.accounts.shared_secret import SharedSecretRegistration
 from homeserver.accounts.user_directory import UserDirectoryService
 from homeserver.bus.base import Bus
 from homeserver.config import Config
@@ -18,7 +20,14 @@ from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
 from homeserver.events.visibility import VisibilityFilter
-from homeserver.keys.signing_key import check_against_seen, load_or_create_signing_key
+from homeserver.keys.signing_key import (
+    RetiredKey,
+    check_against_seen,
+    create_signing_key,
+    load_or_create_signing_key,
+    read_key_file,
+    token_key,
+)
 from homeserver.media.service import MediaService
 from homeserver.protocol.signing import encode_signing_key_seed, key_id, verify_key_b64
 from homeserver.push.service import PushService
@@ -43,7 +52,8 @@ __all__ = ["Homeserver", "load_or_create_signing_key"]
 
 
 class Homeserver:
-    def __init__(self, config: Config, stores: Stores, signing_key: Any) -> None:
+    def __init__(self, config: Config, stores: Stores, signing_key: Any,
+                 retired_keys: list[RetiredKey] | None = None) -> None:
         self.config = config
         self.server_name = config.server_name
         self.stores = stores
@@ -62,7 +72,8 @@ class Homeserver:
         self.persister = EventPersister(
             stores, config.server_name, signing_key, self.notifier, self._on_persisted
         )
-        seed = encode_signing_key_seed(signing_key).encode()
+        self.retired_keys = retired_keys or []
+        seed = encode_signing_key_seed(token_key(signing_key, self.retired_keys)).encode()
         self.accounts = AccountService(
             stores, config.server_name, token_secret_from_seed(seed), config.admins,
             config.access_token_lifetime_ms,
@@ -87,12 +98,17 @@ class Homeserver:
         self.peek = PeekService(stores, self.serializer, self.notifier, self.visibility)
         self.user_directory = UserDirectoryService(stores, config.user_directory_search_all_users)
         self.media = MediaService(stores, config.server_name, config)
+        self.shared_secret_registration = SharedSecretRegistration(config.registration_shared_secret,
+                                                                   self.accounts, self.profile)
+        self.federation = Federation(config.server_name, config.federation, signing_key, self.retired_keys,
+                                     stores.server_keys)
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()
 
     @classmethod
     async def start(cls, config: Config) -> Homeserver:
-        key = load_or_create_signing_key(config.signing_key_path)
+        create_signing_key(config.signing_key_path)
+        key, retired = read_key_file(config.signing_key_path)
         stores = await Stores.open(config.database, config.sqlite_synchronous)
         try:
             seen = await stores.deployment.seen_signing_key(key_id(key), verify_key_b64(key))
@@ -100,7 +116,7 @@ class Homeserver:
         except BaseException:
             await stores.close()
             raise
-        hs = cls(config, stores, key)
+        hs = cls(config, stores, key, retired)
         await hs.start_background()
         return hs
 
@@ -142,6 +158,7 @@ class Homeserver:
         for t in list(self._tasks):
             t.cancel()
         await self.bus.stop()
+        await self.federation.close()
         await self.stores.close()
 
     # ------------------------------------------------------------------ fan-out

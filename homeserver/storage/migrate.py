@@ -21,6 +21,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (4, "004_visibility.sql"),
     (6, "006_guests.sql"),
     (7, "007_deployment.sql"),
+    (9, "009_server_keys.sql"),
 ]
 
 _PG_EXTRA = {
