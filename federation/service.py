@@ -19,6 +19,7 @@ from homeserver.config_federation import FederationConfig
 from homeserver.keys.signing_key import RetiredKey
 from homeserver.outbound import Resolver, system_resolve
 from homeserver.protocol.errors import MatrixError
+from homeserver.protocol.ids import server_name_of
 from homeserver.protocol.signing import SigningKey
 from homeserver.storage.server_keys import ServerKeyStore
 
@@ -52,6 +53,23 @@ class Federation:
         """The origin server of an inbound request (401 M_UNAUTHORIZED if not properly signed)."""
         self.require_enabled()
         return await self.auth.authenticate(method, uri, headers, content)
+
+    async def query_profile(self, user_id: str) -> dict[str, Any]:
+        """A remote user's profile from their server (404 when they have none)."""
+        self.require_enabled()
+        resp = await self.client.get_json(server_name_of(user_id), "/_matrix/federation/v1/query/profile",
+                                          {"user_id": user_id})
+        return {k: v for k, v in resp.items() if k in ("displayname", "avatar_url") and isinstance(v, str)}
+
+    async def query_directory(self, alias: str) -> dict[str, Any]:
+        """A remote alias's room ID and servers, from the alias's server."""
+        self.require_enabled()
+        resp = await self.client.get_json(server_name_of(alias), "/_matrix/federation/v1/query/directory",
+                                          {"room_alias": alias})
+        room_id, servers = resp.get("room_id"), resp.get("servers")
+        if not isinstance(room_id, str) or not isinstance(servers, list):
+            raise MatrixError(502, "M_UNKNOWN", "The alias's server gave a malformed answer")
+        return {"room_id": room_id, "servers": [s for s in servers if isinstance(s, str)]}
 
     async def close(self) -> None:
         await self.client.close()

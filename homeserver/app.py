@@ -102,6 +102,9 @@ class Homeserver:
                                                                    self.accounts, self.profile)
         self.federation = Federation(config.server_name, config.federation, signing_key, self.retired_keys,
                                      stores.server_keys)
+        if config.federation.enabled:
+            self.profile.remote = self.federation.query_profile
+            self.directory.remote = self.federation.query_directory
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()
 
