@@ -33,6 +33,8 @@ _BLOCKED = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "1
 
 @dataclass(frozen=True)
 class TestCA:
+    __test__ = False  # not a test class, despite its name
+
     ca_file: Path
     cert_file: Path  # leaf for IP 127.0.0.1 and DNS localhost
     key_file: Path
@@ -41,7 +43,7 @@ class TestCA:
 def make_test_ca(folder: Path) -> TestCA:
     """A CA and one leaf certificate for 127.0.0.1 / localhost, signed by it (PEM files)."""
     folder.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Parley federation test CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
@@ -104,7 +106,8 @@ def _wait(proc: subprocess.Popen[bytes], base: str, log: Path, limit: float, wha
             pass
         if time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError(f"{what} did not start within {limit:.0f} s:\n" + log.read_text(errors="replace")[-3000:])
+            raise RuntimeError(f"{what} did not start within {limit:.0f} s:\n"
+                               + log.read_text(errors="replace")[-3000:])
         time.sleep(0.05)  # readiness probe interval, not synchronization of test steps
 
 
