@@ -129,7 +129,8 @@ async def test_signed_read_endpoints(client: MatrixClient, hs: Homeserver) -> No
     resp = await client.get(profile_uri, headers=signed(REMOTE_KEY, REMOTE, me, "GET", profile_uri))
     assert resp.status_code == 200 and resp.json() == {"displayname": "Alice"}
     uri = profile_uri + "&field=displayname"
-    assert (await client.get(uri, headers=signed(REMOTE_KEY, REMOTE, me, "GET", uri))).json() == {"displayname": "Alice"}
+    resp = await client.get(uri, headers=signed(REMOTE_KEY, REMOTE, me, "GET", uri))
+    assert resp.json() == {"displayname": "Alice"}
     uri = f"/_matrix/federation/v1/query/profile?user_id={quote('@nobody:' + me)}"
     resp = await client.get(uri, headers=signed(REMOTE_KEY, REMOTE, me, "GET", uri))
     assert resp.status_code == 404 and resp.json()["errcode"] == "M_NOT_FOUND"

@@ -112,7 +112,8 @@ async def test_requests_are_pinned_signed_and_named() -> None:
     assert req.extensions["sni_hostname"] == "remote.example"
     auth = parse_x_matrix(req.headers["authorization"])
     assert (auth.origin, auth.destination) == ("me.example", "remote.example:8448")
-    signed = request_json("PUT", req.url.raw_path.decode(), "me.example", "remote.example:8448", orjson.loads(req.content))
+    signed = request_json("PUT", req.url.raw_path.decode(), "me.example", "remote.example:8448",
+                          orjson.loads(req.content))
     signed["signatures"] = {"me.example": {auth.key: auth.sig}}
     verify_json_signature(signed, "me.example", auth.key, verify_key_b64(client.signing_key))
     assert req.url.raw_path.decode() == "/_matrix/federation/v1/x?q=%40a%3Ab"
