@@ -21,6 +21,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
 from federation.client import FederationClient
 from homeserver.keys.signing_key import RetiredKey
 from homeserver.protocol.errors import MatrixError
@@ -218,7 +220,7 @@ class KeyFetcher:
     # ------------------------------------------------------------------ notary
 
     async def query(self, requests: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-        """As a notary: each server's newest verified key response, countersigned by this server.
+        """As a notary: verified key responses of each server asked about, countersigned.
 
         `requests` maps server names to {key_id: {"minimum_valid_until_ts": ts}} (possibly empty)."""
         out = []
@@ -226,37 +228,30 @@ class KeyFetcher:
             wanted = criteria if isinstance(criteria, dict) else {}
             stated = [c.get("minimum_valid_until_ts") for c in wanted.values() if isinstance(c, dict)]
             ints = [m for m in stated if isinstance(m, int) and not isinstance(m, bool)]
-            minimum = max(ints) if ints else None
-            found = await self.query_server(server_name, tuple(wanted), minimum)
-            if found is not None:
-                out.append(found)
+            out.extend(await self.query_server(server_name, tuple(wanted), max(ints) if ints else None))
         return out
 
     async def query_server(self, server_name: str, key_ids: tuple[str, ...] = (),
-                           minimum: int | None = None) -> dict[str, Any] | None:
-        """One server's key response for the notary endpoints (None when it cannot be had).
+                           minimum: int | None = None) -> list[dict[str, Any]]:
+        """One server's key responses for the notary endpoints: for each wanted key (or every
+        known key), the newest verified response holding it.
 
-        A cached response is refreshed when it lacks a wanted key or expires before `minimum`
-        (default: now); when the refresh fails, the cached one is still returned."""
+        The server is asked again when a wanted key is unknown or every response expires before
+        `minimum` (default: now); whatever is known is returned even when that fails, so a
+        notary never forgets a key because its server stopped listing it."""
         minimum = self.clock() if minimum is None else minimum
         if server_name == self.server_name:
-            return self.own_response()
-        resp = await self.store.get_response(server_name)
-        if resp is None or not self._satisfies(resp, key_ids, minimum):
+            return [self.own_response()]
+        known = await self.store.get_responses(server_name, key_ids)
+        fresh = [r for r in known.values() if int(r.get("valid_until_ts", 0)) >= minimum]
+        if not fresh or any(kid not in known for kid in key_ids):
             try:
-                resp = await self.fetch_direct(server_name)
+                await self.fetch_direct(server_name)
+                known = await self.store.get_responses(server_name, key_ids)
             except MatrixError as e:
                 log.info("notary: could not refresh the keys of %s: %s", server_name, e.error)
-        if resp is None:
-            return None
-        return sign_json(resp, self.server_name, self.signing_key)
-
-    @staticmethod
-    def _satisfies(resp: dict[str, Any], wanted: tuple[str, ...], minimum: int) -> bool:
-        if int(resp.get("valid_until_ts", 0)) < minimum:
-            return False
-        known = set(resp.get("verify_keys", {})) | set(resp.get("old_verify_keys", {}))
-        return all(kid in known for kid in wanted)
+        distinct = {orjson.dumps(r, option=orjson.OPT_SORT_KEYS): r for r in known.values()}
+        return [sign_json(r, self.server_name, self.signing_key) for r in distinct.values()]
 
 
 def key_server_path(server_name: str) -> str:

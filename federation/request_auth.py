@@ -4,7 +4,8 @@ Server-server API §Request Authentication: the origin signs a JSON object
 `{method, uri, origin, destination, content?}` with its server key and sends
 `Authorization: X-Matrix origin="a.example",destination="b.example",key="ed25519:k",sig="..."`.
 The receiver fetches the origin's key (valid now) and checks the signature; a missing, malformed or
-wrong header is a 401 M_UNAUTHORIZED, and so is a `destination` other than this server.
+wrong header is a 401 M_UNAUTHORIZED, and so is a `destination` other than this server (an origin
+that is not a server name at all is a 400 M_UNAUTHORIZED, as in Synapse).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def parse_x_matrix(header: str) -> XMatrix:
     if missing:
         raise _unauthorized(f"X-Matrix header lacks {', '.join(missing)}")
     if not is_valid_server_name(params["origin"]):
-        raise _unauthorized("X-Matrix origin is not a valid server name")
+        # A 400, as Synapse answers (and SyTest expects): the request is malformed, not forged.
+        raise MatrixError(400, "M_UNAUTHORIZED", "X-Matrix origin is not a valid server name")
     return XMatrix(params["origin"], params.get("destination") or None, params["key"], params["sig"])
 
 
@@ -128,7 +130,7 @@ class RequestAuthenticator:
             try:
                 return await self._check(parse_x_matrix(header), method, uri, content)
             except MatrixError as e:
-                if e.status != 401:
+                if e.errcode != "M_UNAUTHORIZED":
                     raise
                 last = e
         assert last is not None

@@ -31,7 +31,7 @@ async def query_one(request: Request, hs: Homeserver, origin: None, content: Any
         raise MatrixError(400, "M_INVALID_PARAM", "minimum_valid_until_ts must be an integer")
     found = await hs.federation.keys.query_server(server_name, (key_id,) if key_id else (),
                                                   int(value) if value is not None else None)
-    return {"server_keys": [found] if found is not None else []}
+    return {"server_keys": found}
 
 
 @federation_endpoint(signed=False)
@@ -41,6 +41,8 @@ async def query_many(request: Request, hs: Homeserver, origin: None, content: An
         raise MatrixError(400, "M_BAD_JSON", "'server_keys' must map server names to objects")
     if len(wanted) > 100:
         raise MatrixError(400, "M_BAD_JSON", "At most 100 servers per query")
+    if sum(len(v) for v in wanted.values()) > 1000:
+        raise MatrixError(400, "M_BAD_JSON", "At most 1000 keys per query")
     for name in wanted:
         if not is_valid_server_name(name):
             raise MatrixError(400, "M_INVALID_PARAM", f"Invalid server name {name!r}")

@@ -34,7 +34,7 @@ class ServerKeyStore:
     async def store_response(self, server_name: str, key_json: dict[str, Any],
                              keys: list[tuple[str, str, int, int | None]], fetched_ts: int) -> None:
         """Remember a verified key response: its keys (key_id, verify_key, valid_until_ts,
-        expired_ts) and, if it is the newest seen, the signed JSON itself."""
+        expired_ts) and, for each of its verify_keys, the signed JSON if it is the newest seen."""
         valid_until = int(key_json.get("valid_until_ts", 0))
         async with self._db.transaction() as c:
             for key_id, verify_key, until, expired in keys:
@@ -45,19 +45,28 @@ class ServerKeyStore:
                     " valid_until_ts = EXCLUDED.valid_until_ts, expired_ts = EXCLUDED.expired_ts,"
                     " fetched_ts = EXCLUDED.fetched_ts",
                     server_name, key_id, verify_key, until, expired, fetched_ts)
-            await c.execute(
-                "INSERT INTO remote_server_key_json (server_name, key_json, valid_until_ts, fetched_ts)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (server_name) DO UPDATE SET"
-                " key_json = EXCLUDED.key_json, valid_until_ts = EXCLUDED.valid_until_ts,"
-                " fetched_ts = EXCLUDED.fetched_ts"
-                " WHERE EXCLUDED.valid_until_ts >= remote_server_key_json.valid_until_ts",
-                server_name, orjson.dumps(key_json).decode(), valid_until, fetched_ts)
+            text = orjson.dumps(key_json).decode()
+            for key_id in key_json.get("verify_keys", {}):
+                await c.execute(
+                    "INSERT INTO remote_server_key_json (server_name, key_id, key_json, valid_until_ts, fetched_ts)"
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (server_name, key_id) DO UPDATE SET"
+                    " key_json = EXCLUDED.key_json, valid_until_ts = EXCLUDED.valid_until_ts,"
+                    " fetched_ts = EXCLUDED.fetched_ts"
+                    " WHERE EXCLUDED.valid_until_ts >= remote_server_key_json.valid_until_ts",
+                    server_name, key_id, text, valid_until, fetched_ts)
 
-    async def get_response(self, server_name: str) -> dict[str, Any] | None:
-        """The newest verified key response of `server_name`, as it signed it."""
-        text = await self._db.fetchval(
-            "SELECT key_json FROM remote_server_key_json WHERE server_name = $1", server_name)
-        if text is None:
-            return None
-        value = orjson.loads(text)
-        return value if isinstance(value, dict) else None
+    async def get_responses(self, server_name: str, key_ids: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+        """key_id -> the newest verified key response holding it (all keys when none named)."""
+        if key_ids:
+            rows = await self._db.fetch(
+                "SELECT key_id, key_json FROM remote_server_key_json WHERE server_name = $1 AND key_id IN ("
+                + ", ".join(f"${i + 2}" for i in range(len(key_ids))) + ")", server_name, *key_ids)
+        else:
+            rows = await self._db.fetch(
+                "SELECT key_id, key_json FROM remote_server_key_json WHERE server_name = $1", server_name)
+        out = {}
+        for row in rows:
+            value = orjson.loads(row["key_json"])
+            if isinstance(value, dict):
+                out[str(row["key_id"])] = value
+        return out

@@ -33,8 +33,11 @@ class Peers:
         self.tamper = False
         self.notary_signs = True
         self.asked: list[tuple[str, str]] = []
+        self.override: dict[str, Any] | None = None
 
     def remote_response(self) -> dict[str, Any]:
+        if self.override is not None:
+            return self.override
         resp = local_key_response(REMOTE, self.remote_key, [RetiredKey(generate_signing_key("r0"), T0 - DAY)],
                                   self.now)
         if self.tamper:
@@ -154,3 +157,29 @@ def test_check_key_response_rules() -> None:
                 good | {"verify_keys": "x"}, []):
         with pytest.raises(MatrixError):
             check_key_response(bad, "s.example", T0)
+
+
+async def test_a_notary_does_not_forget_a_key_its_server_stopped_listing(hs: Homeserver) -> None:
+    peers = Peers()
+    keys = fetcher(hs, peers)
+    key1, key2 = generate_signing_key("key_1"), generate_signing_key("key_2")
+    expired = peers.now - DAY
+
+    def response(key: Any, until: int) -> dict[str, Any]:
+        body = {"server_name": REMOTE, "valid_until_ts": until, "old_verify_keys": {},
+                "verify_keys": {key_id(key): {"key": verify_key_b64(key)}}}
+        return sign_json(body, REMOTE, key)
+
+    peers.override = response(key1, expired)
+    (first,) = await keys.query_server(REMOTE, ("ed25519:key_1",), 0)
+    assert "ed25519:key_1" in first["verify_keys"] and hs.server_name in first["signatures"]
+    # The origin now answers with another key only; asking for a fresher key_1 refetches...
+    peers.override = response(key2, expired + 1000)
+    await keys.query_server(REMOTE, ("ed25519:key_1",), peers.now)
+    assert direct_asks(peers) == 2
+    # ...but key_1's own response is still what the notary hands out, without asking again.
+    (third,) = await keys.query_server(REMOTE, ("ed25519:key_1",), expired)
+    assert list(third["verify_keys"]) == ["ed25519:key_1"]
+    assert direct_asks(peers) == 2
+    both = await keys.query_server(REMOTE, (), 0)
+    assert sorted(k for r in both for k in r["verify_keys"]) == ["ed25519:key_1", "ed25519:key_2"]

@@ -31,13 +31,19 @@ def test_parse_quoted_unquoted_and_escaped() -> None:
     'X-Matrix origin="o.example",key="ed25519:k1"',  # no sig
     'X-Matrix origin="o.example",key="ed25519:k1",sig="x",sig="y"',  # repeated
     'X-Matrix origin="o.example,key="ed25519:k1",sig="x"',  # unterminated quote
-    'X-Matrix origin="not a server!",key="ed25519:k1",sig="x"',
     'X-Matrix origin',
 ])
 def test_parse_rejects_malformed_headers(header: str) -> None:
     with pytest.raises(MatrixError) as e:
         parse_x_matrix(header)
     assert e.value.status == 401 and e.value.errcode == "M_UNAUTHORIZED"
+
+
+def test_an_origin_that_is_no_server_name_is_a_bad_request() -> None:
+    for origin in ("not a server!", "localhost:http"):
+        with pytest.raises(MatrixError) as e:
+            parse_x_matrix(f'X-Matrix origin="{origin}",key="ed25519:k1",sig="x"')
+        assert (e.value.status, e.value.errcode) == (400, "M_UNAUTHORIZED")
 
 
 def test_header_signature_covers_the_spec_object() -> None:

@@ -10,11 +10,14 @@ CREATE TABLE remote_server_keys (
     PRIMARY KEY (server_name, key_id)
 );
 
--- The newest verified /_matrix/key/v2/server response of each server, exactly as it signed it:
--- what this server hands out when asked as a notary.
+-- For each key, the newest verified /_matrix/key/v2/server response holding it, exactly as the
+-- server signed it: what this server hands out when asked as a notary. Kept per key, so that a
+-- server that later stops listing a key cannot make this notary forget it.
 CREATE TABLE remote_server_key_json (
-    server_name TEXT PRIMARY KEY,
+    server_name TEXT NOT NULL,
+    key_id TEXT NOT NULL,
     key_json TEXT NOT NULL,
     valid_until_ts BIGINT NOT NULL,
-    fetched_ts BIGINT NOT NULL
+    fetched_ts BIGINT NOT NULL,
+    PRIMARY KEY (server_name, key_id)
 );
