@@ -11,7 +11,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from federation.client import FederationClient, RemoteError
 from federation.request_auth import authorization_header
+from homeserver.config_federation import FederationConfig
+from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.signing import generate_signing_key, verify_json_signature
 from tests.federation.peers import Peer, TestCA
 from tests.spec_schema import validate_response
@@ -59,6 +62,8 @@ def test_parley_serves_its_keys_over_tls(parley: Peer, test_ca: TestCA) -> None:
     (kid, entry), = body["verify_keys"].items()
     verify_json_signature(body, parley.server_name, kid, entry["key"])
     assert body["old_verify_keys"] == {}
+    # The TLS listener serves the client API as well (SyTest is pointed at it).
+    assert _fed(parley, test_ca, "GET", "/_matrix/client/versions").status_code == 200
 
 
 def test_synapse_fetches_parley_keys_and_vouches_for_them(parley: Peer, synapse: Peer, test_ca: TestCA) -> None:
@@ -165,3 +170,25 @@ def test_parley_rejects_badly_signed_requests(parley: Peer, synapse: Peer, test_
     assert resp.status_code == 401, resp.text
     assert resp.json()["errcode"] == "M_UNAUTHORIZED"
     assert isinstance(resp.json()["error"], str)
+
+
+async def test_the_client_checks_addresses_and_certificates_for_real(synapse: Peer, test_ca: TestCA) -> None:
+    key = generate_signing_key("c1")
+    path = "/_matrix/federation/v1/version"
+    strict = FederationClient("client.test", key, FederationConfig(enabled=True, ca_file=str(test_ca.ca_file)))
+    with pytest.raises(MatrixError) as e:  # loopback is not allow-listed
+        await strict.get_json(synapse.server_name, path, signed=False)
+    assert (e.value.status, e.value.errcode) == (403, "M_FORBIDDEN")
+    untrusting = FederationClient("client.test", key, FederationConfig(enabled=True,
+                                                                       ip_range_allowlist=("127.0.0.0/8",)),
+                                  retry_delay_s=0)
+    with pytest.raises(RemoteError) as r:  # the test CA is not in the system store
+        await untrusting.get_json(synapse.server_name, path, signed=False)
+    assert r.value.remote_status == 0
+    trusting = FederationClient("client.test", key, FederationConfig(
+        enabled=True, ip_range_allowlist=("127.0.0.0/8",), ca_file=str(test_ca.ca_file)))
+    try:
+        assert (await trusting.get_json(synapse.server_name, path, signed=False))["server"]["name"] == "Synapse"
+    finally:
+        for c in (strict, untrusting, trusting):
+            await c.close()
