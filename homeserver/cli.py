@@ -58,6 +58,33 @@ def _generate_key(config: Config) -> int:
     return 0
 
 
+async def _bounded_after(stop: asyncio.Event, coro: Any, grace_s: float) -> None:
+    """Run a server; once `stop` is set, give it `grace_s` to finish, then cancel it.
+
+    A TLS connection whose idle peer never answers close_notify would otherwise hold the
+    process for asyncio's SSL shutdown timeout (30 s) after the graceful period."""
+    task = asyncio.ensure_future(coro)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=grace_s)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            # Cancelling leaves a cancelled future inside Hypercorn unretrieved; that is expected.
+            asyncio.get_running_loop().set_exception_handler(_quiet_cancelled)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return
+    task.result()  # a server that failed (e.g. its port taken) fails the whole start
+
+
+def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
 async def _serve(config: Config) -> int:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config as HyperConfig
@@ -104,7 +131,8 @@ async def _serve(config: Config) -> int:
         # API there too), so the same app is mounted on it.
         fc = hyper([f"{fed.listen[0]}:{fed.listen[1]}"])
         fc.certfile, fc.keyfile = fed.tls_certificate_path, fed.tls_private_key_path
-        servers.append(serve(build_app(config, hs), fc, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+        tls_server = serve(build_app(config, hs), fc, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        servers.append(_bounded_after(stop, tls_server, GRACEFUL_TIMEOUT_S + 2))
         log.info("federation (TLS) on %s", fc.bind[0])
     if config.metrics_listener is not None:
         ml = config.metrics_listener

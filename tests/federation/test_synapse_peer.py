@@ -4,7 +4,9 @@ keys, signed requests and the read endpoints, in both directions."""
 from __future__ import annotations
 
 import secrets
+import signal
 import ssl
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -16,7 +18,7 @@ from federation.request_auth import authorization_header
 from homeserver.config_federation import FederationConfig
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.signing import generate_signing_key, verify_json_signature
-from tests.federation.peers import Peer, TestCA
+from tests.federation.peers import Peer, TestCA, start_parley
 from tests.spec_schema import validate_response
 
 
@@ -192,3 +194,38 @@ async def test_the_client_checks_addresses_and_certificates_for_real(synapse: Pe
     finally:
         for c in (strict, untrusting, trusting):
             await c.close()
+
+
+def test_parley_to_parley(parley: Peer, test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> None:
+    other = start_parley(tmp_path_factory.mktemp("parley2"), test_ca)
+    try:
+        alice = _register(parley)
+        _set_name(parley, alice, "Alice on one")
+        carol = _register(other)
+        _set_name(other, carol, "Carol on two")
+        resp = httpx.get(f"{other.client_base}/_matrix/client/v3/profile/{quote(alice['user_id'])}", timeout=30)
+        assert resp.status_code == 200 and resp.json() == {"displayname": "Alice on one"}, resp.text
+        resp = httpx.get(f"{parley.client_base}/_matrix/client/v3/profile/{quote(carol['user_id'])}", timeout=30)
+        assert resp.status_code == 200 and resp.json() == {"displayname": "Carol on two"}, resp.text
+        # Each now holds the other's key, and vouches for it as a notary.
+        theirs = _fed(other, test_ca, "GET", "/_matrix/key/v2/server").json()
+        vouched = httpx.get(f"{parley.client_base}/_matrix/key/v2/query/{other.server_name}", timeout=30).json()
+        assert vouched["server_keys"][0]["verify_keys"] == theirs["verify_keys"]
+    finally:
+        other.stop()
+
+
+def test_shutdown_is_not_held_by_an_idle_tls_peer(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> None:
+    peer = start_parley(tmp_path_factory.mktemp("parley-stop"), test_ca)
+    try:
+        # A peer that keeps its connection open and never reads (so never answers close_notify).
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(test_ca.ca_file))) as idle:
+            assert idle.get(f"https://{peer.server_name}/_matrix/key/v2/server").status_code == 200
+            started = time.monotonic()
+            peer.proc.send_signal(signal.SIGTERM)
+            peer.proc.wait(25)
+            assert time.monotonic() - started < 12  # graceful period + 2 s, not asyncio's 30 s
+        assert peer.proc.returncode == 0
+        assert "Traceback" not in peer.log.read_text()
+    finally:
+        peer.stop()
