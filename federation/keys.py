@@ -34,6 +34,7 @@ log = logging.getLogger("parley.federation")
 KEY_VALIDITY_MS = 24 * 3600 * 1000
 MAX_KEY_VALIDITY_MS = 7 * 24 * 3600 * 1000
 FAILURE_BACKOFF_MS = 30 * 1000
+MAX_FAILED_SERVERS = 10_000
 KeyTuple = tuple[str, str, int, int | None]  # key_id, verify_key, valid_until_ts, expired_ts
 
 
@@ -150,6 +151,11 @@ class KeyFetcher:
             self._inflight[server_name] = pending
             try:
                 if not await self._fetch_and_store(server_name):
+                    if len(self._failed_until) >= MAX_FAILED_SERVERS:  # origins are chosen by strangers
+                        now = self.clock()
+                        self._failed_until = {k: v for k, v in self._failed_until.items() if v > now}
+                        if len(self._failed_until) >= MAX_FAILED_SERVERS:
+                            self._failed_until.clear()
                     self._failed_until[server_name] = self.clock() + FAILURE_BACKOFF_MS
             finally:
                 del self._inflight[server_name]
