@@ -65,6 +65,7 @@ async def _bounded_after(stop: asyncio.Event, coro: Any, grace_s: float) -> None
     process for asyncio's SSL shutdown timeout (30 s) after the graceful period."""
     task = asyncio.ensure_future(coro)
     stopped = asyncio.ensure_future(stop.wait())
+    cut_short = False
     try:
         await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
@@ -74,10 +75,11 @@ async def _bounded_after(stop: asyncio.Event, coro: Any, grace_s: float) -> None
         if not task.done():
             # Cancelling leaves a cancelled future inside Hypercorn unretrieved; that is expected.
             asyncio.get_running_loop().set_exception_handler(_quiet_cancelled)
+            cut_short = True
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            return
-    task.result()  # a server that failed (e.g. its port taken) fails the whole start
+            await asyncio.gather(task, return_exceptions=True)  # whatever it ends with, it was stopped
+    if not cut_short:
+        task.result()  # a server that failed (e.g. its port taken) fails the whole start
 
 
 def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
