@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-protocol test-api test-e2e lint lint-fix clean latency bench bench-quick
+.PHONY: run test test-protocol test-api test-e2e test-federation lint lint-fix clean latency bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test-api: $(STAMP)
 
 test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -q tests/e2e
+
+# A real Synapse on loopback (installed into bench/.venv-synapse on first use, about 30 s).
+test-federation: $(STAMP)
+	$(BIN)/python -m pytest -q tests/federation tests/api/test_federation_api.py tests/api/test_federation_keys.py
 
 # Style (ruff), types (mypy, configured in pyproject.toml) and the layer contracts (import-linter).
 lint: $(STAMP)

@@ -20,8 +20,11 @@ import asyncpg
 import httpx
 import yaml
 
+from bench.synapse_venv import SYNAPSE_VENV, SynapseUnavailable, ensure_synapse
+
+__all__ = ["SYNAPSE_VENV", "SynapseUnavailable", "ensure_synapse"]
+
 ROOT = Path(__file__).resolve().parents[1]
-SYNAPSE_VENV = ROOT / "bench" / ".venv-synapse"
 PG_ADMIN_DSN = os.environ.get("PARLEY_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("PARLEY_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -187,32 +190,6 @@ async def start_parley(kind: str, tmp: Path) -> Server:
         await stop(server)
         raise
     return server
-
-
-class SynapseUnavailable(RuntimeError):
-    pass
-
-
-def ensure_synapse() -> Path:
-    """The Synapse venv's python, installing matrix-synapse[postgres] from PyPI on first use."""
-    py = SYNAPSE_VENV / "bin" / "python"
-    if py.exists() and subprocess.run([str(py), "-c", "import synapse.app.homeserver"],
-                                      capture_output=True, check=False).returncode == 0:
-        return py
-    print(f"installing matrix-synapse[postgres] into {SYNAPSE_VENV} (about 30 s) ...", flush=True)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(SYNAPSE_VENV)], check=True,
-                       capture_output=True, text=True)
-        r = subprocess.run([str(SYNAPSE_VENV / "bin" / "pip"), "install", "-q", "matrix-synapse[postgres]"],
-                           capture_output=True, text=True, timeout=600, check=False)
-    except (subprocess.SubprocessError, OSError) as e:
-        raise SynapseUnavailable(f"could not create the Synapse virtualenv at {SYNAPSE_VENV}: {e}") from e
-    if r.returncode:
-        raise SynapseUnavailable(
-            f"could not install matrix-synapse[postgres] into {SYNAPSE_VENV} (pip exit {r.returncode}).\n"
-            f"Check that PyPI is reachable and that the build dependencies are present; pip said:\n"
-            + r.stderr[-2000:])
-    return py
 
 
 def synapse_version() -> str:

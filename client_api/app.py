@@ -24,6 +24,7 @@ from client_api.routes import (
     pushrules,
     room_upgrades,
     rooms,
+    shared_secret,
     sync,
     user_directory,
     userdata,
@@ -31,6 +32,7 @@ from client_api.routes import (
 from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
 from federation.routes import openid as federation_openid
+from federation.routes import routes as federation_routes
 from homeserver import metrics
 from homeserver.app import Homeserver
 from homeserver.config import Config
@@ -42,6 +44,7 @@ ALL_ROUTES: list[Route] = [
     *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
     *room_upgrades.routes, *user_directory.routes,
     *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
+    *shared_secret.routes, *federation_routes,
     *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from federation.service import Federation
 from homeserver import metrics
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.accounts.deactivation import DeactivationService
@@ -13,6 +14,7 @@ from homeserver.accounts.filters import FilterService
 from homeserver.accounts.openid import OpenIDService
 from homeserver.accounts.profile import ProfileService
 from homeserver.accounts.service import AccountService, token_secret_from_seed
+from homeserver.accounts.shared_secret import SharedSecretRegistration
 from homeserver.accounts.uia import UIAService
 from homeserver.accounts.user_directory import UserDirectoryService
 from homeserver.admin.service import AdminService
@@ -24,7 +26,14 @@ from homeserver.events.fanout import FanOut
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
 from homeserver.events.visibility import VisibilityFilter
-from homeserver.keys.signing_key import check_against_seen, load_or_create_signing_key
+from homeserver.keys.signing_key import (
+    RetiredKey,
+    check_against_seen,
+    create_signing_key,
+    load_or_create_signing_key,
+    read_key_file,
+    token_key,
+)
 from homeserver.legacy.service import LegacySyncService
 from homeserver.media.service import MediaService
 from homeserver.protocol.signing import SigningKey, encode_signing_key_seed, key_id, verify_key_b64
@@ -80,7 +89,8 @@ class Homeserver:
     directory: DirectoryService
     media: MediaService
 
-    def __init__(self, config: Config, stores: Stores, signing_key: SigningKey) -> None:
+    def __init__(self, config: Config, stores: Stores, signing_key: SigningKey,
+                 retired_keys: list[RetiredKey] | None = None) -> None:
         self.config = config
         self.server_name = config.server_name
         self.stores = stores
@@ -100,7 +110,8 @@ class Homeserver:
         self.persister = EventPersister(
             stores, config.server_name, signing_key, self.notifier, self.fanout.event_persisted
         )
-        seed = encode_signing_key_seed(signing_key).encode()
+        self.retired_keys = retired_keys or []
+        seed = encode_signing_key_seed(token_key(signing_key, self.retired_keys)).encode()
         self.accounts = AccountService(
             stores, config.server_name, token_secret_from_seed(seed), config.admins,
             config.access_token_lifetime_ms,
@@ -132,12 +143,20 @@ class Homeserver:
         self.peek = PeekService(stores, self.serializer, self.notifier, self.visibility)
         self.user_directory = UserDirectoryService(stores, config.user_directory_search_all_users)
         self.media = MediaService(stores, config.server_name, config)
+        self.shared_secret_registration = SharedSecretRegistration(config.registration_shared_secret,
+                                                                   self.accounts, self.profile)
+        self.federation = Federation(config.server_name, config.federation, signing_key, self.retired_keys,
+                                     stores.server_keys)
+        if config.federation.enabled:
+            self.profile.remote = self.federation.query_profile
+            self.directory.remote = self.federation.query_directory
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()
 
     @classmethod
     async def start(cls, config: Config) -> Homeserver:
-        key = load_or_create_signing_key(config.signing_key_path)
+        create_signing_key(config.signing_key_path)
+        key, retired = read_key_file(config.signing_key_path)
         stores = await Stores.open(config.database, config.sqlite_synchronous)
         try:
             seen = await stores.deployment.seen_signing_key(key_id(key), verify_key_b64(key))
@@ -145,7 +164,7 @@ class Homeserver:
         except BaseException:
             await stores.close()
             raise
-        hs = cls(config, stores, key)
+        hs = cls(config, stores, key, retired)
         await hs.start_background()
         return hs
 
@@ -182,6 +201,7 @@ class Homeserver:
         metrics.unwatch(self)
         self.typing.close()
         await self.fanout.stop()
+        await self.federation.close()
         await self.stores.close()
 
     # Fan-out entry points kept on the composition root for callers that hold only `hs`.

@@ -1,4 +1,4 @@
-"""The `parley` command: serve, generate-config, generate-key, register-user."""
+"""The `parley` command: serve, generate-config, generate-key, rotate-signing-key, register-user."""
 
 from __future__ import annotations
 
@@ -58,6 +58,35 @@ def _generate_key(config: Config) -> int:
     return 0
 
 
+async def _bounded_after(stop: asyncio.Event, coro: Any, grace_s: float) -> None:
+    """Run a server; once `stop` is set, give it `grace_s` to finish, then cancel it.
+
+    A TLS connection whose idle peer never answers close_notify would otherwise hold the
+    process for asyncio's SSL shutdown timeout (30 s) after the graceful period."""
+    task = asyncio.ensure_future(coro)
+    stopped = asyncio.ensure_future(stop.wait())
+    cut_short = False
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=grace_s)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            # Cancelling leaves a cancelled future inside Hypercorn unretrieved; that is expected.
+            asyncio.get_running_loop().set_exception_handler(_quiet_cancelled)
+            cut_short = True
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)  # whatever it ends with, it was stopped
+    if not cut_short:
+        task.result()  # a server that failed (e.g. its port taken) fails the whole start
+
+
+def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
+
+
 async def _serve(config: Config) -> int:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config as HyperConfig
@@ -98,6 +127,15 @@ async def _serve(config: Config) -> int:
 
     hc = hyper([f"{lst.host}:{lst.port}" for lst in config.listeners])
     servers: list[Any] = [serve(build_app(config, hs), hc, shutdown_trigger=shutdown_trigger)]  # type: ignore[arg-type]
+    fed = config.federation
+    if fed.enabled and fed.listen is not None:
+        # The TLS listener peers connect to; it serves the whole API (SyTest needs the client
+        # API there too), so the same app is mounted on it.
+        fc = hyper([f"{fed.listen[0]}:{fed.listen[1]}"])
+        fc.certfile, fc.keyfile = fed.tls_certificate_path, fed.tls_private_key_path
+        tls_server = serve(build_app(config, hs), fc, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        servers.append(_bounded_after(stop, tls_server, GRACEFUL_TIMEOUT_S + 2))
+        log.info("federation (TLS) on %s", fc.bind[0])
     if config.metrics_listener is not None:
         ml = config.metrics_listener
         servers.append(serve(MetricsApp(hs), hyper([f"{ml.host}:{ml.port}"]),  # type: ignore[arg-type]
@@ -108,6 +146,32 @@ async def _serve(config: Config) -> int:
         await asyncio.gather(*servers)
     finally:
         await hs.close()
+    return 0
+
+
+async def _rotate_signing_key(config: Config) -> int:
+    """A new signing key; the old one stays published in old_verify_keys with its expired_ts."""
+    from homeserver.keys.signing_key import read_signing_key, write_rotated_key_file
+    from homeserver.protocol.signing import key_id, verify_key_b64
+    from homeserver.storage.stores import Stores
+
+    current = read_signing_key(config.signing_key_path)
+    stores = await Stores.open(config.database, config.sqlite_synchronous)
+    try:
+        seen = await stores.deployment.seen_signing_key(key_id(current), verify_key_b64(current))
+        if seen != (key_id(current), verify_key_b64(current)):
+            print(f"parley: {config.signing_key_path} holds {key_id(current)}, but the database knows "
+                  f"{seen[0]}; not rotating", file=sys.stderr)
+            return 1
+        old, new = write_rotated_key_file(config.signing_key_path)
+        if not await stores.deployment.replace_signing_key(key_id(old), verify_key_b64(old), key_id(new),
+                                                           verify_key_b64(new)):
+            print("parley: the database's signing key changed during the rotation", file=sys.stderr)
+            return 1
+    finally:
+        await stores.close()
+    print(f"rotated {config.signing_key_path}: {key_id(new)} replaces {key_id(old)} (now in old_verify_keys); "
+          "restart every worker to sign with the new key")
     return 0
 
 
@@ -154,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--server-name", default="localhost:8008")
     gen.add_argument("--force", action="store_true")
     sub.add_parser("generate-key", help="create the signing key named by the config, if missing")
+    sub.add_parser("rotate-signing-key", help="replace the signing key; the old one stays in old_verify_keys")
     reg = sub.add_parser("register-user", help="create an account (admins included)")
     reg.add_argument("username")
     reg.add_argument("--password")
@@ -178,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(_run(_serve(config)) or 0)  # type: ignore[call-overload]
     if command == "generate-key":
         return _generate_key(config)
+    if command == "rotate-signing-key":
+        return int(_run(_rotate_signing_key(config)) or 0)  # type: ignore[call-overload]
     if command == "register-user":
         return int(_run(_register_user(config, args)) or 0)  # type: ignore[call-overload]
     parser.error(f"unknown command {command}")

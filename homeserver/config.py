@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from homeserver.config_federation import (
+    FederationConfig,
+    FederationConfigError,
+    build_federation_config,
+    resolve_federation_paths,
+)
 from homeserver.protocol.ids import is_valid_server_name
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
 
@@ -77,6 +83,9 @@ class Config:
     log_format: str = "text"
     allow_guest_access: bool = False
     user_directory_search_all_users: bool = False
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    # Enables Synapse-style /_synapse/admin/v1/register (nonce + HMAC-SHA1) when set.
+    registration_shared_secret: str | None = None
 
     @property
     def data_path(self) -> Path:
@@ -278,6 +287,7 @@ _KNOWN_KEYS = {
     "max_upload_bytes", "media_backend", "s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key",
     "s3_region", "url_preview_enabled", "url_preview_ip_allowlist", "sqlite_synchronous",
     "metrics_listener", "log_format", "allow_guest_access", "user_directory_search_all_users",
+    "federation", "registration_shared_secret",
 }
 
 
@@ -388,6 +398,13 @@ def build_config(raw: Mapping[str, Any]) -> Config:
                          ("ws_max_queued_frames", 1), ("max_upload_bytes", 1)):
         if key in raw:
             kw[key] = _as_int(key, raw[key], minimum)
+    if "federation" in raw:
+        try:
+            kw["federation"] = build_federation_config(raw["federation"])
+        except FederationConfigError as e:
+            raise ConfigError(e.key, e.why) from None
+    if raw.get("registration_shared_secret") not in (None, ""):
+        kw["registration_shared_secret"] = _as_str("registration_shared_secret", raw["registration_shared_secret"])
     if "rate_limits" in raw:
         rl = raw["rate_limits"]
         if not isinstance(rl, dict):
@@ -434,6 +451,8 @@ def _resolve_file_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
             out[key] = _resolve(out[key], base)
     if "database" in out:
         out["database"] = _resolve_database(out["database"], base)
+    if "federation" in out:
+        out["federation"] = resolve_federation_paths(out["federation"], lambda v: _resolve(v, base))
     return out
 
 

@@ -1,4 +1,5 @@
-"""Validate HTTP responses against the official Matrix Client-Server API (OpenAPI 3.1) data.
+"""Validate HTTP responses against the official Matrix Client-Server and Server-Server API
+(OpenAPI 3.1) data.
 
 The spec data is the unmodified upstream ``data/`` tree of matrix-org/matrix-spec, copied
 into this repository at ``spec/matrix-spec/`` (see its ``SOURCE.md`` and ``LICENSE``), or
@@ -17,8 +18,9 @@ Entry point::
   ``data/`` is registered with ``referencing`` under its ``file://`` URI, so the spec's
   relative-file ``$ref``s (including ones into ``data/event-schemas/``) resolve;
 * raises ``AssertionError`` on an invalid body, ``LookupError`` when a
-  ``/_matrix/client/...`` path is not in the spec (other paths, e.g. ``/_matrix/media/...``
-  or ``/.well-known/...``, are validated when the data has them and ignored otherwise).
+  ``/_matrix/client/...``, ``/_matrix/federation/...`` or ``/_matrix/key/...`` path is not in the
+  spec (other paths, e.g. ``/_matrix/media/...`` or ``/.well-known/...``, are validated when the
+  data has them and ignored otherwise).
 
 Everything (YAML, registry, operation index, validators) is parsed once per process.
 """
@@ -47,8 +49,8 @@ __all__ = ["validate_response", "find_operations", "spec_data_dir"]
 ENV_VAR = "PARLEY_MATRIX_SPEC"
 DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[1] / "spec" / "matrix-spec"
 # API folders (under data/api/) whose operations validate_response looks up.
-API_DIRS = ("client-server",)
-CLIENT_PREFIX = "/_matrix/client/"
+API_DIRS = ("client-server", "server-server")
+STRICT_PREFIXES = ("/_matrix/client/", "/_matrix/federation/", "/_matrix/key/")
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
 
 # yaml.safe_load semantics; the libyaml-backed loader is ~10x faster (whole data/ tree in
@@ -344,16 +346,16 @@ def _known_deviations(ops: list[Operation], body: object) -> object:
 def validate_response(method: str, path: str, status: int, body: object) -> None:
     """Check ``body`` against the spec's JSON schema for ``method path`` -> ``status``.
 
-    Raises ``LookupError`` if a ``/_matrix/client/`` path is not in the spec, and
+    Raises ``LookupError`` if a client, federation or key API path is not in the spec, and
     ``AssertionError`` (operation id, status, JSON path and message) if ``body`` is invalid.
     """
     data_dir = str(spec_data_dir())
     ops = find_operations(method, path)
     body = _known_deviations(ops, body)
     if not ops:
-        if path.startswith(CLIENT_PREFIX):
-            raise LookupError(f"{method.upper()} {path} is not in the Matrix Client-Server spec")
-        return  # e.g. /_matrix/federation/..., /_matrix/media/... not in the data
+        if path.startswith(STRICT_PREFIXES):
+            raise LookupError(f"{method.upper()} {path} is not in the Matrix spec data")
+        return  # e.g. /_matrix/media/... not in the data
     failures: list[str] = []
     for op in ops:
         validator = _response_validator(data_dir, op, int(status))

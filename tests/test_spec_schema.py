@@ -203,9 +203,17 @@ def test_unknown_paths() -> None:
         validate_response("GET", "/_matrix/client/r0/account/whoami", 200, {})
     with pytest.raises(LookupError):  # send needs a txnId, not an empty one
         validate_response("PUT", f"{V3}/rooms/{ROOM}/send/m.room.message/", 200, {})
-    # Not under /_matrix/client/ and not in the client-server data: ignored.
-    validate_response("GET", "/_matrix/federation/v1/version", 200, {"server": 1})
-    validate_response("GET", "/_matrix/key/v2/server", 200, [])
+    with pytest.raises(LookupError):  # federation paths are looked up too
+        validate_response("GET", "/_matrix/federation/v1/no/such/thing", 200, {})
+    # Not in the data at all: ignored.
+    validate_response("GET", "/_matrix/media/v3/no/such/thing", 200, [])
+
+
+def test_server_server_paths_are_validated() -> None:
+    validate_response("GET", "/_matrix/federation/v1/version", 200, {"server": {"name": "Parley"}})
+    _invalid("GET", "/_matrix/federation/v1/version", 200, {"server": 1})
+    _invalid("GET", "/_matrix/key/v2/server", 200, [])
+    _invalid("POST", "/_matrix/key/v2/query", 200, {"server_keys": {}})
 
 
 def test_non_client_paths_in_the_data_are_validated() -> None:

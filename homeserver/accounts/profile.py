@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.protocol.errors import MatrixError
+from homeserver.protocol.ids import server_name_of
 from homeserver.rooms.service import RoomService
 from homeserver.storage.stores import Stores
 
@@ -16,8 +18,12 @@ class ProfileService:
     def __init__(self, stores: Stores, rooms: RoomService) -> None:
         self.stores = stores
         self.rooms = rooms
+        # Profiles of other servers' users, over federation (wired in app.py).
+        self.remote: Callable[[str], Awaitable[dict[str, Any]]] | None = None
 
     async def get(self, user_id: str) -> dict[str, Any]:
+        if self.remote is not None and server_name_of(user_id) != self.rooms.server_name:
+            return await self.remote(user_id)
         user = await self.stores.accounts.get_user(user_id)
         if user is None:
             raise MatrixError(404, "M_NOT_FOUND", "Profile not found")

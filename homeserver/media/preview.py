@@ -13,8 +13,6 @@ An `og:image` is fetched the same way and stored as local media, so clients get 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +22,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from homeserver.outbound import AddressPolicy, Resolver, system_resolve
 from homeserver.protocol.errors import MatrixError
 
 MAX_BYTES = 1024 * 1024
@@ -36,19 +35,7 @@ CACHE_ENTRIES = 1000
 MAX_VALUE_CHARS = 2000
 USER_AGENT = "Parley URL preview (Matrix homeserver)"
 
-# Ranges that embed an IPv4 address inside IPv6 (NAT64, 6to4) and would otherwise count as global.
-_EMBEDDING = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16")]
-
-Resolver = Callable[[str, int], Awaitable[list[str]]]
 ImageStore = Callable[[str, AsyncIterator[bytes], str], Awaitable[tuple[str, int]]]
-
-
-async def system_resolve(host: str, port: int) -> list[str]:
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        raise MatrixError(502, "M_UNKNOWN", "Could not resolve the host") from None
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 class _OG(HTMLParser):
@@ -98,25 +85,13 @@ def parse_html(body: bytes, encoding: str) -> dict[str, str]:
     return out
 
 
-class UrlPreviewer:
+class UrlPreviewer(AddressPolicy):
     def __init__(self, enabled: bool, allow_cidrs: tuple[str, ...], store_image: ImageStore | None = None,
                  resolver: Resolver = system_resolve) -> None:
+        super().__init__(allow_cidrs, resolver)
         self.enabled = enabled
-        self.allow = [ipaddress.ip_network(c, strict=False) for c in allow_cidrs]
         self.store_image = store_image
-        self.resolve = resolver
         self._cache: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
-
-    def allowed_ip(self, ip: str) -> bool:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0])
-        if any(addr.version == net.version and addr in net for net in self.allow):
-            return True
-        if isinstance(addr, ipaddress.IPv6Address):
-            if addr.ipv4_mapped is not None:
-                return self.allowed_ip(str(addr.ipv4_mapped))
-            if any(addr in net for net in _EMBEDDING):
-                return False
-        return addr.is_global and not addr.is_multicast
 
     async def _target(self, url: str) -> tuple[str, dict[str, str], dict[str, Any]]:
         """(URL to connect to, headers, httpx extensions) after checking every resolved address."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.protocol.errors import MatrixError
@@ -18,6 +19,8 @@ class DirectoryService:
         self.stores = stores
         self.rooms = rooms
         self.server_name = server_name
+        # Aliases of other servers, over federation (wired in app.py).
+        self.remote: Callable[[str], Awaitable[dict[str, Any]]] | None = None
 
     def _check_alias(self, alias: str) -> None:
         if not is_valid_room_alias(alias):
@@ -39,6 +42,8 @@ class DirectoryService:
     async def resolve(self, alias: str) -> dict[str, Any]:
         if not is_valid_room_alias(alias):
             raise MatrixError(400, "M_INVALID_PARAM", "Invalid room alias")
+        if self.remote is not None and server_name_of(alias) != self.server_name:
+            return await self.remote(alias)
         found = await self.stores.userdata.get_alias(alias)
         if found is None:
             raise MatrixError(404, "M_NOT_FOUND", "Room alias not found")

@@ -22,6 +22,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (5, "005_auth_sessions.sql"),
     (6, "006_guests.sql"),
     (7, "007_deployment.sql"),
+    (9, "009_server_keys.sql"),
     (10, "010_intake.sql"),
 ]
 

@@ -11,6 +11,7 @@ from homeserver.storage.ids import Counter, StreamTracker
 from homeserver.storage.media import MediaStore
 from homeserver.storage.migrate import migrate
 from homeserver.storage.receipts import ReceiptStore
+from homeserver.storage.server_keys import ServerKeyStore
 from homeserver.storage.state import StateStore
 from homeserver.storage.user_directory import UserDirectoryStore
 from homeserver.storage.userdata import UserDataStore
@@ -40,6 +41,7 @@ class Stores:
         self.media = MediaStore(db)
         self.deployment = DeploymentStore(db)
         self.user_directory = UserDirectoryStore(db)
+        self.server_keys = ServerKeyStore(db)
 
     @classmethod
     async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:

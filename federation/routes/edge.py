@@ -1,0 +1,76 @@
+"""The federation HTTP edge: X-Matrix authentication and Matrix error JSON for every handler."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from client_api.http import error_response, json_response, read_body_bytes
+from homeserver.app import Homeserver
+from homeserver.protocol.errors import MatrixError
+
+log = logging.getLogger("parley.federation")
+
+FederationHandler = Callable[..., Awaitable[Any]]
+
+
+def request_uri(request: Request) -> str:
+    """The request target exactly as sent (path and query), which the origin signed."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1").split("?", 1)[0] if isinstance(raw, bytes) else request.url.path
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return path + ("?" + query if query else "")
+
+
+async def request_content(request: Request) -> Any:
+    """The JSON body, or None when there is none (then no `content` was signed)."""
+    raw = await read_body_bytes(request)
+    if not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise MatrixError(400, "M_NOT_JSON", "Request body is not valid JSON") from None
+
+
+def federation_endpoint(signed: bool = True) -> Callable[[FederationHandler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap a federation handler: 404 unless federation is on, X-Matrix check when `signed`.
+
+    Handlers take (request, hs, origin, content); origin is None for unsigned endpoints."""
+
+    def deco(fn: FederationHandler) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(fn)
+        async def wrapper(request: Request) -> Response:
+            hs: Homeserver = request.app.state.hs
+            try:
+                hs.federation.require_enabled()
+                content = await request_content(request) if request.method in ("PUT", "POST") else None
+                origin = None
+                if signed:
+                    origin = await hs.federation.authenticate(
+                        request.method, request_uri(request), request.headers.getlist("authorization"), content)
+                result = await fn(request, hs, origin, content)
+            except MatrixError as e:
+                return error_response(e)
+            except Exception:
+                log.exception("unhandled error in %s %s", request.method, request.url.path)
+                return error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
+            if isinstance(result, Response):
+                return result
+            return json_response(result)
+
+        return wrapper
+
+    return deco
+
+
+def json_object(content: Any) -> dict[str, Any]:
+    if not isinstance(content, dict):
+        raise MatrixError(400, "M_BAD_JSON", "Request body must be a JSON object")
+    return content
