@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+from federation.intake import FederationEventSource, FederationKeySource
 from federation.service import Federation
 from homeserver import metrics
 from homeserver.accounts.account_data import AccountDataService
@@ -25,6 +26,8 @@ from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.fanout import FanOut
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
+from homeserver.events.receiver import EventReceiver
+from homeserver.events.server_reads import ServerReads
 from homeserver.events.visibility import VisibilityFilter
 from homeserver.keys.signing_key import (
     RetiredKey,
@@ -44,6 +47,7 @@ from homeserver.rooms.membership import MembershipService
 from homeserver.rooms.peek import PeekService
 from homeserver.rooms.reads import RoomReader
 from homeserver.rooms.receipts import ReceiptService
+from homeserver.rooms.remote_joins import RemoteJoins, TransactionHandler
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade import RoomUpgrader
@@ -147,6 +151,12 @@ class Homeserver:
                                                                    self.accounts, self.profile)
         self.federation = Federation(config.server_name, config.federation, signing_key, self.retired_keys,
                                      stores.server_keys)
+        # Received events: the intake, fed by inbound transactions and joins.
+        self.server_reads = ServerReads(stores)
+        self.receiver = EventReceiver(stores, self.persister, FederationKeySource(self.federation.keys),
+                                      FederationEventSource(self.federation.client))
+        self.remote_joins = RemoteJoins(stores, config.server_name, self.receiver, self.server_reads)
+        self.transactions = TransactionHandler(self.receiver)
         if config.federation.enabled:
             self.profile.remote = self.federation.query_profile
             self.directory.remote = self.federation.query_directory

@@ -45,8 +45,9 @@ MISSING_EVENTS_LIMIT = 20
 
 
 class KeySource(Protocol):
-    async def verify_keys(self, server: str) -> dict[str, str]:
-        """The server's known verify keys: key ID -> unpadded base64 ed25519 key."""
+    async def verify_keys(self, server: str, key_ids: list[str], valid_at_ts: int) -> dict[str, str]:
+        """The server's verify keys among `key_ids` valid at `valid_at_ts`: key ID -> unpadded
+        base64 ed25519 key (keys that cannot be had are left out)."""
         ...
 
 
@@ -134,7 +135,14 @@ class EventReceiver:
         return rv, room_id
 
     async def check_signatures(self, pdu: dict[str, Any], rv: RoomVersion) -> None:
-        keys = {server: await self.keys.verify_keys(server) for server in required_signers(pdu)}
+        sigs = pdu.get("signatures")
+        raw_ts = pdu.get("origin_server_ts")
+        ts = raw_ts if isinstance(raw_ts, int) else 0
+        keys = {}
+        for server in required_signers(pdu):
+            theirs = sigs.get(server) if isinstance(sigs, dict) else None
+            kids = [k for k in theirs if isinstance(k, str)] if isinstance(theirs, dict) else []
+            keys[server] = await self.keys.verify_keys(server, kids, ts)
         try:
             verify_pdu_signatures(pdu, rv, keys)
         except MatrixError as e:

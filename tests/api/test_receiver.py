@@ -33,7 +33,7 @@ class Peer:
         self.state_before: dict[str, list[str]] = {}
         self.missing_calls = 0
 
-    async def verify_keys(self, server: str) -> dict[str, str]:
+    async def verify_keys(self, server: str, key_ids: list[str], valid_at_ts: int) -> dict[str, str]:
         if server == REMOTE:
             return {key_id(self.key): verify_key_b64(self.key)}
         if server == self.hs.server_name:

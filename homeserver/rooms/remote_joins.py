@@ -1,0 +1,136 @@
+"""Other servers' users joining our rooms (server-server API "Joining Rooms": make_join, then
+send_join v2), and the transactions other servers push to us (`PUT /send/{txnId}`)."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+from homeserver.events.receiver import EventReceiver
+from homeserver.events.server_reads import ServerReads
+from homeserver.protocol.auth_rules import auth_types_for_event, check_auth
+from homeserver.protocol.errors import AuthError, MatrixError
+from homeserver.protocol.events import compute_event_id, make_event_refs
+from homeserver.protocol.ids import is_valid_user_id, server_name_of
+from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from homeserver.storage.stores import Stores
+
+MAX_PDUS = 50
+MAX_EDUS = 100
+TXN_MEMORY = 2_000
+
+
+class RemoteJoins:
+    def __init__(self, stores: Stores, server_name: str, receiver: EventReceiver, reads: ServerReads) -> None:
+        self.stores = stores
+        self.server_name = server_name
+        self.receiver = receiver
+        self.reads = reads
+
+    async def _rv(self, room_id: str) -> RoomVersion:
+        version = await self.stores.userdata.room_version(room_id)
+        rv = KNOWN_ROOM_VERSIONS.get(version or "")
+        if rv is None:
+            raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
+        return rv
+
+    async def make_join(self, origin: str, room_id: str, user_id: str, versions: list[str]) -> dict[str, Any]:
+        """A join event template for `user_id`, built on the room's current extremities."""
+        if not is_valid_user_id(user_id) or server_name_of(user_id) != origin:
+            raise MatrixError(403, "M_FORBIDDEN", "A server may only make joins for its own users")
+        rv = await self._rv(room_id)
+        if rv.identifier not in (versions or ["1"]):
+            raise MatrixError(400, "M_INCOMPATIBLE_ROOM_VERSION",
+                              f"The room is version {rv.identifier}", room_version=rv.identifier)
+        extremities = await self.stores.events.forward_extremities(None, room_id)
+        if not extremities:
+            raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
+        extremities.sort(key=lambda e: (e.depth, e.stream_ordering), reverse=True)
+        extremities = extremities[:10]
+        event: dict[str, Any] = {
+            "origin": self.server_name,  # the resident server, as the template schema has it
+            "room_id": room_id, "type": "m.room.member", "state_key": user_id, "sender": user_id,
+            "content": {"membership": "join"}, "origin_server_ts": int(time.time() * 1000),
+            "depth": min(extremities[0].depth + 1, 2**53 - 1),
+            "prev_events": make_event_refs(rv, [(e.event_id, e.pdu) for e in extremities]),
+        }
+        current = await self.stores.state.current_all(room_id)
+        keys = auth_types_for_event(rv, event)
+        auth = await self.stores.events.get_many([current[k] for k in keys if k in current])
+        event["auth_events"] = make_event_refs(rv, [(a.event_id, a.pdu) for a in auth.values()])
+        create = await self.stores.events.get(current.get(("m.room.create", ""), ""))
+        state = {(a.type, a.state_key or ""): {**a.pdu, "event_id": a.event_id} for a in auth.values()}
+        try:
+            check_auth(rv, event, state,
+                       create_event={**create.pdu, "event_id": create.event_id} if create else None)
+        except AuthError as e:
+            raise MatrixError(403, "M_FORBIDDEN", f"The join would not be allowed: {e}") from None
+        return {"room_version": rv.identifier, "event": event}
+
+    async def send_join(self, origin: str, room_id: str, event_id: str, pdu: Any) -> dict[str, Any]:
+        """Accept a signed join from `origin` and answer with the room's state and auth chain."""
+        rv = await self._rv(room_id)
+        if not isinstance(pdu, dict) or pdu.get("type") != "m.room.member" or pdu.get("room_id") != room_id:
+            raise MatrixError(400, "M_BAD_JSON", "Expected a join event of this room")
+        sender = pdu.get("sender")
+        content = pdu.get("content")
+        if not isinstance(sender, str) or server_name_of(sender) != origin or pdu.get("state_key") != sender \
+                or not isinstance(content, dict) or content.get("membership") != "join":
+            raise MatrixError(400, "M_BAD_JSON", "A join must be the origin's user joining themselves")
+        try:
+            computed = compute_event_id(pdu, rv)
+        except Exception:  # noqa: BLE001 - any malformed PDU is the sender's error
+            raise MatrixError(400, "M_BAD_JSON", "Malformed event") from None
+        if computed != event_id:
+            raise MatrixError(400, "M_BAD_JSON", "The event ID does not match the event")
+        got = await self.receiver.receive(origin, pdu)
+        if got.outcome == "dropped":
+            raise MatrixError(400, "M_BAD_JSON", f"The join was refused: {got.reason}")
+        if got.event is None or got.event.rejected or got.event.soft_failed:
+            raise MatrixError(403, "M_FORBIDDEN", f"The join is not allowed: {got.reason or 'current state'}")
+        state_ids, chain = await self.reads.state_ids(origin, room_id, event_id)
+        servers = set()
+        for (t, sk), _ in (await self.stores.state.current_all(room_id)).items():
+            if t == "m.room.member" and ":" in sk:
+                servers.add(server_name_of(sk))
+        return {
+            "origin": self.server_name,
+            "state": await self.reads.pdus(state_ids),
+            "auth_chain": await self.reads.pdus(chain),
+            "event": self.reads.as_pdu(got.event),
+            "members_omitted": False,
+            "servers_in_room": sorted(servers),
+        }
+
+
+class TransactionHandler:
+    """`PUT /send/{txnId}`: each PDU on its own (one bad PDU never fails the others); a retried
+    transaction gets the same answer (remembered in process; a retry on another worker is
+    handled again, which the receiver's per-event idempotency makes harmless)."""
+
+    def __init__(self, receiver: EventReceiver) -> None:
+        self.receiver = receiver
+        self._done: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+
+    async def handle(self, origin: str, txn_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        key = (origin, txn_id)
+        if key in self._done:
+            return self._done[key]
+        pdus, edus = body.get("pdus", []), body.get("edus", [])
+        if not isinstance(pdus, list) or not isinstance(edus, list):
+            raise MatrixError(400, "M_BAD_JSON", "'pdus' and 'edus' must be lists")
+        if len(pdus) > MAX_PDUS or len(edus) > MAX_EDUS:
+            raise MatrixError(400, "M_BAD_JSON", f"At most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs per transaction")
+        results: dict[str, Any] = {}
+        for pdu in pdus:
+            got = await self.receiver.receive(origin, pdu)
+            if got.event_id is None:
+                continue
+            ok = got.outcome in ("persisted", "duplicate", "soft_failed")
+            results[got.event_id] = {} if ok else {"error": got.reason or got.outcome}
+        answer = {"pdus": results}
+        self._done[key] = answer
+        while len(self._done) > TXN_MEMORY:
+            self._done.popitem(last=False)
+        return answer
