@@ -105,6 +105,13 @@ async def send_join_v2(request: Request, hs: Homeserver, origin: str, content: A
     return await hs.remote_joins.send_join(origin, p["room_id"], p["event_id"], content)
 
 
+@federation_endpoint()
+async def send_join_v1(request: Request, hs: Homeserver, origin: str, content: Any) -> list[Any]:
+    """The v1 form: the same answer wrapped as `[200, {...}]` (deprecated, still used)."""
+    p = request.path_params
+    return [200, await hs.remote_joins.send_join(origin, p["room_id"], p["event_id"], content)]
+
+
 routes = [
     Route(f"{FED}/send/{{txn_id}}", send_transaction, methods=["PUT"]),
     Route(f"{FED}/event/{{event_id}}", get_event, methods=["GET"]),
@@ -115,4 +122,5 @@ routes = [
     Route(f"{FED}/backfill/{{room_id}}", backfill, methods=["GET"]),
     Route(f"{FED}/make_join/{{room_id}}/{{user_id}}", make_join, methods=["GET"]),
     Route(f"{FED2}/send_join/{{room_id}}/{{event_id}}", send_join_v2, methods=["PUT"]),
+    Route(f"{FED}/send_join/{{room_id}}/{{event_id}}", send_join_v1, methods=["PUT"]),
 ]

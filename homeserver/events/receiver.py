@@ -71,7 +71,9 @@ class Received:
 
 
 class Dropped(Exception):
-    """The PDU is not stored at all (malformed, badly signed)."""
+    """The PDU is not stored at all (malformed, badly signed, impossible to place)."""
+
+    event_id: str | None = None
 
 
 class EventReceiver:
@@ -88,11 +90,19 @@ class EventReceiver:
         try:
             return await self._receive(origin, pdu, depth, backfilled)
         except Dropped as e:
-            return Received("dropped", reason=str(e))
+            return Received("dropped", e.event_id, reason=str(e))
 
     async def _receive(self, origin: str, pdu: Any, depth: int, backfilled: bool) -> Received:
         rv, room_id = await self.check_format(pdu)
         event_id = compute_event_id(pdu, rv)
+        try:
+            return await self._checked(origin, pdu, rv, room_id, event_id, depth, backfilled)
+        except Dropped as e:
+            e.event_id = event_id
+            raise
+
+    async def _checked(self, origin: str, pdu: dict[str, Any], rv: RoomVersion, room_id: str,
+                       event_id: str, depth: int, backfilled: bool) -> Received:
         known = await self.stores.events.get(event_id)
         if known is not None and not known.outlier:
             return Received("duplicate", event_id, event=known)  # an outlier is taken in anew
@@ -245,7 +255,10 @@ class EventReceiver:
         if not prevs:
             return EventContext(state_before=None)
         # A gap we could not fill: take the origin's view of the state before the event.
-        state_ids = await self.source.get_state_ids(origin, room_id, event_id)
+        try:
+            state_ids = await self.source.get_state_ids(origin, room_id, event_id)
+        except Exception as e:  # noqa: BLE001 - whatever the peer did, this event cannot be placed
+            raise Dropped(f"prev events unavailable and no state from {origin}: {e}") from None
         missing = [s for s in state_ids if await self.stores.events.get(s) is None]
         for eid in missing:
             fetched = await self.source.get_event(origin, eid)

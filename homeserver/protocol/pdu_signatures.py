@@ -41,7 +41,8 @@ def verify_pdu_signatures(
     """Every required server has a valid signature by one of its keys in `keys[server]`
     (key ID -> unpadded base64 verify key). Raises 401 M_UNAUTHORIZED otherwise."""
     redacted = redact(pdu, rv)
-    redacted.pop("event_id", None)
+    if not rv.event_id_in_pdu:  # v1/v2 events carry their ID, which the signature covers
+        redacted.pop("event_id", None)
     signatures = pdu.get("signatures")
     if not isinstance(signatures, dict):
         raise MatrixError(401, "M_UNAUTHORIZED", "The event carries no signatures")

@@ -127,8 +127,9 @@ class TransactionHandler:
             got = await self.receiver.receive(origin, pdu)
             if got.event_id is None:
                 continue
-            ok = got.outcome in ("persisted", "duplicate", "soft_failed")
-            results[got.event_id] = {} if ok else {"error": got.reason or got.outcome}
+            # Rejected and soft-failed events were processed (and stored as such): only events
+            # that could not be handled report an error, as Synapse answers.
+            results[got.event_id] = {} if got.outcome != "dropped" else {"error": got.reason or "dropped"}
         answer = {"pdus": results}
         self._done[key] = answer
         while len(self._done) > TXN_MEMORY:
