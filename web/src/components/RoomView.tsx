@@ -1,0 +1,39 @@
+"use client";
+
+import { useEffect, useRef } from "react";
+import { type MatrixClient } from "@/lib/api";
+import { sendReadReceipt } from "@/lib/actions";
+import { roomName, useRooms } from "@/lib/rooms";
+import type { RoomData } from "@/lib/types";
+import { Composer } from "./Composer";
+import { MessageList } from "./MessageList";
+
+export function RoomView({ client, room }: { client: MatrixClient; room: RoomData }) {
+  const direct = useRooms((s) => s.direct[room.roomId]);
+  const name = roomName(room, client.userId, direct);
+  const lastRead = useRef<string | null>(null);
+  const last = [...room.timeline].reverse().find((e) => !e.pending && !e.event_id.startsWith("~"));
+
+  // Reading the channel is reading its newest event: tell the server so badges clear everywhere.
+  useEffect(() => {
+    if (!last || lastRead.current === last.event_id) return;
+    lastRead.current = last.event_id;
+    useRooms.getState().markRead(room.roomId);
+    if (last.sender !== client.userId) {
+      sendReadReceipt(client, room.roomId, last.event_id).catch(() => { lastRead.current = null; });
+    }
+  }, [client, room.roomId, last]);
+
+  const members = Object.values(room.members).filter((m) => m.membership === "join").length;
+  return (
+    <section className="flex min-h-0 flex-1 flex-col" aria-label={`Channel ${name}`}>
+      <header className="flex items-baseline gap-3 border-b border-slate-200 px-4 py-3">
+        <h1 className="truncate text-lg font-bold" data-testid="room-name">{direct ? "" : "# "}{name}</h1>
+        {room.topic && <p className="truncate text-sm text-slate-500" data-testid="room-topic">{room.topic}</p>}
+        <span className="ml-auto shrink-0 text-xs text-slate-500">{members} {members === 1 ? "member" : "members"}</span>
+      </header>
+      <MessageList client={client} room={room} />
+      <Composer client={client} roomId={room.roomId} placeholder={`Message ${direct ? "" : "#"}${name}`} />
+    </section>
+  );
+}
