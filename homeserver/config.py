@@ -77,6 +77,7 @@ class Config:
     log_format: str = "text"
     allow_guest_access: bool = False
     user_directory_search_all_users: bool = False
+    web_client_dir: str | None = None  # the web client's static export; None: web/out in the source tree
 
     @property
     def data_path(self) -> Path:
@@ -278,6 +279,7 @@ _KNOWN_KEYS = {
     "max_upload_bytes", "media_backend", "s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key",
     "s3_region", "url_preview_enabled", "url_preview_ip_allowlist", "sqlite_synchronous",
     "metrics_listener", "log_format", "allow_guest_access", "user_directory_search_all_users",
+    "web_client_dir",
 }
 
 
@@ -348,6 +350,8 @@ def build_config(raw: Mapping[str, Any]) -> Config:
     for key in ("allow_guest_access", "user_directory_search_all_users"):
         if key in raw:
             kw[key] = _as_bool(key, raw[key])
+    if "web_client_dir" in raw:
+        kw["web_client_dir"] = _as_str("web_client_dir", raw["web_client_dir"]) or None
     if "presence_enabled" in raw:
         kw["presence_enabled"] = _as_bool("presence_enabled", raw["presence_enabled"])
     if "admins" in raw:

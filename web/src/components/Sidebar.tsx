@@ -84,8 +84,8 @@ export function Sidebar({ client, onCreate, onBrowse, onLogout }: {
             <h2 className="px-2 text-xs font-semibold uppercase text-slate-400">Invites</h2>
             <ul>
               {invites.map((r) => (
-                <li key={r.roomId} className="px-2 py-1">
-                  <div className="truncate">{roomName(r, me)}</div>
+                <li key={r.roomId} className="px-2 py-1" data-testid="invite">
+                  <div className="truncate" data-testid="invite-name">{roomName(r, me)}</div>
                   <div className="flex gap-2 text-xs">
                     <button type="button" className="text-indigo-300 underline" onClick={() => void accept(r.roomId)}>Join</button>
                     <button type="button" className="text-slate-400 underline" onClick={() => void decline(r.roomId)}>Decline</button>

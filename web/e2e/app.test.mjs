@@ -1,0 +1,262 @@
+// The built client in Debian's Chromium against a real Parley (PARLEY_URL): two people register,
+// chat in real time (one over the WebSocket, one over long-poll /sync), read older history, see
+// hostile content rendered as text, and log out. Run by tests/web/test_browser.py.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+import { XSS } from "./xss-corpus.mjs";
+
+const BASE = process.env.PARLEY_URL;
+if (!BASE) throw new Error("PARLEY_URL is not set");
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const RUN = Date.now().toString(36);
+const PASSWORD = "correct horse battery staple";
+const T = 20_000;
+
+let browser;
+const watched = [];
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** A page whose dialogs, script errors and CSP violations are recorded, to be asserted empty. */
+async function newPage({ transport } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+  if (transport) {
+    await context.addInitScript((t) => window.localStorage.setItem("parley.transport", t), transport);
+  }
+  const page = await context.newPage();
+  page.setDefaultTimeout(T);
+  const seen = { dialogs: [], errors: [], csp: [] };
+  page.on("dialog", (d) => { seen.dialogs.push(d.message()); void d.dismiss(); });
+  page.on("pageerror", (e) => seen.errors.push(String(e)));
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) seen.csp.push(m.text());
+  });
+  watched.push(seen);
+  await page.goto(BASE);
+  return { context, page, seen };
+}
+
+async function api(method, path, token, body) {
+  const res = await fetch(new URL(path, BASE), {
+    method,
+    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function registerViaApi(username) {
+  const body = { username, password: PASSWORD, auth: { type: "m.login.dummy" } };
+  return api("POST", "/_matrix/client/v3/register", undefined, body);
+}
+
+async function registerInUi(page, username) {
+  await page.getByRole("button", { name: "Create an account" }).click();
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await page.getByLabel("Confirm password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.getByTestId("me").filter({ hasText: `@${username}:` }).waitFor();
+}
+
+function room(page, name) {
+  return page.getByTestId("room-link").filter({ hasText: name });
+}
+
+function message(page, text) {
+  return page.getByTestId("message").filter({ hasText: text });
+}
+
+async function send(page, text) {
+  await page.getByTestId("composer").fill(text);
+  await page.getByTestId("composer").press("Enter");
+}
+
+async function assertNothingInjected(page) {
+  const found = await page.evaluate(() => {
+    const tags = ":is(script, iframe, object, embed, img, svg, math, input, details, form, style)";
+    const bad = [...document.querySelectorAll(
+      `[data-testid=timeline] ${tags}, nav ${tags}, section > header ${tags}, [role=dialog] ${tags}`)];
+    const handlers = [...document.querySelectorAll("*")]
+      .filter((el) => [...el.attributes].some((a) => a.name.startsWith("on")));
+    const jsLinks = [...document.querySelectorAll("a[href]")]
+      .filter((a) => /^\s*javascript:/i.test(a.getAttribute("href")));
+    return { xss: window.__xss ?? null, bad: bad.map((e) => e.outerHTML), handlers: handlers.map((e) => e.outerHTML),
+      jsLinks: jsLinks.map((e) => e.outerHTML) };
+  });
+  assert.deepEqual(found, { xss: null, bad: [], handlers: [], jsLinks: [] });
+}
+
+const alice = `alice${RUN}`;
+const bob = `bob${RUN}`;
+const channel = `general-${RUN}`;
+let A;
+let B;
+
+test("login errors are shown in words", async () => {
+  A = await newPage();
+  await A.page.getByLabel("Username").fill(alice);
+  await A.page.getByLabel("Password", { exact: true }).fill("wrong password");
+  await A.page.getByRole("button", { name: "Log in" }).click();
+  const alert = await A.page.locator("form [role=alert]").textContent();
+  assert.match(alert, /password|forbidden|invalid|not allowed/i);
+  assert.doesNotMatch(alert, /M_[A-Z_]+/);
+});
+
+test("register, then a reload stays logged in", async () => {
+  await registerInUi(A.page, alice);
+  await A.page.reload();
+  await A.page.getByTestId("me").filter({ hasText: `@${alice}:` }).waitFor();
+  const stored = await A.page.evaluate(() => JSON.parse(localStorage.getItem("parley.session")));
+  assert.ok(stored.refreshToken, "the session keeps a refresh token");
+});
+
+test("create a public channel with a topic", async () => {
+  await A.page.getByRole("button", { name: "Create a channel" }).click();
+  await A.page.getByLabel("Name").fill(channel);
+  await A.page.getByLabel("Topic").fill("Where everything happens");
+  await A.page.getByRole("button", { name: "Create", exact: true }).click();
+  await A.page.getByTestId("room-name").filter({ hasText: channel }).waitFor();
+  await A.page.getByTestId("room-topic").filter({ hasText: "Where everything happens" }).waitFor();
+  await room(A.page, channel).waitFor();
+});
+
+test("a second person joins from the directory and they talk in real time both ways", async () => {
+  B = await newPage({ transport: "long-poll" });
+  await registerInUi(B.page, bob);
+  await B.page.getByRole("button", { name: "Browse channels" }).click();
+  const entry = B.page.getByTestId("public-room").filter({ hasText: channel });
+  await entry.getByRole("button", { name: "Join" }).click();
+  await B.page.getByTestId("room-name").filter({ hasText: channel }).waitFor();
+
+  await send(A.page, "hello bob, **welcome**");
+  await message(B.page, "hello bob, welcome").waitFor();
+  assert.equal(await message(B.page, "hello bob").locator("strong").textContent(), "welcome");
+  await send(B.page, "hi alice");
+  await message(A.page, "hi alice").waitFor();
+  await A.page.getByText(`${bob} joined`).waitFor();
+
+  assert.equal(await A.page.getByTestId("sync-status").getAttribute("data-transport"), "websocket");
+  assert.equal(await B.page.getByTestId("sync-status").getAttribute("data-transport"), "long-poll");
+  // The page's own scripts and connections pass its Content-Security-Policy.
+  assert.deepEqual([...A.seen.csp, ...B.seen.csp], []);
+  // Two messages in a row from one person share one header.
+  await send(B.page, "and a second line");
+  await message(A.page, "and a second line").waitFor();
+  const last = message(A.page, "and a second line");
+  assert.equal(await last.getByTestId("sender").count(), 0);
+  assert.ok(await A.page.getByTestId("day-separator").filter({ hasText: "Today" }).count() >= 1);
+});
+
+test("an unread badge appears on a channel not being read, and clears when it is opened", async () => {
+  await A.page.getByRole("button", { name: "Create a channel" }).click();
+  await A.page.getByLabel("Name").fill(`quiet-${RUN}`);
+  await A.page.getByRole("button", { name: "Create", exact: true }).click();
+  await A.page.getByTestId("room-name").filter({ hasText: `quiet-${RUN}` }).waitFor();
+  await send(B.page, "ping while you are away");
+  const badge = room(A.page, channel).getByTestId("unread-badge");
+  await badge.waitFor();
+  assert.equal(await badge.textContent(), "1");
+  await room(A.page, channel).click();
+  await message(A.page, "ping while you are away").waitFor();
+  await badge.waitFor({ state: "detached" });
+});
+
+test("older history loads on scroll", async () => {
+  const carol = await registerViaApi(`carol${RUN}`);
+  const roomId = await room(A.page, channel).getAttribute("data-room-id");
+  await api("POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, carol.access_token, {});
+  for (let i = 0; i < 70; i++) {
+    await api("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/h${i}`,
+      carol.access_token, { msgtype: "m.text", body: `history number ${i}` });
+  }
+  await message(A.page, "history number 69").waitFor();
+  await A.page.reload();
+  await message(A.page, "history number 69").waitFor();
+  const exact = (n) => A.page.getByTestId("body").filter({ hasText: new RegExp(`^history number ${n}$`) });
+  assert.equal(await exact(5).count(), 0, "the first page is only the newest events");
+  const timeline = A.page.getByTestId("timeline");
+  for (let i = 0; i < 20 && (await A.page.getByTestId("history-start").count()) === 0; i++) {
+    await timeline.evaluate((el) => { el.scrollTop = 0; });
+    await A.page.waitForFunction(
+      () => !document.querySelector("[data-testid=timeline]")?.textContent?.includes("Loading older messages"));
+  }
+  await A.page.getByTestId("history-start").waitFor();
+  await exact(0).waitFor();
+  await message(A.page, "hello bob").waitFor();
+  const bodies = await A.page.getByTestId("message").filter({ hasText: "history number" }).allTextContents();
+  const numbers = bodies.map((t) => Number(/history number (\d+)/.exec(t)[1]));
+  assert.deepEqual(numbers, [...numbers].sort((a, b) => a - b), "messages stay in order");
+  assert.equal(new Set(numbers).size, 70, "no message is lost or repeated");
+});
+
+test("hostile message content, display names and room names render as text", async () => {
+  const mallory = await registerViaApi(`mallory${RUN}`);
+  const token = mallory.access_token;
+  const roomId = await room(A.page, channel).getAttribute("data-room-id");
+  await api("POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, token, {});
+  await api("PUT", `/_matrix/client/v3/profile/${encodeURIComponent(mallory.user_id)}/displayname`, token,
+    { displayname: `<img src=x onerror="window.__xss=99;alert(99)">Mallory` });
+  for (const [i, payload] of XSS.entries()) {
+    await api("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/x${i}`, token,
+      { msgtype: "m.text", body: payload, format: "org.matrix.custom.html", formatted_body: payload });
+    await api("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/p${i}`, token,
+      { msgtype: "m.text", body: `plain ${i}: ${payload}` });
+  }
+  // A room with a hostile name and topic that Alice is invited to and joins.
+  const aliceId = await A.page.getByTestId("me").textContent();
+  await api("POST", "/_matrix/client/v3/createRoom", token, {
+    name: `<svg onload="window.__xss=98;alert(98)">evil`, topic: XSS[1], invite: [aliceId],
+  });
+  await message(A.page, `plain ${XSS.length - 1}:`).waitFor();
+  // The plain-text bodies show the payload literally.
+  assert.equal(await message(A.page, "plain 0:").getByTestId("body").textContent(), `plain 0: ${XSS[0]}`);
+  await A.page.getByTestId("sender").filter({ hasText: "Mallory" }).first().waitFor();
+  await assertNothingInjected(A.page);
+  await assertNothingInjected(B.page);
+  // The sanitized HTML keeps the harmless text, without the javascript: link.
+  const link = A.page.getByTestId("body").filter({ hasText: /^click me$/ });
+  await link.waitFor();
+  assert.equal(await link.locator("a").count(), 1);
+  assert.equal(await link.locator("a[href]").count(), 0);
+  const invite = A.page.getByTestId("invite").filter({ hasText: "evil" });
+  await invite.waitFor();
+  assert.equal(await invite.getByTestId("invite-name").textContent(), `<svg onload="window.__xss=98;alert(98)">evil`);
+  await invite.getByRole("button", { name: "Join" }).click();
+  await A.page.getByTestId("room-name").filter({ hasText: "evil" }).waitFor();
+  assert.equal(await A.page.getByTestId("room-topic").textContent(), XSS[1]);
+  await assertNothingInjected(A.page);
+});
+
+test("log out returns to the login screen and forgets the session", async () => {
+  await B.page.getByRole("button", { name: "Log out" }).click();
+  await B.page.getByRole("button", { name: "Log in" }).waitFor();
+  await B.page.reload();
+  await B.page.getByRole("button", { name: "Log in" }).waitFor();
+  assert.equal(await B.page.evaluate(() => localStorage.getItem("parley.session")), null);
+});
+
+test("nothing ran that should not have", () => {
+  for (const seen of watched) {
+    assert.deepEqual(seen.dialogs, [], "no dialog opened");
+    // Parsing hostile HTML in the sanitizer's inert document makes Chromium report the inline
+    // handlers and styles it would have refused; scripts, loads and connections must never be refused.
+    const refused = seen.csp.filter((m) => !/^(Executing inline event handler|Applying inline style)/.test(m));
+    assert.deepEqual(refused, [], "no script, load or connection refused by the Content-Security-Policy");
+    assert.deepEqual(seen.errors, [], "no uncaught script error");
+  }
+});
