@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-protocol test-api test-e2e lint lint-fix clean latency bench bench-quick
+.PHONY: run test test-protocol test-api test-e2e test-web web-client lint lint-fix clean latency bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -12,11 +12,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The web client (web/out): npm ci + next build, only when missing or older than its sources.
+web-client:
+	web/scripts/build.sh
+
+run: $(STAMP) web-client
 	mkdir -p data
 	$(BIN)/parley --config data/parley.toml serve
 
-test: $(STAMP)
+test: $(STAMP) web-client
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 test-protocol: $(STAMP)
@@ -27,6 +31,9 @@ test-api: $(STAMP)
 
 test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -q tests/e2e
+
+test-web: $(STAMP) web-client
+	$(BIN)/python -m pytest -q tests/web
 
 # Style (ruff), types (mypy, configured in pyproject.toml) and the layer contracts (import-linter).
 lint: $(STAMP)

@@ -29,8 +29,8 @@ from client_api.routes import (
     user_directory,
     userdata,
 )
-from client_api.websocket import PATH as WS_PATH
 from client_api.webclient import WebClient, default_root
+from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
 from federation.routes import openid as federation_openid
 from homeserver import metrics
