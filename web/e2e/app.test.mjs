@@ -30,10 +30,11 @@ after(async () => {
 });
 
 /** A page whose dialogs, script errors and CSP violations are recorded, to be asserted empty. */
-async function newPage({ transport } = {}) {
+async function newPage({ noWebSocket } = {}) {
   const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
-  if (transport) {
-    await context.addInitScript((t) => window.localStorage.setItem("parley.transport", t), transport);
+  if (noWebSocket) {
+    // As behind a proxy without WebSocket support: every socket is closed before it opens.
+    await context.routeWebSocket(/org\.parley\.ws/, (ws) => ws.close({ code: 1006 }));
   }
   const page = await context.newPage();
   page.setDefaultTimeout(T);
@@ -125,6 +126,20 @@ test("register, then a reload stays logged in", async () => {
   assert.ok(stored.refreshToken, "the session keeps a refresh token");
 });
 
+test("an expired access token is refreshed without logging out", async () => {
+  await A.page.evaluate(() => {
+    const s = JSON.parse(localStorage.getItem("parley.session"));
+    localStorage.setItem("parley.session", JSON.stringify({ ...s, accessToken: "syt_expired" }));
+  });
+  await A.page.reload();
+  await A.page.getByTestId("me").waitFor();
+  await A.page.locator("[data-testid=sync-status][data-status=live]").waitFor();
+  const stored = await A.page.evaluate(() => JSON.parse(localStorage.getItem("parley.session")));
+  assert.notEqual(stored.accessToken, "syt_expired");
+  const who = await api("GET", "/_matrix/client/v3/account/whoami", stored.accessToken);
+  assert.equal(who.user_id, await A.page.getByTestId("me").textContent());
+});
+
 test("create a public channel with a topic", async () => {
   await A.page.getByRole("button", { name: "Create a channel" }).click();
   await A.page.getByLabel("Name").fill(channel);
@@ -136,7 +151,7 @@ test("create a public channel with a topic", async () => {
 });
 
 test("a second person joins from the directory and they talk in real time both ways", async () => {
-  B = await newPage({ transport: "long-poll" });
+  B = await newPage({ noWebSocket: true });
   await registerInUi(B.page, bob);
   await B.page.getByRole("button", { name: "Browse channels" }).click();
   const entry = B.page.getByTestId("public-room").filter({ hasText: channel });
@@ -174,6 +189,35 @@ test("an unread badge appears on a channel not being read, and clears when it is
   await room(A.page, channel).click();
   await message(A.page, "ping while you are away").waitFor();
   await badge.waitFor({ state: "detached" });
+});
+
+test("a direct message: started by one, accepted by the other, with an unread badge", async () => {
+  const bobId = await B.page.getByTestId("me").textContent();
+  await A.page.getByRole("button", { name: "Start a direct message" }).click();
+  await A.page.getByLabel("User ID").fill(`@nobody${RUN}:${bobId.split(":").slice(1).join(":")}`);
+  await A.page.getByRole("button", { name: "Start", exact: true }).click();
+  await A.page.getByRole("dialog").getByRole("alert").filter({ hasText: "There is no user" }).waitFor();
+  await A.page.getByLabel("User ID").fill(bobId);
+  await A.page.getByRole("button", { name: "Start", exact: true }).click();
+  await A.page.getByTestId("dm-list").getByTestId("room-link").waitFor();
+  await send(A.page, "just between us");
+
+  const invite = B.page.getByTestId("invite").filter({ hasText: "Direct message from" });
+  await invite.getByRole("button", { name: "Join" }).click();
+  await message(B.page, "just between us").waitFor();
+  const bobsDm = B.page.getByTestId("dm-list").getByTestId("room-link");
+  assert.equal((await bobsDm.textContent()).trim().replace(/^@/, ""), alice);
+
+  await room(A.page, channel).click();
+  await send(B.page, "are you there?");
+  const badge = A.page.getByTestId("dm-list").getByTestId("unread-badge");
+  await badge.waitFor();
+  assert.equal(await badge.textContent(), "1");
+  await A.page.getByTestId("dm-list").getByTestId("room-link").click();
+  await message(A.page, "are you there?").waitFor();
+  await badge.waitFor({ state: "detached" });
+  await room(A.page, channel).click();
+  await room(B.page, channel).click();
 });
 
 test("older history loads on scroll", async () => {
@@ -243,11 +287,13 @@ test("hostile message content, display names and room names render as text", asy
 });
 
 test("log out returns to the login screen and forgets the session", async () => {
+  const { accessToken } = await B.page.evaluate(() => JSON.parse(localStorage.getItem("parley.session")));
   await B.page.getByRole("button", { name: "Log out" }).click();
   await B.page.getByRole("button", { name: "Log in" }).waitFor();
   await B.page.reload();
   await B.page.getByRole("button", { name: "Log in" }).waitFor();
   assert.equal(await B.page.evaluate(() => localStorage.getItem("parley.session")), null);
+  await assert.rejects(api("GET", "/_matrix/client/v3/account/whoami", accessToken), /401/);
 });
 
 test("nothing ran that should not have", () => {

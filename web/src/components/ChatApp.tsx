@@ -9,6 +9,7 @@ import { useSession } from "@/lib/session";
 import { SyncEngine } from "@/lib/sync";
 import { BrowseDialog } from "./BrowseDialog";
 import { CreateChannelDialog } from "./CreateChannelDialog";
+import { DirectDialog } from "./DirectDialog";
 import { RoomView } from "./RoomView";
 import { Sidebar } from "./Sidebar";
 
@@ -19,7 +20,7 @@ export function ChatApp({ client }: { client: MatrixClient }) {
   const transport = useRooms((s) => s.transport);
   const initialSyncDone = useRooms((s) => s.initialSyncDone);
   const signOut = useSession((s) => s.signOut);
-  const [dialog, setDialog] = useState<"create" | "browse" | null>(null);
+  const [dialog, setDialog] = useState<"create" | "browse" | "direct" | null>(null);
 
   useEffect(() => {
     const prefer = window.localStorage.getItem("parley.transport") === "long-poll" ? "long-poll" : "websocket";
@@ -50,6 +51,7 @@ export function ChatApp({ client }: { client: MatrixClient }) {
         client={client}
         onCreate={() => setDialog("create")}
         onBrowse={() => setDialog("browse")}
+        onDirect={() => setDialog("direct")}
         onLogout={() => void doLogout()}
       />
       <main className="flex min-w-0 flex-1 flex-col">
@@ -67,6 +69,7 @@ export function ChatApp({ client }: { client: MatrixClient }) {
       </main>
       {dialog === "create" && <CreateChannelDialog client={client} onClose={() => setDialog(null)} />}
       {dialog === "browse" && <BrowseDialog client={client} onClose={() => setDialog(null)} />}
+      {dialog === "direct" && <DirectDialog client={client} onClose={() => setDialog(null)} />}
     </div>
   );
 }

@@ -30,7 +30,12 @@ function notice(room: RoomData, ev: MatrixEvent): string | null {
   switch (ev.type) {
     case "m.room.member":
       switch (c.membership) {
-        case "join": return `${who} joined`;
+        case "join": {
+          const before = (ev.unsigned?.prev_content as { membership?: string; displayname?: string } | undefined);
+          if (before?.membership !== "join") return `${who} joined`;
+          if (before.displayname !== c.displayname) return `${ev.state_key ?? ev.sender} is now known as ${who}`;
+          return null;
+        }
         case "leave": return ev.sender === ev.state_key ? `${who} left` : `${who} was removed`;
         case "invite": return `${memberName(room, ev.sender)} invited ${who}`;
         case "ban": return `${who} was banned`;

@@ -2,7 +2,7 @@
 
 import { useState } from "react";
 import { describeError, type MatrixClient } from "@/lib/api";
-import { joinRoom, leaveRoom } from "@/lib/actions";
+import { acceptInvite, leaveRoom } from "@/lib/actions";
 import { openRoom } from "@/lib/navigation";
 import { roomName, useRooms } from "@/lib/rooms";
 import type { RoomData } from "@/lib/types";
@@ -18,8 +18,8 @@ function Badge({ room }: { room: RoomData }) {
   );
 }
 
-export function Sidebar({ client, onCreate, onBrowse, onLogout }: {
-  client: MatrixClient; onCreate: () => void; onBrowse: () => void; onLogout: () => void;
+export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout }: {
+  client: MatrixClient; onCreate: () => void; onBrowse: () => void; onDirect: () => void; onLogout: () => void;
 }) {
   const rooms = useRooms((s) => s.rooms);
   const direct = useRooms((s) => s.direct);
@@ -54,7 +54,7 @@ export function Sidebar({ client, onCreate, onBrowse, onLogout }: {
   async function accept(roomId: string) {
     setError(null);
     try {
-      await joinRoom(client, roomId);
+      await acceptInvite(client, roomId);
       openRoom(roomId);
     } catch (e) {
       setError(describeError(e));
@@ -85,7 +85,9 @@ export function Sidebar({ client, onCreate, onBrowse, onLogout }: {
             <ul>
               {invites.map((r) => (
                 <li key={r.roomId} className="px-2 py-1" data-testid="invite">
-                  <div className="truncate" data-testid="invite-name">{roomName(r, me)}</div>
+                  <div className="truncate" data-testid="invite-name">
+                    {r.directInvite && r.inviter && !r.name ? `Direct message from ${r.inviter}` : roomName(r, me)}
+                  </div>
                   <div className="flex gap-2 text-xs">
                     <button type="button" className="text-indigo-300 underline" onClick={() => void accept(r.roomId)}>Join</button>
                     <button type="button" className="text-slate-400 underline" onClick={() => void decline(r.roomId)}>Decline</button>
@@ -104,7 +106,10 @@ export function Sidebar({ client, onCreate, onBrowse, onLogout }: {
           <button type="button" onClick={onBrowse} className="mt-1 px-2 text-slate-400 hover:text-white">Browse channels</button>
         </section>
         <section>
-          <h2 className="px-2 text-xs font-semibold uppercase text-slate-400">Direct messages</h2>
+          <div className="flex items-center justify-between px-2">
+            <h2 className="text-xs font-semibold uppercase text-slate-400">Direct messages</h2>
+            <button type="button" onClick={onDirect} aria-label="Start a direct message" className="rounded px-1 text-lg leading-none text-slate-300 hover:bg-slate-700">+</button>
+          </div>
           <ul data-testid="dm-list">{dms.map((r) => item(r, "@"))}</ul>
           {dms.length === 0 && <p className="px-2 text-xs text-slate-500">No direct messages yet.</p>}
         </section>

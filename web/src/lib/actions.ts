@@ -1,5 +1,5 @@
 // What the person does, as Matrix requests; the store is updated optimistically where that helps.
-import { enc, newTxnId, type MatrixClient } from "./api";
+import { enc, MatrixApiError, newTxnId, type MatrixClient } from "./api";
 import { markdownToHtml } from "./markdown";
 import { useRooms } from "./rooms";
 import type { MatrixEvent } from "./types";
@@ -93,4 +93,42 @@ export async function publicRooms(client: MatrixClient, term: string): Promise<P
   if (term.trim()) body.filter = { generic_search_term: term.trim() };
   const r = await client.request<{ chunk?: PublicRoom[] }>("POST", "/_matrix/client/v3/publicRooms", { body });
   return r.chunk ?? [];
+}
+
+const USER_ID = /^@[^:\s]+:[^\s]+$/;
+
+/** Record a room as a direct message with `userId` in the m.direct account data. */
+export async function markDirect(client: MatrixClient, roomId: string, userId: string): Promise<void> {
+  const byUser: Record<string, string[]> = {};
+  for (const [rid, uid] of Object.entries(useRooms.getState().direct)) (byUser[uid] ??= []).push(rid);
+  byUser[userId] = [...new Set([...(byUser[userId] ?? []), roomId])];
+  await client.request("PUT", `/_matrix/client/v3/user/${enc(client.userId)}/account_data/m.direct`, { body: byUser });
+}
+
+/** Open a direct message with someone: an existing one if there is one, else a new invite-only room. */
+export async function startDirect(client: MatrixClient, userId: string): Promise<string> {
+  const target = userId.trim();
+  if (!USER_ID.test(target)) throw new Error("Enter a full user ID, like @alice:example.org.");
+  if (target === client.userId) throw new Error("That is you.");
+  const { rooms, direct } = useRooms.getState();
+  const existing = Object.entries(direct).find(([rid, uid]) => uid === target && rooms[rid]?.membership === "join");
+  if (existing) return existing[0];
+  try {
+    await client.request("GET", `/_matrix/client/v3/profile/${enc(target)}`);
+  } catch (e) {
+    if (e instanceof MatrixApiError && e.status === 404) throw new Error(`There is no user ${target}.`);
+    throw e;
+  }
+  const r = await client.request<{ room_id: string }>("POST", "/_matrix/client/v3/createRoom", {
+    body: { is_direct: true, invite: [target], preset: "trusted_private_chat" },
+  });
+  await markDirect(client, r.room_id, target);
+  return r.room_id;
+}
+
+/** Join an invite; an invite marked is_direct becomes a direct message with the inviter. */
+export async function acceptInvite(client: MatrixClient, roomId: string): Promise<void> {
+  const room = useRooms.getState().rooms[roomId];
+  await joinRoom(client, roomId);
+  if (room?.directInvite && room.inviter) await markDirect(client, roomId, room.inviter);
 }

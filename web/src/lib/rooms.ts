@@ -127,7 +127,10 @@ export const useRooms = create<RoomsState>()((set) => ({
         const room = newRoom(roomId, "invite");
         for (const ev of inv.invite_state?.events ?? []) {
           applyState(room, ev);
-          if (ev.type === "m.room.member" && ev.state_key === me) room.inviter = ev.sender;
+          if (ev.type === "m.room.member" && ev.state_key === me) {
+            room.inviter = ev.sender;
+            room.directInvite = ev.content?.is_direct === true;
+          }
         }
         rooms[roomId] = room;
       }

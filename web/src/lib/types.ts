@@ -26,6 +26,8 @@ export interface RoomData {
   creator?: string;
   roomType?: string;
   inviter?: string;
+  /** The invite says this is a direct message (is_direct on our member event). */
+  directInvite?: boolean;
   members: Record<string, Member>;
   timeline: MatrixEvent[];
   /** Token for older history (/messages dir=b); null once the room's start is reached. */
