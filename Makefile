@@ -49,7 +49,7 @@ lint-fix: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache web/out web/.next
 
 latency: $(STAMP)
 	$(BIN)/python bench/latency.py -n 200

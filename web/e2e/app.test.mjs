@@ -284,6 +284,10 @@ test("hostile message content, display names and room names render as text", asy
   await A.page.getByTestId("room-name").filter({ hasText: "evil" }).waitFor();
   assert.equal(await A.page.getByTestId("room-topic").textContent(), XSS[1]);
   await assertNothingInjected(A.page);
+  // Leaving takes the room out of the sidebar.
+  await A.page.getByRole("button", { name: "Leave" }).click();
+  await room(A.page, "evil").waitFor({ state: "detached" });
+  await room(A.page, channel).waitFor();
 });
 
 test("log out returns to the login screen and forgets the session", async () => {

@@ -1,8 +1,8 @@
 "use client";
 
-import { useEffect, useRef } from "react";
-import { type MatrixClient } from "@/lib/api";
-import { sendReadReceipt } from "@/lib/actions";
+import { useEffect, useRef, useState } from "react";
+import { describeError, type MatrixClient } from "@/lib/api";
+import { leaveRoom, sendReadReceipt } from "@/lib/actions";
 import { roomName, useRooms } from "@/lib/rooms";
 import type { RoomData } from "@/lib/types";
 import { Composer } from "./Composer";
@@ -24,14 +24,30 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
     }
   }, [client, room.roomId, last]);
 
+  const [error, setError] = useState<string | null>(null);
   const members = Object.values(room.members).filter((m) => m.membership === "join").length;
+
+  async function leave() {
+    setError(null);
+    try {
+      await leaveRoom(client, room.roomId);
+      window.location.hash = "";
+    } catch (e) {
+      setError(describeError(e));
+    }
+  }
+
   return (
     <section className="flex min-h-0 flex-1 flex-col" aria-label={`Channel ${name}`}>
       <header className="flex items-baseline gap-3 border-b border-slate-200 px-4 py-3">
         <h1 className="truncate text-lg font-bold" data-testid="room-name">{direct ? "" : "# "}{name}</h1>
         {room.topic && <p className="truncate text-sm text-slate-500" data-testid="room-topic">{room.topic}</p>}
         <span className="ml-auto shrink-0 text-xs text-slate-500">{members} {members === 1 ? "member" : "members"}</span>
+        <button type="button" onClick={() => void leave()} className="shrink-0 rounded px-2 py-1 text-xs text-slate-600 hover:bg-slate-100">
+          Leave
+        </button>
       </header>
+      {error && <p role="alert" className="px-4 py-1 text-sm text-red-700">{error}</p>}
       <MessageList client={client} room={room} />
       <Composer client={client} roomId={room.roomId} placeholder={`Message ${direct ? "" : "#"}${name}`} />
     </section>
