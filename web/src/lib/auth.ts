@@ -20,19 +20,27 @@ function toSession(baseUrl: string, r: LoginResponse): Session {
   };
 }
 
-/** The homeserver's client API base: the page's origin, or what its .well-known names. */
+/** The homeserver's client API base: the page's origin when it answers the client API (Parley
+ * serves this client itself), else what the origin's .well-known names. */
 export async function discoverBaseUrl(origin: string): Promise<string> {
+  const self = origin.replace(/\/+$/, "");
   try {
-    const res = await fetch(new URL("/.well-known/matrix/client", origin));
+    const res = await fetch(new URL("/_matrix/client/versions", self));
+    if (res.ok) return self;
+  } catch {
+    // Not reachable here; try discovery below.
+  }
+  try {
+    const res = await fetch(new URL("/.well-known/matrix/client", self));
     if (res.ok) {
       const wk = (await res.json()) as { "m.homeserver"?: { base_url?: string } };
       const base = wk["m.homeserver"]?.base_url;
       if (base && /^https?:\/\//.test(base)) return base.replace(/\/+$/, "");
     }
   } catch {
-    // No discovery document: the page's origin is the homeserver.
+    // No discovery document either: the origin is the best guess.
   }
-  return origin.replace(/\/+$/, "");
+  return self;
 }
 
 export async function login(baseUrl: string, username: string, password: string): Promise<Session> {
