@@ -3,88 +3,27 @@
 // hostile content rendered as text, and log out. Run by tests/web/test_browser.py.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { chromium } from "playwright-core";
+import {
+  api, assertClean, createChannel, launch, message, newPage as openPage, registerInUi, registerViaApi, room, RUN,
+  send,
+} from "./lib.mjs";
 import { XSS } from "./xss-corpus.mjs";
-
-const BASE = process.env.PARLEY_URL;
-if (!BASE) throw new Error("PARLEY_URL is not set");
-const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const RUN = Date.now().toString(36);
-const PASSWORD = "correct horse battery staple";
-const T = 20_000;
 
 let browser;
 const watched = [];
 
 before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  browser = await launch();
 });
 
 after(async () => {
   await browser?.close();
 });
 
-/** A page whose dialogs, script errors and CSP violations are recorded, to be asserted empty. */
-async function newPage({ noWebSocket } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
-  if (noWebSocket) {
-    // As behind a proxy without WebSocket support: every socket is closed before it opens.
-    await context.routeWebSocket(/org\.parley\.ws/, (ws) => ws.close({ code: 1006 }));
-  }
-  const page = await context.newPage();
-  page.setDefaultTimeout(T);
-  const seen = { dialogs: [], errors: [], csp: [] };
-  page.on("dialog", (d) => { seen.dialogs.push(d.message()); void d.dismiss(); });
-  page.on("pageerror", (e) => seen.errors.push(String(e)));
-  page.on("console", (m) => {
-    if (m.type() === "error" && /Content Security Policy/i.test(m.text())) seen.csp.push(m.text());
-  });
-  watched.push(seen);
-  await page.goto(BASE);
-  return { context, page, seen };
-}
-
-async function api(method, path, token, body) {
-  const res = await fetch(new URL(path, BASE), {
-    method,
-    headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function registerViaApi(username) {
-  const body = { username, password: PASSWORD, auth: { type: "m.login.dummy" } };
-  return api("POST", "/_matrix/client/v3/register", undefined, body);
-}
-
-async function registerInUi(page, username) {
-  await page.getByRole("button", { name: "Create an account" }).click();
-  await page.getByLabel("Username").fill(username);
-  await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
-  await page.getByLabel("Confirm password").fill(PASSWORD);
-  await page.getByRole("button", { name: "Create account" }).click();
-  await page.getByTestId("me").filter({ hasText: `@${username}:` }).waitFor();
-}
-
-function room(page, name) {
-  return page.getByTestId("room-link").filter({ hasText: name });
-}
-
-function message(page, text) {
-  return page.getByTestId("message").filter({ hasText: text });
-}
-
-async function send(page, text) {
-  await page.getByTestId("composer").fill(text);
-  await page.getByTestId("composer").press("Enter");
+async function newPage(opts) {
+  const p = await openPage(browser, opts);
+  watched.push(p.seen);
+  return p;
 }
 
 async function assertNothingInjected(page) {
@@ -141,11 +80,7 @@ test("an expired access token is refreshed without logging out", async () => {
 });
 
 test("create a public channel with a topic", async () => {
-  await A.page.getByRole("button", { name: "Create a channel" }).click();
-  await A.page.getByLabel("Name").fill(channel);
-  await A.page.getByLabel("Topic").fill("Where everything happens");
-  await A.page.getByRole("button", { name: "Create", exact: true }).click();
-  await A.page.getByTestId("room-name").filter({ hasText: channel }).waitFor();
+  await createChannel(A.page, channel, "Where everything happens");
   await A.page.getByTestId("room-topic").filter({ hasText: "Where everything happens" }).waitFor();
   await room(A.page, channel).waitFor();
 });
@@ -178,10 +113,7 @@ test("a second person joins from the directory and they talk in real time both w
 });
 
 test("an unread badge appears on a channel not being read, and clears when it is opened", async () => {
-  await A.page.getByRole("button", { name: "Create a channel" }).click();
-  await A.page.getByLabel("Name").fill(`quiet-${RUN}`);
-  await A.page.getByRole("button", { name: "Create", exact: true }).click();
-  await A.page.getByTestId("room-name").filter({ hasText: `quiet-${RUN}` }).waitFor();
+  await createChannel(A.page, `quiet-${RUN}`);
   await send(B.page, "ping while you are away");
   const badge = room(A.page, channel).getByTestId("unread-badge");
   await badge.waitFor();
@@ -306,12 +238,5 @@ test("log out returns to the login screen and forgets the session", async () => 
 });
 
 test("nothing ran that should not have", () => {
-  for (const seen of watched) {
-    assert.deepEqual(seen.dialogs, [], "no dialog opened");
-    // Parsing hostile HTML in the sanitizer's inert document makes Chromium report the inline
-    // handlers and styles it would have refused; scripts, loads and connections must never be refused.
-    const refused = seen.csp.filter((m) => !/^(Executing inline event handler|Applying inline style)/.test(m));
-    assert.deepEqual(refused, [], "no script, load or connection refused by the Content-Security-Policy");
-    assert.deepEqual(seen.errors, [], "no uncaught script error");
-  }
+  for (const seen of watched) assertClean(seen);
 });

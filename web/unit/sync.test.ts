@@ -59,6 +59,8 @@ function handshake(ws: FakeSocket) {
 }
 
 const last = () => FakeSocket.all[FakeSocket.all.length - 1];
+const syncsOf = (client: { request: ReturnType<typeof vi.fn> }) =>
+  client.request.mock.calls.filter((c) => c[1] === "/_matrix/client/v3/sync");
 
 describe("SyncEngine over the WebSocket", () => {
   beforeEach(() => {
@@ -89,7 +91,7 @@ describe("SyncEngine over the WebSocket", () => {
     engine.stop();
   });
 
-  it("reconnects after a drop and resumes from the last token processed", () => {
+  it("reconnects after a drop and resumes from the last token processed", async () => {
     const h = handlers();
     const engine = new SyncEngine(fakeClient(), h);
     engine.start();
@@ -97,21 +99,21 @@ describe("SyncEngine over the WebSocket", () => {
     last().frame({ type: "sync", next_batch: "s7" });
     last().drop();
     expect(h.onStatus).toHaveBeenLastCalledWith("reconnecting", "websocket");
-    vi.advanceTimersByTime(600);
+    await vi.advanceTimersByTimeAsync(600);
     expect(FakeSocket.all).toHaveLength(2);
     handshake(last());
     expect(last().sent[1]).toMatchObject({ type: "sync", since: "s7" });
     engine.stop();
   });
 
-  it("resumes from the token in a backpressure close (4008 resume:<token>)", () => {
+  it("resumes from the token in a backpressure close (4008 resume:<token>)", async () => {
     const engine = new SyncEngine(fakeClient(), handlers());
     engine.start();
     handshake(last());
     last().frame({ type: "sync", next_batch: "s3" });
     last().frame({ type: "sync", next_batch: "s4" });
     last().drop(4008, "resume:s3");
-    vi.advanceTimersByTime(600);
+    await vi.advanceTimersByTimeAsync(600);
     handshake(last());
     expect(last().sent[1]).toMatchObject({ type: "sync", since: "s3" });
     engine.stop();
@@ -140,28 +142,55 @@ describe("SyncEngine over the WebSocket", () => {
     engine.stop();
   });
 
-  it("falls back to long-poll /sync when the socket never opens", async () => {
+  it("falls back to long-poll /sync when the socket never opens but HTTP works", async () => {
     const h = handlers();
     const client = fakeClient();
-    let calls = 0;
-    client.request.mockImplementation(async (_m: string, _p: string, opts: { query: Record<string, unknown>; signal: AbortSignal }) => {
-      calls += 1;
-      if (calls === 1) return { next_batch: "s1" };
+    const syncs: Record<string, unknown>[] = [];
+    client.request.mockImplementation(async (_m: string, path: string, opts: { query: Record<string, unknown>; signal: AbortSignal }) => {
+      if (path === "/_matrix/client/versions") return { versions: ["v1.11"] };
+      syncs.push(opts.query);
+      if (syncs.length === 1) return { next_batch: "s1" };
       return new Promise((_, reject) => opts.signal.addEventListener("abort", () => reject(new Error("aborted"))));
     });
     const engine = new SyncEngine(client, h);
     engine.start();
     last().drop();
-    vi.advanceTimersByTime(600);
-    last().drop();
-    vi.advanceTimersByTime(1100);
+    await vi.advanceTimersByTimeAsync(600);
     expect(FakeSocket.all).toHaveLength(2);
-    await vi.waitFor(() => expect(client.request).toHaveBeenCalledTimes(2));
-    const [method, path, first] = client.request.mock.calls[0];
-    expect([method, path]).toEqual(["GET", "/_matrix/client/v3/sync"]);
-    expect(first.query).toMatchObject({ timeout: 0 });
-    expect(client.request.mock.calls[1][2].query).toMatchObject({ since: "s1", timeout: 30000 });
+    last().drop();
+    await vi.advanceTimersByTimeAsync(1100);
+    expect(FakeSocket.all).toHaveLength(2);
+    await vi.waitFor(() => expect(syncs).toHaveLength(2));
+    expect(syncs[0]).toMatchObject({ timeout: 0 });
+    expect(syncs[1]).toMatchObject({ since: "s1", timeout: 30000 });
     expect(h.onStatus).toHaveBeenCalledWith("live", "long-poll");
+    engine.stop();
+  });
+
+  it("keeps the WebSocket when the whole server is down, and resumes when it is back", async () => {
+    const h = handlers();
+    const client = fakeClient();
+    let up = false;
+    client.request.mockImplementation(async () => {
+      if (!up) throw new TypeError("connection refused");
+      return { versions: ["v1.11"] };
+    });
+    const engine = new SyncEngine(client, h);
+    engine.start();
+    handshake(last());
+    last().frame({ type: "sync", next_batch: "s2" });
+    last().drop();
+    for (let i = 0; i < 4; i++) {
+      await vi.advanceTimersByTimeAsync(10_000);
+      last().drop();
+    }
+    expect(h.onStatus).toHaveBeenLastCalledWith("reconnecting", "websocket");
+    up = true;
+    await vi.advanceTimersByTimeAsync(10_000);
+    const ws = last();
+    handshake(ws);
+    expect(ws.sent[1]).toMatchObject({ type: "sync", since: "s2" });
+    expect(syncsOf(client)).toEqual([]);
     engine.stop();
   });
 

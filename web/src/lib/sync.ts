@@ -56,7 +56,7 @@ export class SyncEngine {
     if (this.stopped) return;
     this.handlers.onStatus("reconnecting", this.transport);
     const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, 15_000);
+    this.backoffMs = Math.min(this.backoffMs * 2, 8_000);
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
@@ -127,11 +127,20 @@ export class SyncEngine {
   }
 
   private socketFailed(wasUp: boolean): void {
-    if (!wasUp) this.wsFailures += 1;
-    // A socket that never comes up (a proxy without WebSocket support, another homeserver)
-    // is given up for long-polling, which every Matrix server speaks.
-    if (this.wsFailures >= 2) this.transport = "long-poll";
-    this.retry();
+    if (wasUp) {
+      this.retry();
+      return;
+    }
+    // A socket that never comes up while plain HTTP reaches the server (a proxy without WebSocket
+    // support, another homeserver) is given up for long-polling, which every Matrix server speaks.
+    // With the server itself down both fail, and that says nothing against the socket.
+    this.client.request("GET", "/_matrix/client/versions").then(
+      () => {
+        this.wsFailures += 1;
+        if (this.wsFailures >= 2) this.transport = "long-poll";
+      },
+      () => undefined,
+    ).finally(() => this.retry());
   }
 
   private async pollLoop(): Promise<void> {
