@@ -85,7 +85,8 @@ class MatrixRouter:
             if match == Match.PARTIAL:
                 partial = True
         if not partial and self.web is not None and self.web.handles(scope):
-            await self.web(scope, receive, send)  # the web client owns every non-API GET
+            scope["parley.route"] = "web"  # the web client owns every non-API GET
+            await self.web(scope, receive, send)
             return
         if partial:
             err = MatrixError(405, "M_UNRECOGNIZED", "Method not allowed for this endpoint")

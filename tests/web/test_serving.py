@@ -13,6 +13,7 @@ import pytest
 
 from client_api.app import build_app
 from client_api.webclient import WebClient, inline_script_hashes
+from homeserver import metrics
 from homeserver.config import Config
 
 BOOT = b"self.__next_f=self.__next_f||[];self.__next_f.push([0])"
@@ -141,3 +142,10 @@ def test_resolve_refuses_escapes_that_clients_would_normalize(site: Path) -> Non
     assert web.resolve("/index") == (site / "index.html").resolve()
     for raw in ("/../secret.txt", "/_next/../../secret.txt", "/./index.html", "/escape.txt", "/a\x00b"):
         assert web.resolve(raw) is None, raw
+
+
+async def test_web_requests_have_their_own_metrics_label(web: httpx.AsyncClient) -> None:
+    series = metrics.HTTP_REQUESTS.labels("GET", "web", "200")
+    before = series._value.get()
+    assert (await web.get("/")).status_code == 200
+    assert series._value.get() == before + 1
