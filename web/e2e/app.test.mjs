@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import {
-  api, assertClean, createChannel, launch, message, newPage as openPage, registerInUi, registerViaApi, room, RUN,
-  send,
+  api, assertClean, createChannel, launch, message, newPage as openPage, PASSWORD, registerInUi, registerViaApi, room,
+  RUN, send, session,
 } from "./lib.mjs";
 import { XSS } from "./xss-corpus.mjs";
 
@@ -87,6 +87,14 @@ test("create a public channel with a topic", async () => {
 
 test("a second person joins from the directory and they talk in real time both ways", async () => {
   B = await newPage({ noWebSocket: true });
+  // A taken username is refused in words.
+  await B.page.getByRole("button", { name: "Create an account" }).click();
+  await B.page.getByLabel("Username").fill(alice);
+  await B.page.getByLabel("Password", { exact: true }).fill("another password");
+  await B.page.getByLabel("Confirm password").fill("another password");
+  await B.page.getByRole("button", { name: "Create account" }).click();
+  await B.page.locator("form [role=alert]").filter({ hasText: "already taken" }).waitFor();
+  await B.page.getByRole("button", { name: "Log in" }).last().click();
   await registerInUi(B.page, bob);
   await B.page.getByRole("button", { name: "Browse channels" }).click();
   const entry = B.page.getByTestId("public-room").filter({ hasText: channel });
@@ -235,6 +243,13 @@ test("log out returns to the login screen and forgets the session", async () => 
   await B.page.getByRole("button", { name: "Log in" }).waitFor();
   assert.equal(await B.page.evaluate(() => localStorage.getItem("parley.session")), null);
   await assert.rejects(api("GET", "/_matrix/client/v3/account/whoami", accessToken), /401/);
+  // Logging in again brings back the same channels.
+  await B.page.getByLabel("Username").fill(bob);
+  await B.page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+  await B.page.getByRole("button", { name: "Log in" }).click();
+  await B.page.getByTestId("me").filter({ hasText: `@${bob}:` }).waitFor();
+  await room(B.page, channel).waitFor();
+  assert.notEqual((await session(B.page)).accessToken, accessToken);
 });
 
 test("nothing ran that should not have", () => {
