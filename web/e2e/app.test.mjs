@@ -235,6 +235,19 @@ test("hostile message content, display names and room names render as text", asy
   await room(A.page, channel).waitFor();
 });
 
+test("on a phone-sized screen the sidebar and the channel take turns", async () => {
+  await A.page.setViewportSize({ width: 375, height: 700 });
+  await room(A.page, channel).click();
+  await A.page.getByTestId("composer").waitFor();
+  assert.equal(await A.page.getByRole("navigation", { name: "Channels" }).isVisible(), false);
+  const width = await A.page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= 375, `no sideways scrolling (${width}px)`);
+  await A.page.getByRole("button", { name: "Back to channels" }).click();
+  await room(A.page, channel).waitFor();
+  assert.equal(await A.page.getByTestId("composer").count(), 0);
+  await A.page.setViewportSize({ width: 1200, height: 800 });
+});
+
 test("log out returns to the login screen and forgets the session", async () => {
   const { accessToken } = await B.page.evaluate(() => JSON.parse(localStorage.getItem("parley.session")));
   await B.page.getByRole("button", { name: "Log out" }).click();

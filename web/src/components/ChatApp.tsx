@@ -54,7 +54,8 @@ export function ChatApp({ client }: { client: MatrixClient }) {
         onDirect={() => setDialog("direct")}
         onLogout={() => void doLogout()}
       />
-      <main className="flex min-w-0 flex-1 flex-col">
+      {/* On a phone the sidebar and the open channel take turns on the screen. */}
+      <main className={`${selected ? "flex" : "hidden md:flex"} min-w-0 flex-1 flex-col`}>
         {status === "reconnecting" && (
           <div role="status" className="bg-amber-100 px-4 py-1 text-sm text-amber-900">Reconnecting…</div>
         )}

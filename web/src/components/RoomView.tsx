@@ -40,6 +40,8 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
   return (
     <section className="flex min-h-0 flex-1 flex-col" aria-label={`Channel ${name}`}>
       <header className="flex items-baseline gap-3 border-b border-slate-200 px-4 py-3">
+        <button type="button" onClick={() => { window.location.hash = ""; }} aria-label="Back to channels"
+          className="shrink-0 rounded px-1 text-slate-600 hover:bg-slate-100 md:hidden">←</button>
         <h1 className="truncate text-lg font-bold" data-testid="room-name">{direct ? "" : "# "}{name}</h1>
         {room.topic && <p className="truncate text-sm text-slate-500" data-testid="room-topic">{room.topic}</p>}
         <span className="ml-auto shrink-0 text-xs text-slate-500">{members} {members === 1 ? "member" : "members"}</span>

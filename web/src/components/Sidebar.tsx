@@ -70,7 +70,8 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout }: {
   }
 
   return (
-    <nav aria-label="Channels" className="flex w-64 shrink-0 flex-col bg-slate-800 text-slate-200">
+    <nav aria-label="Channels"
+      className={`${selected ? "hidden md:flex" : "flex"} w-full shrink-0 flex-col bg-slate-800 text-slate-200 md:w-64`}>
       <div className="flex items-center justify-between border-b border-slate-700 px-3 py-3">
         <div className="min-w-0">
           <div className="font-bold text-white">Parley</div>
