@@ -121,7 +121,14 @@ test("a second person joins from the directory and they talk in real time both w
 });
 
 test("an unread badge appears on a channel not being read, and clears when it is opened", async () => {
-  await createChannel(A.page, `quiet-${RUN}`);
+  await createChannel(A.page, `quiet-${RUN}`, "", { isPrivate: true });
+  // A private channel is invite-only and stays out of the directory.
+  const quietId = await room(A.page, `quiet-${RUN}`).getAttribute("data-room-id");
+  const token = (await session(A.page)).accessToken;
+  const rules = await api("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(quietId)}/state/m.room.join_rules/`, token);
+  assert.equal(rules.join_rule, "invite");
+  const listed = await api("GET", "/_matrix/client/v3/publicRooms", token);
+  assert.ok(listed.chunk.some((r) => r.name === channel) && !listed.chunk.some((r) => r.room_id === quietId));
   await send(B.page, "ping while you are away");
   const badge = room(A.page, channel).getByTestId("unread-badge");
   await badge.waitFor();

@@ -72,10 +72,11 @@ export async function registerInUi(page, username) {
   await page.getByTestId("me").filter({ hasText: `@${username}:` }).waitFor();
 }
 
-export async function createChannel(page, name, topic) {
+export async function createChannel(page, name, topic, { isPrivate = false } = {}) {
   await page.getByRole("button", { name: "Create a channel" }).click();
   await page.getByLabel("Name").fill(name);
   if (topic) await page.getByLabel("Topic").fill(topic);
+  if (isPrivate) await page.getByRole("radio", { name: /Private/ }).check();
   await page.getByRole("button", { name: "Create", exact: true }).click();
   await page.getByTestId("room-name").filter({ hasText: name }).waitFor();
 }
