@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-protocol test-api test-e2e test-federation lint lint-fix clean latency bench bench-quick
+.PHONY: run test test-protocol test-api test-e2e test-federation test-web web-client lint lint-fix clean latency bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -12,11 +12,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The web client (web/out): npm ci + next build, only when missing or older than its sources.
+web-client:
+	web/scripts/build.sh
+
+run: $(STAMP) web-client
 	mkdir -p data
 	$(BIN)/parley --config data/parley.toml serve
 
-test: $(STAMP)
+test: $(STAMP) web-client
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 test-protocol: $(STAMP)
@@ -32,6 +36,9 @@ test-e2e: $(STAMP)
 test-federation: $(STAMP)
 	$(BIN)/python -m pytest -q tests/federation tests/api/test_federation_api.py tests/api/test_federation_keys.py
 
+test-web: $(STAMP) web-client
+	$(BIN)/python -m pytest -q tests/web
+
 # Style (ruff), types (mypy, configured in pyproject.toml) and the layer contracts (import-linter).
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -46,7 +53,7 @@ lint-fix: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache web/out web/.next
 
 latency: $(STAMP)
 	$(BIN)/python bench/latency.py -n 200

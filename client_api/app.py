@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,6 +30,7 @@ from client_api.routes import (
     user_directory,
     userdata,
 )
+from client_api.webclient import WebClient, default_root
 from client_api.websocket import PATH as WS_PATH
 from client_api.websocket import websocket_endpoint
 from federation.routes import openid as federation_openid
@@ -53,8 +55,9 @@ _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"
 class MatrixRouter:
     """Dispatches to the first full match; 405/404 answer with M_UNRECOGNIZED JSON."""
 
-    def __init__(self, routes: list[Route]) -> None:
+    def __init__(self, routes: list[Route], web: WebClient | None = None) -> None:
         self.routes = routes
+        self.web = web
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -85,6 +88,10 @@ class MatrixRouter:
                 return
             if match == Match.PARTIAL:
                 partial = True
+        if not partial and self.web is not None and self.web.handles(scope):
+            scope["parley.route"] = "web"  # the web client owns every non-API GET
+            await self.web(scope, receive, send)
+            return
         if partial:
             err = MatrixError(405, "M_UNRECOGNIZED", "Method not allowed for this endpoint")
         else:
@@ -99,7 +106,8 @@ class ParleyApp:
         self.config = config
         self.state = SimpleNamespace(hs=hs)
         self._owns_hs = hs is None
-        self.router = MatrixRouter(ALL_ROUTES)
+        web_root = Path(config.web_client_dir) if config.web_client_dir else default_root()
+        self.router = MatrixRouter(ALL_ROUTES, WebClient(web_root))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

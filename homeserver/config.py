@@ -86,6 +86,7 @@ class Config:
     federation: FederationConfig = field(default_factory=FederationConfig)
     # Enables Synapse-style /_synapse/admin/v1/register (nonce + HMAC-SHA1) when set.
     registration_shared_secret: str | None = None
+    web_client_dir: str | None = None  # the web client's static export; None: web/out in the source tree
 
     @property
     def data_path(self) -> Path:
@@ -287,7 +288,7 @@ _KNOWN_KEYS = {
     "max_upload_bytes", "media_backend", "s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key",
     "s3_region", "url_preview_enabled", "url_preview_ip_allowlist", "sqlite_synchronous",
     "metrics_listener", "log_format", "allow_guest_access", "user_directory_search_all_users",
-    "federation", "registration_shared_secret",
+    "federation", "registration_shared_secret", "web_client_dir",
 }
 
 
@@ -358,6 +359,8 @@ def build_config(raw: Mapping[str, Any]) -> Config:
     for key in ("allow_guest_access", "user_directory_search_all_users"):
         if key in raw:
             kw[key] = _as_bool(key, raw[key])
+    if "web_client_dir" in raw:
+        kw["web_client_dir"] = _as_str("web_client_dir", raw["web_client_dir"]) or None
     if "presence_enabled" in raw:
         kw["presence_enabled"] = _as_bool("presence_enabled", raw["presence_enabled"])
     if "admins" in raw:

@@ -1,0 +1,159 @@
+"""The web client at `/`: the static export of `web/` (web/out), served by the homeserver itself.
+
+- Paths under the Matrix and discovery prefixes never reach this module; everything else that is
+  a GET or HEAD does.
+- Next.js puts content-hashed assets under `/_next/static/`: they are cached for a year and marked
+  immutable. HTML and the RSC payloads (`.txt`) are `no-cache`, revalidated through an ETag.
+- HTML carries a strict Content-Security-Policy. Next's static export inlines small bootstrap
+  scripts, so instead of `'unsafe-inline'` each page's inline scripts are hashed when the file is
+  first served (and again whenever it changes) and only those hashes are allowed.
+- A path that escapes the export's directory (`..`, symlinks pointing out) is refused with 404,
+  like any missing file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import mimetypes
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from starlette.datastructures import Headers
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+# Paths that belong to the homeserver's APIs: a miss there is a Matrix 404, not a web page.
+API_PREFIXES = ("/_matrix/", "/_synapse/", "/.well-known/", "/_parley/")
+IMMUTABLE_PREFIX = "/_next/static/"
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+_INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\ssrc=)[^>]*>(.*?)</script>", re.S | re.I)
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+    ".webmanifest": "application/manifest+json",
+}
+BASE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+NOT_BUILT = (b"Parley's web client is not built. Run `make run` (or `npm ci && npm run build` in web/) "
+             b"to build it; the Matrix API is unaffected.\n")
+
+
+def default_root() -> Path:
+    """web/out next to the source tree (a checkout or an editable install)."""
+    return Path(__file__).resolve().parents[1] / "web" / "out"
+
+
+def content_security_policy(script_hashes: list[str]) -> str:
+    scripts = " ".join(["'self'", *(f"'sha256-{h}'" for h in script_hashes)])
+    return "; ".join((
+        "default-src 'self'",
+        f"script-src {scripts}",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "media-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ))
+
+
+def inline_script_hashes(html: bytes) -> list[str]:
+    """sha256 of every inline script, base64, as CSP source expressions want them."""
+    return [base64.b64encode(hashlib.sha256(m.group(1)).digest()).decode() for m in _INLINE_SCRIPT.finditer(html)]
+
+
+@dataclass(frozen=True)
+class _Page:
+    stamp: tuple[int, int]
+    csp: str
+
+
+class WebClient:
+    """An ASGI app serving one static export directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._csp: dict[Path, _Page] = {}
+
+    @staticmethod
+    def handles(scope: Scope) -> bool:
+        path: str = scope["path"]
+        return scope["method"] in ("GET", "HEAD") and not path.startswith(API_PREFIXES)
+
+    def resolve(self, url_path: str) -> Path | None:
+        """The file a URL path names inside the root, or None (missing, or outside the root)."""
+        if "\x00" in url_path or "\\" in url_path:
+            return None
+        parts = [p for p in url_path.split("/") if p]
+        if any(p in (".", "..") for p in parts):
+            return None
+        try:
+            root = self.root.resolve(strict=True)
+        except OSError:
+            return None
+        base = root.joinpath(*parts)
+        candidates = [base / "index.html"] if url_path.endswith("/") or not parts else [base, base.with_name(
+            base.name + ".html"), base / "index.html"]
+        for c in candidates:
+            try:
+                real = c.resolve(strict=True)
+            except (OSError, RuntimeError):
+                continue
+            if real.is_file() and real.is_relative_to(root):
+                return real
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._respond(scope)
+        await response(scope, receive, send)
+
+    async def _respond(self, scope: Scope) -> Response:
+        if not self.root.is_dir():
+            return Response(NOT_BUILT, 404, {**BASE_HEADERS, "Cache-Control": "no-cache"}, "text/plain")
+        path: str = scope["path"]
+        file = self.resolve(path)
+        status = 200
+        if file is None:
+            status = 404
+            file = self.resolve("/404.html")
+            if file is None:
+                return Response(b"Not found\n", 404, {**BASE_HEADERS, "Cache-Control": "no-cache"}, "text/plain")
+        st = await anyio.to_thread.run_sync(file.stat)
+        etag = f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
+        headers = dict(BASE_HEADERS)
+        headers["Cache-Control"] = IMMUTABLE if path.startswith(IMMUTABLE_PREFIX) and status == 200 else "no-cache"
+        headers["ETag"] = etag
+        media_type = _TYPES.get(file.suffix) or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if file.suffix == ".html":
+            headers["Content-Security-Policy"] = await self._page_csp(file, (st.st_mtime_ns, st.st_size))
+        if status == 200 and etag in Headers(scope=scope).get("if-none-match", ""):
+            return Response(b"", 304, headers)
+        if scope["method"] == "HEAD":
+            headers["Content-Length"] = str(st.st_size)
+            return Response(b"", status, headers, media_type)
+        body = await anyio.to_thread.run_sync(file.read_bytes)
+        return Response(body, status, headers, media_type)
+
+    async def _page_csp(self, file: Path, stamp: tuple[int, int]) -> str:
+        page = self._csp.get(file)
+        if page is None or page.stamp != stamp:
+            html = await anyio.to_thread.run_sync(file.read_bytes)
+            page = _Page(stamp, content_security_policy(inline_script_hashes(html)))
+            self._csp[file] = page
+        return page.csp

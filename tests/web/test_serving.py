@@ -1,0 +1,151 @@
+"""Serving web/out at `/`: caching, the Content-Security-Policy, 404s and path traversal."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from client_api.app import build_app
+from client_api.webclient import WebClient, inline_script_hashes
+from homeserver import metrics
+from homeserver.config import Config
+
+BOOT = b"self.__next_f=self.__next_f||[];self.__next_f.push([0])"
+PAGE = (b"<!DOCTYPE html><html><head><link rel=stylesheet href=\"/_next/static/chunks/a1.css\">"
+        b"<script src=\"/_next/static/chunks/main-abc.js\" async></script></head><body>"
+        b"<script>" + BOOT + b"</script><script id=\"x\">second()</script></body></html>")
+
+
+def sha(b: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(b).digest()).decode()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    (out / "_next" / "static" / "chunks").mkdir(parents=True)
+    (out / "index.html").write_bytes(PAGE)
+    (out / "404.html").write_bytes(b"<!DOCTYPE html><p>Nothing here</p><script>nf()</script>")
+    (out / "index.txt").write_text("0:rsc payload")
+    (out / "_next" / "static" / "chunks" / "main-abc.js").write_text("console.log(1)")
+    (out / "_next" / "static" / "chunks" / "a1.css").write_text("body{}")
+    (tmp_path / "secret.txt").write_text("outside the web root")
+    (out / "escape.txt").symlink_to(tmp_path / "secret.txt")
+    return out
+
+
+@pytest.fixture
+async def web(site: Path) -> AsyncIterator[httpx.AsyncClient]:
+    # Static paths never touch the homeserver, so no Homeserver is started here.
+    app = build_app(Config(web_client_dir=str(site)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://parley.test") as c:
+        yield c
+
+
+async def test_index_is_html_with_no_cache_and_a_hashed_csp(web: httpx.AsyncClient) -> None:
+    resp = await web.get("/")
+    assert resp.status_code == 200
+    assert resp.content == PAGE
+    assert resp.headers["content-type"].startswith("text/html")
+    assert resp.headers["cache-control"] == "no-cache"
+    assert resp.headers["x-content-type-options"] == "nosniff"
+    csp = resp.headers["content-security-policy"]
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    scripts = directives["script-src"].split()
+    assert "'unsafe-inline'" not in scripts and "'unsafe-eval'" not in scripts
+    # Exactly the two inline scripts are allowed, by hash; the external one comes from 'self'.
+    assert sorted(scripts) == sorted(["'self'", f"'sha256-{sha(BOOT)}'", f"'sha256-{sha(b'second()')}'"])
+    assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
+    assert directives["base-uri"] == "'none'" and directives["default-src"] == "'self'"
+
+
+async def test_csp_follows_a_rebuilt_page(web: httpx.AsyncClient, site: Path) -> None:
+    first = (await web.get("/")).headers["content-security-policy"]
+    (site / "index.html").write_bytes(b"<html><script>changed()</script><p>new build</p></html>")
+    second = (await web.get("/")).headers["content-security-policy"]
+    assert second != first and f"'sha256-{sha(b'changed()')}'" in second
+
+
+async def test_hashed_assets_are_immutable(web: httpx.AsyncClient) -> None:
+    resp = await web.get("/_next/static/chunks/main-abc.js")
+    assert resp.status_code == 200 and resp.text == "console.log(1)"
+    assert resp.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert resp.headers["content-type"].startswith("text/javascript")
+    assert "content-security-policy" not in resp.headers
+    css = await web.get("/_next/static/chunks/a1.css")
+    assert css.headers["content-type"].startswith("text/css")
+    rsc = await web.get("/index.txt")
+    assert rsc.status_code == 200 and rsc.headers["cache-control"] == "no-cache"
+
+
+async def test_etag_revalidation_and_head(web: httpx.AsyncClient) -> None:
+    resp = await web.get("/")
+    again = await web.get("/", headers={"If-None-Match": resp.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    head = await web.head("/_next/static/chunks/main-abc.js")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len("console.log(1)"))
+
+
+async def test_missing_files_get_the_404_page(web: httpx.AsyncClient) -> None:
+    for path in ("/no/such/page", "/_next/static/chunks/gone.js", "/index.html/x"):
+        resp = await web.get(path)
+        assert resp.status_code == 404, path
+        assert b"Nothing here" in resp.content
+        assert resp.headers["cache-control"] == "no-cache"
+        assert f"'sha256-{sha(b'nf()')}'" in resp.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("path", [
+    "/../secret.txt", "/%2e%2e/secret.txt", "/_next/../../secret.txt", "/_next/%2E%2E/%2E%2E/secret.txt",
+    "/..%2fsecret.txt", "/escape.txt", "/%00index.html", "/..\\secret.txt",
+])
+async def test_paths_outside_the_root_are_refused(web: httpx.AsyncClient, path: str) -> None:
+    resp = await web.get(path)
+    assert resp.status_code == 404
+    assert b"outside the web root" not in resp.content
+
+
+async def test_api_paths_keep_matrix_errors(web: httpx.AsyncClient) -> None:
+    resp = await web.get("/_matrix/client/v3/no/such/endpoint")
+    assert resp.status_code == 404 and resp.json()["errcode"] == "M_UNRECOGNIZED"
+    resp = await web.get("/.well-known/matrix/nothing")
+    assert resp.status_code == 404 and resp.json()["errcode"] == "M_UNRECOGNIZED"
+    # Writes to a web path are not the web client's business.
+    resp = await web.post("/", content=b"{}")
+    assert resp.status_code == 404 and resp.json()["errcode"] == "M_UNRECOGNIZED"
+
+
+async def test_unbuilt_client_says_how_to_build_it(tmp_path: Path) -> None:
+    app = build_app(Config(web_client_dir=str(tmp_path / "missing")))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://parley.test") as c:
+        resp = await c.get("/")
+    assert resp.status_code == 404
+    assert re.search(r"not built.*make run", resp.text)
+
+
+def test_inline_script_hashes_skip_external_scripts() -> None:
+    html = b'<script src="/a.js"></script><SCRIPT type="module">m()</SCRIPT><script async src=x></script>'
+    assert inline_script_hashes(html) == [sha(b"m()")]
+
+
+def test_resolve_refuses_escapes_that_clients_would_normalize(site: Path) -> None:
+    # httpx and browsers collapse `..` before sending; a raw request line can still carry it.
+    web = WebClient(site)
+    assert web.resolve("/") == (site / "index.html").resolve()
+    assert web.resolve("/index") == (site / "index.html").resolve()
+    for raw in ("/../secret.txt", "/_next/../../secret.txt", "/./index.html", "/escape.txt", "/a\x00b"):
+        assert web.resolve(raw) is None, raw
+
+
+async def test_web_requests_have_their_own_metrics_label(web: httpx.AsyncClient) -> None:
+    series = metrics.HTTP_REQUESTS.labels("GET", "web", "200")
+    before = series._value.get()
+    assert (await web.get("/")).status_code == 200
+    assert series._value.get() == before + 1

@@ -1,0 +1,5 @@
+import { ClientRoot } from "@/components/ClientRoot";
+
+export default function Page() {
+  return <ClientRoot />;
+}

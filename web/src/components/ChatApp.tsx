@@ -1,0 +1,76 @@
+"use client";
+
+import { useEffect, useState } from "react";
+import type { MatrixClient } from "@/lib/api";
+import { logout } from "@/lib/actions";
+import { roomFromHash } from "@/lib/navigation";
+import { useRooms } from "@/lib/rooms";
+import { useSession } from "@/lib/session";
+import { SyncEngine } from "@/lib/sync";
+import { BrowseDialog } from "./BrowseDialog";
+import { CreateChannelDialog } from "./CreateChannelDialog";
+import { DirectDialog } from "./DirectDialog";
+import { RoomView } from "./RoomView";
+import { Sidebar } from "./Sidebar";
+
+export function ChatApp({ client }: { client: MatrixClient }) {
+  const selected = useRooms((s) => s.selected);
+  const selectedRoom = useRooms((s) => (s.selected ? s.rooms[s.selected] : undefined));
+  const status = useRooms((s) => s.status);
+  const transport = useRooms((s) => s.transport);
+  const initialSyncDone = useRooms((s) => s.initialSyncDone);
+  const signOut = useSession((s) => s.signOut);
+  const [dialog, setDialog] = useState<"create" | "browse" | "direct" | null>(null);
+
+  useEffect(() => {
+    const prefer = window.localStorage.getItem("parley.transport") === "long-poll" ? "long-poll" : "websocket";
+    const engine = new SyncEngine(client, {
+      onSync: (sync) => useRooms.getState().applySync(sync, client.userId),
+      onStatus: (st, tr) => useRooms.getState().setStatus(st, tr),
+      onLoggedOut: () => signOut("Your session has ended. Please log in again."),
+    }, prefer);
+    engine.start();
+    useRooms.getState().select(roomFromHash());
+    const onHash = () => useRooms.getState().select(roomFromHash());
+    window.addEventListener("hashchange", onHash);
+    return () => {
+      window.removeEventListener("hashchange", onHash);
+      engine.stop();
+    };
+  }, [client, signOut]);
+
+  async function doLogout() {
+    await logout(client);
+    window.location.hash = "";
+    signOut();
+  }
+
+  return (
+    <div className="flex h-full">
+      <Sidebar
+        client={client}
+        onCreate={() => setDialog("create")}
+        onBrowse={() => setDialog("browse")}
+        onDirect={() => setDialog("direct")}
+        onLogout={() => void doLogout()}
+      />
+      {/* On a phone the sidebar and the open channel take turns on the screen. */}
+      <main className={`${selected ? "flex" : "hidden md:flex"} min-w-0 flex-1 flex-col`}>
+        {status === "reconnecting" && (
+          <div role="status" className="bg-amber-100 px-4 py-1 text-sm text-amber-900">Reconnecting…</div>
+        )}
+        <span className="sr-only" data-testid="sync-status" data-status={status} data-transport={transport ?? ""}>{status}</span>
+        {selected && selectedRoom?.membership === "join" ? (
+          <RoomView key={selected} client={client} room={selectedRoom} />
+        ) : (
+          <div className="flex flex-1 items-center justify-center p-8 text-slate-500">
+            {initialSyncDone ? "Pick a channel on the left, or create one." : "Loading your channels…"}
+          </div>
+        )}
+      </main>
+      {dialog === "create" && <CreateChannelDialog client={client} onClose={() => setDialog(null)} />}
+      {dialog === "browse" && <BrowseDialog client={client} onClose={() => setDialog(null)} />}
+      {dialog === "direct" && <DirectDialog client={client} onClose={() => setDialog(null)} />}
+    </div>
+  );
+}

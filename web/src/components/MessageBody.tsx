@@ -1,0 +1,40 @@
+"use client";
+
+import { linkify, sanitizeHtml } from "@/lib/markdown";
+import type { MatrixEvent } from "@/lib/types";
+
+function PlainText({ text }: { text: string }) {
+  return (
+    <>
+      {linkify(text).map((part, i) =>
+        "href" in part ? (
+          <a key={i} href={part.href} target="_blank" rel="noopener noreferrer nofollow" className="text-indigo-700 underline">{part.href}</a>
+        ) : (
+          <span key={i}>{part.text}</span>
+        ),
+      )}
+    </>
+  );
+}
+
+export function MessageBody({ ev }: { ev: MatrixEvent }) {
+  const c = ev.content ?? {};
+  if (ev.type === "m.room.encrypted") return <p className="italic text-slate-500">Encrypted message</p>;
+  if (ev.unsigned?.redacted_because || Object.keys(c).length === 0) {
+    return <p className="italic text-slate-500" data-testid="deleted">Message deleted</p>;
+  }
+  const body = typeof c.body === "string" ? c.body : "";
+  const emote = c.msgtype === "m.emote";
+  if (c.format === "org.matrix.custom.html" && typeof c.formatted_body === "string") {
+    const html = sanitizeHtml(c.formatted_body);
+    if (html !== null) {
+      // Safe by construction: the HTML has passed the allow-list sanitizer above.
+      return <div className={`msg-html break-words ${emote ? "italic" : ""}`} data-testid="body" dangerouslySetInnerHTML={{ __html: html }} />;
+    }
+  }
+  return (
+    <p className={`whitespace-pre-wrap break-words ${emote ? "italic" : ""}`} data-testid="body">
+      <PlainText text={body} />
+    </p>
+  );
+}

@@ -1,0 +1,54 @@
+export interface MatrixEvent {
+  event_id: string;
+  type: string;
+  sender: string;
+  origin_server_ts: number;
+  content: Record<string, unknown>;
+  state_key?: string;
+  unsigned?: { transaction_id?: string; redacted_because?: unknown; [k: string]: unknown };
+  /** Local echo not yet confirmed by the server. */
+  pending?: boolean;
+  failed?: boolean;
+}
+
+export interface Member {
+  displayname?: string;
+  membership: string;
+}
+
+export interface RoomData {
+  roomId: string;
+  membership: "join" | "invite";
+  name?: string;
+  topic?: string;
+  alias?: string;
+  joinRule?: string;
+  creator?: string;
+  roomType?: string;
+  inviter?: string;
+  /** The invite says this is a direct message (is_direct on our member event). */
+  directInvite?: boolean;
+  members: Record<string, Member>;
+  timeline: MatrixEvent[];
+  /** Token for older history (/messages dir=b); null once the room's start is reached. */
+  prevBatch: string | null;
+  notificationCount: number;
+  highlightCount: number;
+}
+
+export interface SyncRoomSection {
+  state?: { events?: MatrixEvent[] };
+  timeline?: { events?: MatrixEvent[]; limited?: boolean; prev_batch?: string };
+  unread_notifications?: { notification_count?: number; highlight_count?: number };
+  account_data?: { events?: { type: string; content: Record<string, unknown> }[] };
+}
+
+export interface SyncResponse {
+  next_batch: string;
+  rooms?: {
+    join?: Record<string, SyncRoomSection>;
+    invite?: Record<string, { invite_state?: { events?: MatrixEvent[] } }>;
+    leave?: Record<string, unknown>;
+  };
+  account_data?: { events?: { type: string; content: Record<string, unknown> }[] };
+}
