@@ -24,7 +24,9 @@ from homeserver.events.fanout import FanOut
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
 from homeserver.events.visibility import VisibilityFilter
+from homeserver.keys.service import KeyService
 from homeserver.keys.signing_key import check_against_seen, load_or_create_signing_key
+from homeserver.keys.to_device import ToDeviceService
 from homeserver.legacy.service import LegacySyncService
 from homeserver.media.service import MediaService
 from homeserver.protocol.signing import SigningKey, encode_signing_key_seed, key_id, verify_key_b64
@@ -40,6 +42,7 @@ from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.rooms.upgrade_settings import UpgradeSettings
 from homeserver.storage.stores import Stores
+from homeserver.sync.e2ee import DeviceListSource, ToDeviceSource
 from homeserver.sync.service import SyncService
 
 log = logging.getLogger("parley")
@@ -79,6 +82,8 @@ class Homeserver:
     profile: ProfileService
     directory: DirectoryService
     media: MediaService
+    keys: KeyService
+    to_device: ToDeviceService
 
     def __init__(self, config: Config, stores: Stores, signing_key: SigningKey) -> None:
         self.config = config
@@ -120,6 +125,11 @@ class Homeserver:
         self.push = PushService(stores, self.fanout.wake_users)
         self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push,
                                 self.visibility)
+        self.keys = KeyService(stores, config.server_name, self.fanout.wake_users)
+        self.to_device = ToDeviceService(stores, config.server_name, self.fanout.wake_users)
+        self.sync.add_source(ToDeviceSource(stores.stream, self.to_device))
+        self.sync.add_source(DeviceListSource(stores.stream, self.keys))
+        self.accounts.on_devices_deleted = self.keys.devices_deleted
         self.account_data = AccountDataService(stores, self.fanout.wake_users)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.fanout.wake_room,
                                        self.fanout.wake_users)

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,13 @@ class AccountService:
         self._secret = token_secret
         self._admins = set(admins)
         self.access_token_lifetime_ms = access_token_lifetime_ms
+        #: Called after devices are deleted (None: all of the user's devices), so that their
+        #: encryption keys go too and the change is announced; wired by the Homeserver.
+        self.on_devices_deleted: Callable[[str, list[str] | None], Awaitable[None]] | None = None
+
+    async def _devices_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
+        if self.on_devices_deleted is not None and (device_ids is None or device_ids):
+            await self.on_devices_deleted(user_id, device_ids)
 
     def user_id_for(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
@@ -169,8 +177,9 @@ class AccountService:
             raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
         async with self.stores.db.transaction() as c:
             if device_id is not None:
-                # Re-using a device ID replaces that device's old tokens.
-                await self.stores.accounts.delete_devices(c, user_id, [device_id])
+                # Re-using a device ID replaces that device's old tokens but keeps the device
+                # (and its encryption keys).
+                await self.stores.accounts.revoke_device_tokens(c, user_id, device_id)
             return await self._issue(c, user_id, device_id, device_name, want_refresh, ip, user_agent=user_agent)
 
     async def login_registered(self, user_id: str, device_id: str | None, device_name: str | None,
@@ -265,11 +274,13 @@ class AccountService:
         """Delete devices and revoke their tokens at once (None: every device)."""
         async with self.stores.db.transaction() as c:
             await self.stores.accounts.delete_devices(c, user_id, device_ids)
+        await self._devices_deleted(user_id, device_ids)
 
     async def deactivate(self, user_id: str) -> None:
         async with self.stores.db.transaction() as c:
             await self.stores.accounts.deactivate(c, user_id)
             await self.stores.accounts.delete_devices(c, user_id, None)
+        await self._devices_deleted(user_id, None)
 
     async def change_password(self, req: Requester, new_password: str, logout_devices: bool) -> None:
         if len(new_password) > MAX_PASSWORD_LENGTH:
@@ -277,8 +288,12 @@ class AccountService:
         pw_hash = await hash_password(new_password)
         async with self.stores.db.transaction() as c:
             await self.stores.accounts.set_password(c, req.user_id, pw_hash)
+            others: list[str] = []
             if logout_devices:
+                others = [str(d["device_id"]) for d in await self.stores.accounts.list_devices(req.user_id)
+                          if d["device_id"] != req.device_id]
                 await self.stores.accounts.delete_other_devices(c, req.user_id, req.device_id)
+        await self._devices_deleted(req.user_id, others)
 
     async def user_exists(self, user_id: str) -> bool:
         """Whether the ID is taken (deactivated accounts included: IDs are never reused)."""

@@ -23,6 +23,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (6, "006_guests.sql"),
     (7, "007_deployment.sql"),
     (10, "010_intake.sql"),
+    (11, "011_e2ee.sql"),
 ]
 
 _PG_EXTRA = {
