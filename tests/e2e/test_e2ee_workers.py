@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tests.conftest import REDIS_URL, drop_pg_database
-from tests.e2e.test_workers import V3, Cluster, _start_cluster, _user
 from tests.e2e.conftest import stop_server
+from tests.e2e.test_workers import V3, Cluster, _start_cluster, _user
 
 
 @pytest.fixture
