@@ -130,6 +130,7 @@ class Homeserver:
         self.sync.add_source(ToDeviceSource(stores.stream, self.to_device))
         self.sync.add_source(DeviceListSource(stores.stream, self.keys))
         self.accounts.on_devices_deleted = self.keys.devices_deleted
+        self.accounts.on_device_list_changed = self.keys.device_list_changed
         self.account_data = AccountDataService(stores, self.fanout.wake_users)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.fanout.wake_room,
                                        self.fanout.wake_users)

@@ -144,6 +144,12 @@ class KeyService:
         left -= sharing
         return sorted(changed), sorted(left - changed)
 
+    async def device_list_changed(self, user_id: str) -> None:
+        """A device was added or renamed: whoever tracks the user's devices re-fetches them."""
+        async with self.stores.stream.write() as (c, pos):
+            await self.stores.e2e_keys.add_device_list_change(c, user_id, pos)
+        await self._announce(user_id)
+
     async def devices_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
         """A device (or all of a user's devices) was deleted: its keys and pending to-device
         messages go, and the change is announced to everyone sharing a room with the user."""

@@ -16,7 +16,7 @@ MAX_KEYS_PER_UPLOAD = 1000
 
 
 def _bad(message: str) -> MatrixError:
-    return MatrixError(400, "M_INVALID_PARAM", message)
+    return MatrixError(400, "M_BAD_JSON", message)
 
 
 def _short_str(value: Any, what: str) -> str:
@@ -40,7 +40,7 @@ def check_device_keys(keys: Any, user_id: str, device_id: str) -> dict[str, Any]
     if not isinstance(keys, dict):
         raise _bad("device_keys must be an object")
     if keys.get("user_id") != user_id or keys.get("device_id") != device_id:
-        raise _bad("device_keys must name your own user ID and device ID")
+        raise MatrixError(400, "M_INVALID_PARAM", "device_keys must name your own user ID and device ID")
     algorithms = keys.get("algorithms")
     if not isinstance(algorithms, list) or not all(isinstance(a, str) and a for a in algorithms):
         raise _bad("device_keys.algorithms must be a list of strings")

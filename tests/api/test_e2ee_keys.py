@@ -112,28 +112,28 @@ def _bad_bodies(dev: Device, other: Device) -> list[tuple[dict[str, Any], str]]:
                       dev.user_id, dev.key)
     bad_otk = sign_json({"key": "abc"}, dev.user_id, other.key)
     return [
-        ({"device_keys": "nope"}, "M_INVALID_PARAM"),
+        ({"device_keys": "nope"}, "M_BAD_JSON"),
         ({"device_keys": dict(good, user_id="@mallory:parley.test")}, "M_INVALID_PARAM"),
         ({"device_keys": dict(good, device_id="OTHER")}, "M_INVALID_PARAM"),
-        ({"device_keys": dict(good, keys=[])}, "M_INVALID_PARAM"),
-        ({"device_keys": dict(good, keys={"ed25519:X": 5})}, "M_INVALID_PARAM"),
-        ({"device_keys": dict(good, algorithms="olm")}, "M_INVALID_PARAM"),
-        ({"device_keys": {k: v for k, v in good.items() if k != "signatures"}}, "M_INVALID_PARAM"),
-        ({"device_keys": no_ed}, "M_INVALID_PARAM"),
+        ({"device_keys": dict(good, keys=[])}, "M_BAD_JSON"),
+        ({"device_keys": dict(good, keys={"ed25519:X": 5})}, "M_BAD_JSON"),
+        ({"device_keys": dict(good, algorithms="olm")}, "M_BAD_JSON"),
+        ({"device_keys": {k: v for k, v in good.items() if k != "signatures"}}, "M_BAD_JSON"),
+        ({"device_keys": no_ed}, "M_BAD_JSON"),
         ({"device_keys": forged}, "M_INVALID_SIGNATURE"),
         ({"device_keys": tampered}, "M_INVALID_SIGNATURE"),
         ({"device_keys": dict(good, signatures={dev.user_id: {f"ed25519:{dev.device_id}": "!!"}})},
          "M_INVALID_SIGNATURE"),
-        ({"one_time_keys": []}, "M_INVALID_PARAM"),
-        ({"one_time_keys": {"nocolon": "a"}}, "M_INVALID_PARAM"),
-        ({"one_time_keys": {"curve25519:": "a"}}, "M_INVALID_PARAM"),
-        ({"one_time_keys": {"curve25519:A": 7}}, "M_INVALID_PARAM"),
-        ({"one_time_keys": {"curve25519:A": ""}}, "M_INVALID_PARAM"),
-        ({"one_time_keys": {"signed_curve25519:A": {"key": "abc"}}}, "M_INVALID_PARAM"),
+        ({"one_time_keys": []}, "M_BAD_JSON"),
+        ({"one_time_keys": {"nocolon": "a"}}, "M_BAD_JSON"),
+        ({"one_time_keys": {"curve25519:": "a"}}, "M_BAD_JSON"),
+        ({"one_time_keys": {"curve25519:A": 7}}, "M_BAD_JSON"),
+        ({"one_time_keys": {"curve25519:A": ""}}, "M_BAD_JSON"),
+        ({"one_time_keys": {"signed_curve25519:A": {"key": "abc"}}}, "M_BAD_JSON"),
         ({"one_time_keys": {"signed_curve25519:A": bad_otk}}, "M_INVALID_SIGNATURE"),
-        ({"one_time_keys": {f"curve25519:{'x' * 300}": "a"}}, "M_INVALID_PARAM"),
-        ({"one_time_keys": {f"curve25519:K{i}": "a" for i in range(1001)}}, "M_INVALID_PARAM"),
-        ({"fallback_keys": {"signed_curve25519:A": bad_otk | {"fallback": "yes"}}}, "M_INVALID_PARAM"),
+        ({"one_time_keys": {f"curve25519:{'x' * 300}": "a"}}, "M_BAD_JSON"),
+        ({"one_time_keys": {f"curve25519:K{i}": "a" for i in range(1001)}}, "M_BAD_JSON"),
+        ({"fallback_keys": {"signed_curve25519:A": bad_otk | {"fallback": "yes"}}}, "M_BAD_JSON"),
     ]
 
 
@@ -263,3 +263,20 @@ async def test_relogin_keeps_keys_and_deleting_device_removes_them(client: Matri
     c = await bob.ok("POST", f"{V3}/keys/claim",
                      {"one_time_keys": {alice.user_id: {alice.device_id: "signed_curve25519"}}})
     assert c["one_time_keys"] == {}
+
+
+async def test_new_and_renamed_devices_are_device_list_changes(client: MatrixClient) -> None:
+    alice = await client.register("alice", password="pw-alice-long")
+    bob = await client.register("bob")
+    room = await alice.create_room(preset="public_chat")
+    await bob.ok("POST", f"{V3}/join/{room}", {})
+    since = (await bob.sync())["next_batch"]
+    own = (await alice.sync())["next_batch"]
+    login = await client.ok("POST", f"{V3}/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"},
+        "password": "pw-alice-long"}, token="")
+    got = await bob.sync(since=since)
+    assert got["device_lists"]["changed"] == [alice.user_id]
+    assert alice.user_id in (await alice.sync(since=own))["device_lists"]["changed"]  # her own devices too
+    await alice.ok("PUT", f"{V3}/devices/{login['device_id']}", {"display_name": "phone"})
+    assert (await bob.sync(since=got["next_batch"]))["device_lists"]["changed"] == [alice.user_id]
