@@ -23,6 +23,7 @@ from client_api.routes import (
     operations,
     peek,
     pushrules,
+    room_keys,
     room_upgrades,
     rooms,
     sync,
@@ -41,7 +42,7 @@ from homeserver.protocol.errors import MatrixError
 ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
     *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
-    *room_upgrades.routes, *user_directory.routes, *keys.routes,
+    *room_upgrades.routes, *user_directory.routes, *keys.routes, *room_keys.routes,
     *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
     *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]

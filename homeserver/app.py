@@ -24,6 +24,7 @@ from homeserver.events.fanout import FanOut
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
 from homeserver.events.visibility import VisibilityFilter
+from homeserver.keys.backup import KeyBackupService
 from homeserver.keys.service import KeyService
 from homeserver.keys.signing_key import check_against_seen, load_or_create_signing_key
 from homeserver.keys.to_device import ToDeviceService
@@ -83,6 +84,7 @@ class Homeserver:
     directory: DirectoryService
     media: MediaService
     keys: KeyService
+    key_backup: KeyBackupService
     to_device: ToDeviceService
 
     def __init__(self, config: Config, stores: Stores, signing_key: SigningKey) -> None:
@@ -126,6 +128,7 @@ class Homeserver:
         self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push,
                                 self.visibility)
         self.keys = KeyService(stores, config.server_name, self.fanout.wake_users)
+        self.key_backup = KeyBackupService(stores)
         self.to_device = ToDeviceService(stores, config.server_name, self.fanout.wake_users)
         self.sync.add_source(ToDeviceSource(stores.stream, self.to_device))
         self.sync.add_source(DeviceListSource(stores.stream, self.keys))

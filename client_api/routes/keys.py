@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from client_api.http import endpoint, json_body
+from client_api.routes.account import _reauth
 from homeserver.accounts.service import Requester
 from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
@@ -28,7 +29,7 @@ async def query(request: Request, hs: Homeserver, req: Requester) -> dict[str, A
     timeout = body.get("timeout", 10000)
     if not isinstance(timeout, int) or isinstance(timeout, bool):
         raise MatrixError(400, "M_BAD_JSON", "'timeout' must be an integer")
-    return await hs.keys.query(body.get("device_keys"))
+    return await hs.keys.query(req.user_id, body.get("device_keys"))
 
 
 @endpoint()
@@ -58,10 +59,32 @@ async def send_to_device(request: Request, hs: Homeserver, req: Requester) -> di
     return {}
 
 
+@endpoint()
+async def device_signing_upload(request: Request, hs: Homeserver, req: Requester) -> Any:
+    body = await json_body(request)
+    if await hs.keys.cross_signing.needs_auth(req.user_id, {k: v for k, v in body.items() if k != "auth"}):
+        outcome = await _reauth(request, hs, req, body)
+        if outcome.challenge is not None:
+            return outcome.challenge, 401
+        await hs.keys.cross_signing.upload(req.user_id, outcome.params)
+        await hs.uia.finish(outcome.session_id)
+        return {}
+    await hs.keys.cross_signing.upload(req.user_id, body)
+    return {}
+
+
+@endpoint()
+async def signatures_upload(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
+    body = await json_body(request)
+    return await hs.keys.cross_signing.upload_signatures(req.user_id, body)
+
+
 routes = [
     Route(f"{V3}/keys/upload", upload, methods=["POST"]),
     Route(f"{V3}/keys/query", query, methods=["POST"]),
     Route(f"{V3}/keys/claim", claim, methods=["POST"]),
     Route(f"{V3}/keys/changes", changes, methods=["GET"]),
+    Route(f"{V3}/keys/device_signing/upload", device_signing_upload, methods=["POST"]),
+    Route(f"{V3}/keys/signatures/upload", signatures_upload, methods=["POST"]),
     Route(f"{V3}/sendToDevice/{{event_type}}/{{txn_id}}", send_to_device, methods=["PUT"]),
 ]

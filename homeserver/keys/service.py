@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from homeserver.keys.cross_signing import CrossSigningService
 from homeserver.protocol.e2e_keys import check_device_keys, check_one_time_keys, identity_keys
 from homeserver.protocol.errors import MatrixError
 from homeserver.storage.stores import Stores
@@ -30,6 +31,7 @@ class KeyService:
         self.stores = stores
         self.server_name = server_name
         self._wake_users = wake_users
+        self.cross_signing = CrossSigningService(stores, self._announce_many)
 
     def _is_local(self, user_id: str) -> bool:
         return user_id.partition(":")[2] == self.server_name
@@ -86,7 +88,7 @@ class KeyService:
 
     # ------------------------------------------------------------------ query and claim
 
-    async def query(self, device_keys: Any) -> dict[str, Any]:
+    async def query(self, requester: str, device_keys: Any) -> dict[str, Any]:
         if not isinstance(device_keys, dict) or not all(
                 isinstance(v, list) and all(isinstance(d, str) for d in v) for v in device_keys.values()):
             raise MatrixError(400, "M_BAD_JSON", "device_keys must map user IDs to lists of device IDs")
@@ -108,7 +110,9 @@ class KeyService:
                     unsigned["device_display_name"] = name
                 entry["unsigned"] = unsigned
                 out[user_id][dev] = entry
-        return {"device_keys": out, "failures": {}}
+        result: dict[str, Any] = {"device_keys": out, "failures": {}}
+        await self.cross_signing.decorate(requester, result)
+        return result
 
     async def claim(self, one_time_keys: Any) -> dict[str, Any]:
         if not isinstance(one_time_keys, dict) or not all(
@@ -161,3 +165,7 @@ class KeyService:
 
     async def _announce(self, user_id: str) -> None:
         await self._wake_users(sorted(await self.stores.e2e_keys.users_sharing_rooms(user_id)))
+
+    async def _announce_many(self, user_ids: list[str]) -> None:
+        for user_id in user_ids:
+            await self._announce(user_id)

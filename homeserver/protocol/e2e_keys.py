@@ -103,3 +103,55 @@ def check_one_time_keys(
             seen_algs.add(alg)
         out.append((alg, kid, key))
     return out
+
+
+CROSS_SIGNING_USAGES = ("master", "self_signing", "user_signing")
+
+
+def check_cross_signing_key(key: Any, user_id: str, usage: str) -> tuple[str, str]:
+    """A cross-signing key (spec: CrossSigningKey) of `user_id` for `usage`: one ed25519 key
+    whose ID is its own public key. Returns (key ID, public key)."""
+    if not isinstance(key, dict):
+        raise _bad(f"the {usage} key must be an object")
+    if key.get("user_id") != user_id:
+        raise MatrixError(400, "M_INVALID_PARAM", f"the {usage} key must be for {user_id}")
+    usages = key.get("usage")
+    if not isinstance(usages, list) or usage not in usages or not all(isinstance(u, str) for u in usages):
+        raise _bad(f"the {usage} key's usage must include {usage!r}")
+    keys = key.get("keys")
+    if not isinstance(keys, dict) or len(keys) != 1:
+        raise _bad(f"the {usage} key must hold exactly one key")
+    (kid, public), = keys.items()
+    alg, _, name = _short_str(kid, "key ID").partition(":")
+    if alg != "ed25519" or name != public or not isinstance(public, str):
+        raise _bad(f"the {usage} key's ID must be ed25519:<its public key>")
+    sigs = key.get("signatures", {})
+    if not isinstance(sigs, dict) or not all(isinstance(v, dict) for v in sigs.values()):
+        raise _bad("signatures must be an object of objects")
+    return kid, public
+
+
+def backup_key_is_better(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    """Whether an uploaded backup of a Megolm session replaces the stored one (client-server API
+    §Server-side key backups): a verified key beats an unverified one, then the lower
+    first_message_index wins, then the lower forwarded_count."""
+    if new["is_verified"] != old["is_verified"]:
+        return bool(new["is_verified"])
+    if new["first_message_index"] != old["first_message_index"]:
+        return bool(new["first_message_index"] < old["first_message_index"])
+    return bool(new["forwarded_count"] < old["forwarded_count"])
+
+
+def check_backup_key(data: Any) -> dict[str, Any]:
+    """A KeyBackupData object: counts are non-negative integers, session_data an object."""
+    if not isinstance(data, dict):
+        raise _bad("key backup data must be an object")
+    for field in ("first_message_index", "forwarded_count"):
+        v = data.get(field)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**53:
+            raise _bad(f"'{field}' must be a non-negative integer")
+    if not isinstance(data.get("is_verified"), bool):
+        raise _bad("'is_verified' must be a boolean")
+    if not isinstance(data.get("session_data"), dict):
+        raise _bad("'session_data' must be an object")
+    return {k: data[k] for k in ("first_message_index", "forwarded_count", "is_verified", "session_data")}

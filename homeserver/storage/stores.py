@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from homeserver.storage.accounts import AccountStore
 from homeserver.storage.auth import AuthStore
+from homeserver.storage.cross_signing import CrossSigningStore
 from homeserver.storage.database import Database, open_database
 from homeserver.storage.deployment import DeploymentStore
 from homeserver.storage.e2e_keys import E2EKeyStore
 from homeserver.storage.events import EventStore
 from homeserver.storage.ids import Counter, StreamTracker
+from homeserver.storage.key_backup import KeyBackupStore
 from homeserver.storage.media import MediaStore
 from homeserver.storage.migrate import migrate
 from homeserver.storage.receipts import ReceiptStore
@@ -46,6 +48,8 @@ class Stores:
         self.user_directory = UserDirectoryStore(db)
         self.e2e_keys = E2EKeyStore(db)
         self.to_device = ToDeviceStore(db)
+        self.cross_signing = CrossSigningStore(db)
+        self.key_backup = KeyBackupStore(db)
 
     @classmethod
     async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:
