@@ -15,6 +15,7 @@ from homeserver.protocol.errors import MatrixError
 from homeserver.sync.token import SyncToken
 
 V3 = "/_matrix/client/v3"
+UNSTABLE = "/_matrix/client/unstable"  # where cross-signing lived before Matrix 1.1; clients still call it
 
 
 @endpoint()
@@ -86,5 +87,7 @@ routes = [
     Route(f"{V3}/keys/changes", changes, methods=["GET"]),
     Route(f"{V3}/keys/device_signing/upload", device_signing_upload, methods=["POST"]),
     Route(f"{V3}/keys/signatures/upload", signatures_upload, methods=["POST"]),
+    Route(f"{UNSTABLE}/keys/device_signing/upload", device_signing_upload, methods=["POST"]),
+    Route(f"{UNSTABLE}/keys/signatures/upload", signatures_upload, methods=["POST"]),
     Route(f"{V3}/sendToDevice/{{event_type}}/{{txn_id}}", send_to_device, methods=["PUT"]),
 ]

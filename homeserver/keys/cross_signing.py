@@ -55,11 +55,15 @@ class CrossSigningService:
         for usage in ("self_signing", "user_signing"):
             if usage in new:
                 check_signature(new[usage], user_id, master_id, master_pub)
+        # The user-signing key is private to its owner: a new one alone is nobody else's news.
+        public = "master" in new or "self_signing" in new
         async with self.stores.stream.write() as (c, pos):
             for usage, key in new.items():
                 await self.stores.cross_signing.set_key(c, user_id, usage, key)
-            await self.stores.e2e_keys.add_device_list_change(c, user_id, pos)
-        await self._announce([user_id])
+            if public:
+                await self.stores.e2e_keys.add_device_list_change(c, user_id, pos)
+        if public:
+            await self._announce([user_id])
 
     # ------------------------------------------------------------------ signatures
 
@@ -78,7 +82,9 @@ class CrossSigningService:
                 except MatrixError as e:
                     failures.setdefault(target, {})[key_id] = e.to_dict()
         if rows:
-            targets = sorted({r[2] for r in rows})
+            # A signature on my own keys changes what others see of me; my signature on someone
+            # else's master key is visible to me only, so only my own devices need to know.
+            targets = sorted({r[2] if r[2] == user_id else user_id for r in rows})
             async with self.stores.stream.write() as (c, pos):
                 await self.stores.cross_signing.add_signatures(c, rows)
                 for t in targets:

@@ -146,3 +146,24 @@ async def test_bad_signature_uploads(client: MatrixClient) -> None:
     assert r.status_code == 400
     got = await alice.ok("POST", f"{V3}/keys/signatures/upload", {alice.user_id: {alice.device_id: {}}})
     assert got["failures"][alice.user_id][alice.device_id]["errcode"].startswith("M_")
+
+
+async def test_private_user_signing_changes_are_not_announced(client: MatrixClient) -> None:
+    alice, _ = await _user(client, "alice")
+    bob, _ = await _user(client, "bob")
+    room = await alice.create_room(preset="public_chat")
+    await bob.ok("POST", f"{V3}/join/{room}", {})
+    cs = CrossSigning(alice.user_id or "")
+    since = (await bob.sync())["next_batch"]
+    await alice.ok("POST", f"{V3}/keys/device_signing/upload", cs.body())
+    got = await bob.sync(since=since)
+    assert alice.user_id in got["device_lists"]["changed"]
+    new_usk = CrossSigning(alice.user_id or "")
+    new_usk.keys["master"] = cs.keys["master"]
+    usk = sign_json({k: v for k, v in new_usk.objs["user_signing"].items() if k != "signatures"},
+                    alice.user_id or "", cs.keys["master"])
+    body = {"user_signing_key": usk, "auth": _password_auth(alice)}
+    await alice.ok("POST", f"{V3}/keys/device_signing/upload", body)
+    own = await alice.ok("POST", f"{V3}/keys/query", {"device_keys": {alice.user_id: []}})
+    assert own["user_signing_keys"][alice.user_id]["keys"] == usk["keys"]
+    assert alice.user_id not in (await bob.sync(since=got["next_batch"]))["device_lists"]["changed"]
