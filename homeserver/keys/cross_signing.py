@@ -15,7 +15,8 @@ from homeserver.storage.stores import Stores
 #: Most signed objects in one /keys/signatures/upload.
 MAX_SIGNATURES = 1000
 
-Announce = Callable[[list[str]], Awaitable[None]]
+#: (users whose device lists changed for everyone sharing a room, users to wake themselves)
+Announce = Callable[[list[str], list[str]], Awaitable[None]]
 
 
 def _unsigned_body(obj: dict[str, Any]) -> dict[str, Any]:
@@ -55,15 +56,13 @@ class CrossSigningService:
         for usage in ("self_signing", "user_signing"):
             if usage in new:
                 check_signature(new[usage], user_id, master_id, master_pub)
-        # The user-signing key is private to its owner: a new one alone is nobody else's news.
+        # The user-signing key is private to its owner: a new one alone is only their own news.
         public = "master" in new or "self_signing" in new
         async with self.stores.stream.write() as (c, pos):
             for usage, key in new.items():
                 await self.stores.cross_signing.set_key(c, user_id, usage, key)
-            if public:
-                await self.stores.e2e_keys.add_device_list_change(c, user_id, pos)
-        if public:
-            await self._announce([user_id])
+            await self.stores.e2e_keys.add_device_list_change(c, user_id, pos, None if public else user_id)
+        await self._announce([user_id] if public else [], [user_id])
 
     # ------------------------------------------------------------------ signatures
 
@@ -82,14 +81,14 @@ class CrossSigningService:
                 except MatrixError as e:
                     failures.setdefault(target, {})[key_id] = e.to_dict()
         if rows:
-            # A signature on my own keys changes what others see of me; my signature on someone
-            # else's master key is visible to me only, so only my own devices need to know.
-            targets = sorted({r[2] if r[2] == user_id else user_id for r in rows})
+            # A signature on my own keys changes what everyone sees of me; my signature on someone
+            # else's master key is shown to me only, so it is news for my devices alone.
+            targets = sorted({r[2] for r in rows})
             async with self.stores.stream.write() as (c, pos):
                 await self.stores.cross_signing.add_signatures(c, rows)
                 for t in targets:
-                    await self.stores.e2e_keys.add_device_list_change(c, t, pos)
-            await self._announce(targets)
+                    await self.stores.e2e_keys.add_device_list_change(c, t, pos, None if t == user_id else user_id)
+            await self._announce([user_id] if user_id in targets else [], [user_id])
         return {"failures": failures}
 
     async def _check_one(

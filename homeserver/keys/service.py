@@ -142,7 +142,7 @@ class KeyService:
         between two stream positions."""
         store = self.stores.e2e_keys
         sharing = await store.users_sharing_rooms(user_id)
-        changed = await store.device_lists_changed(sorted(sharing), after, upto)
+        changed = await store.device_lists_changed(user_id, sorted(sharing), after, upto)
         joined, left = await store.membership_changes_since(user_id, after, upto)
         changed |= joined & sharing
         left -= sharing
@@ -166,6 +166,8 @@ class KeyService:
     async def _announce(self, user_id: str) -> None:
         await self._wake_users(sorted(await self.stores.e2e_keys.users_sharing_rooms(user_id)))
 
-    async def _announce_many(self, user_ids: list[str]) -> None:
-        for user_id in user_ids:
+    async def _announce_many(self, public: list[str], private: list[str]) -> None:
+        for user_id in public:
             await self._announce(user_id)
+        if private:
+            await self._wake_users(private)

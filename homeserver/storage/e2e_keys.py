@@ -134,20 +134,21 @@ class E2EKeyStore:
 
     # ------------------------------------------------------------------ device-list changes
 
-    async def add_device_list_change(self, c: Conn, user_id: str, pos: int) -> None:
+    async def add_device_list_change(self, c: Conn, user_id: str, pos: int, only_for: str | None = None) -> None:
         await c.execute(
-            "INSERT INTO device_list_changes (user_id, stream_id) VALUES ($1,$2) ON CONFLICT DO NOTHING",
-            user_id, pos)
+            "INSERT INTO device_list_changes (user_id, stream_id, only_for) VALUES ($1,$2,$3)"
+            " ON CONFLICT DO NOTHING", user_id, pos, only_for)
 
-    async def device_lists_changed(self, user_ids: list[str], after: int, upto: int) -> set[str]:
-        """Those of `user_ids` whose device list changed in (after, upto]."""
+    async def device_lists_changed(self, viewer: str, user_ids: list[str], after: int, upto: int) -> set[str]:
+        """Those of `user_ids` whose device list changed in (after, upto], as `viewer` sees it."""
         out: set[str] = set()
         if after >= upto:
             return out
         for chunk in chunks(user_ids):
             rows = await self.db.fetch(
                 "SELECT DISTINCT user_id FROM device_list_changes WHERE stream_id > $1 AND stream_id <= $2"
-                f" AND user_id IN ({placeholders(3, len(chunk))})", after, upto, *chunk)
+                f" AND (only_for IS NULL OR only_for = $3) AND user_id IN ({placeholders(4, len(chunk))})",
+                after, upto, viewer, *chunk)
             out.update(r["user_id"] for r in rows)
         return out
 

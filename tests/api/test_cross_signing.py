@@ -163,7 +163,19 @@ async def test_private_user_signing_changes_are_not_announced(client: MatrixClie
     usk = sign_json({k: v for k, v in new_usk.objs["user_signing"].items() if k != "signatures"},
                     alice.user_id or "", cs.keys["master"])
     body = {"user_signing_key": usk, "auth": _password_auth(alice)}
+    alice_since = (await alice.sync())["next_batch"]
     await alice.ok("POST", f"{V3}/keys/device_signing/upload", body)
     own = await alice.ok("POST", f"{V3}/keys/query", {"device_keys": {alice.user_id: []}})
     assert own["user_signing_keys"][alice.user_id]["keys"] == usk["keys"]
     assert alice.user_id not in (await bob.sync(since=got["next_batch"]))["device_lists"]["changed"]
+    assert alice.user_id in (await alice.sync(since=alice_since))["device_lists"]["changed"]
+    # bob signs alice's master key: news for bob only, not for alice's other contacts
+    bcs = CrossSigning(bob.user_id or "")
+    await bob.ok("POST", f"{V3}/keys/device_signing/upload", bcs.body())
+    bob_since = (await bob.sync())["next_batch"]
+    alice_since = (await alice.sync())["next_batch"]
+    signed = sign_json(cs.objs["master"], bob.user_id or "", bcs.keys["user_signing"])
+    got = await bob.ok("POST", f"{V3}/keys/signatures/upload", {alice.user_id: {cs.pub("master"): signed}})
+    assert got["failures"] == {}
+    assert alice.user_id in (await bob.sync(since=bob_since))["device_lists"]["changed"]
+    assert (await alice.sync(since=alice_since))["device_lists"]["changed"] == []

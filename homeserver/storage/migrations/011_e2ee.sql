@@ -31,10 +31,12 @@ CREATE TABLE e2e_fallback_keys (
     PRIMARY KEY (user_id, device_id, algorithm)
 );
 
--- "user_id's device list changed at stream position stream_id" (on the shared stream).
+-- "user_id's device list changed at stream position stream_id" (on the shared stream), news
+-- for everyone sharing a room with them, or only for `only_for` (a private cross-signature).
 CREATE TABLE device_list_changes (
     user_id TEXT NOT NULL,
     stream_id BIGINT NOT NULL,
+    only_for TEXT,
     PRIMARY KEY (user_id, stream_id)
 );
 CREATE INDEX device_list_changes_stream ON device_list_changes (stream_id);
