@@ -65,6 +65,11 @@ class KeyService:
         changed = new_keys is not None and new_keys != existing
         if changed:
             async with self.stores.stream.write() as (c, pos):
+                # Checked again inside the write: two racing uploads cannot both replace the keys.
+                raced = await store.get_device_keys(user_id, device_id, c)
+                if raced is not None and new_keys is not None and identity_keys(raced) != identity_keys(new_keys):
+                    raise MatrixError(400, "M_INVALID_PARAM",
+                                      "This device already has different identity keys; log in as a new device")
                 await store.set_device_keys(c, user_id, device_id, new_keys or {})
                 await store.add_device_list_change(c, user_id, pos)
         if otks or fallbacks:
@@ -140,6 +145,8 @@ class KeyService:
     async def changes(self, user_id: str, after: int, upto: int) -> tuple[list[str], list[str]]:
         """Users whose devices the user should re-fetch (changed) or stop tracking (left)
         between two stream positions."""
+        if after >= upto:
+            return [], []
         store = self.stores.e2e_keys
         sharing = await store.users_sharing_rooms(user_id)
         changed = await store.device_lists_changed(user_id, sorted(sharing), after, upto)

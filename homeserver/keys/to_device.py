@@ -43,9 +43,11 @@ class ToDeviceService:
         for user_id, devices in messages.items():
             if not isinstance(user_id, str) or user_id.partition(":")[2] != self.server_name:
                 continue  # remote recipients need federation (m.direct_to_device), not built yet
-            named = {d: c for d, c in devices.items() if d != "*"}
+            existing = await self._device_ids(user_id)
+            # Messages for devices that do not exist would wait forever: dropped.
+            named = {d: c for d, c in devices.items() if d in existing}
             if "*" in devices:
-                for dev in await self._device_ids(user_id):
+                for dev in sorted(existing):
                     # An explicitly addressed device gets its own message, not the wildcard's.
                     named.setdefault(dev, devices["*"])
             for dev, content in named.items():
@@ -57,8 +59,8 @@ class ToDeviceService:
         if rows:
             await self._wake_users(sorted({u for u, _ in rows}))
 
-    async def _device_ids(self, user_id: str) -> list[str]:
-        return [str(d["device_id"]) for d in await self.stores.accounts.list_devices(user_id)]
+    async def _device_ids(self, user_id: str) -> set[str]:
+        return {str(d["device_id"]) for d in await self.stores.accounts.list_devices(user_id)}
 
     async def acknowledge(self, user_id: str, device_id: str, upto: int) -> None:
         """The device holds a token at `upto`: everything up to there has reached it."""

@@ -18,8 +18,8 @@ class E2EKeyStore:
 
     # ------------------------------------------------------------------ device keys
 
-    async def get_device_keys(self, user_id: str, device_id: str) -> dict[str, Any] | None:
-        raw = await self.db.fetchval(
+    async def get_device_keys(self, user_id: str, device_id: str, c: Conn | None = None) -> dict[str, Any] | None:
+        raw = await (c or self.db).fetchval(
             "SELECT key_json FROM e2e_device_keys WHERE user_id = $1 AND device_id = $2", user_id, device_id)
         return orjson.loads(raw) if raw is not None else None
 

@@ -116,3 +116,15 @@ async def test_bad_sends(client: MatrixClient, body: dict[str, Any]) -> None:
     alice = await client.register("alice")
     r = await alice.put(f"{V3}/sendToDevice/m.test/t", body)
     assert r.status_code == 400 and r.json()["errcode"].startswith("M_")
+
+
+async def test_messages_for_unknown_devices_are_dropped(client: MatrixClient) -> None:
+    alice = await client.register("alice")
+    bob = await client.register("bob", password="pw-bob-long")
+    await _send(alice, {bob.user_id: {"LATER": {"n": 1}}, "@nobody:parley.test": {"X": {"n": 2}}}, "u")
+    # a device created afterwards under that ID does not find an old message waiting
+    login = await client.ok("POST", f"{V3}/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "bob"},
+        "password": "pw-bob-long", "device_id": "LATER"}, token="")
+    later = bob.as_user(login["access_token"], login["user_id"], login["device_id"])
+    assert _bodies(await later.sync()) == []
