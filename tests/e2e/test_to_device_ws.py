@@ -3,6 +3,7 @@ acks a later frame, so a socket killed between frame and ack gets them again, ex
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -72,3 +73,30 @@ async def test_to_device_exactly_once_across_a_killed_socket(server: str) -> Non
         assert r.json()["to_device"]["events"] == []
         r = await http.get(f"{V3}/sync", params={"since": acked}, headers=headers)
         assert [e["content"]["n"] for e in r.json()["to_device"]["events"]] == []
+
+
+async def test_device_list_change_is_pushed_as_a_frame(server: str) -> None:
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+        alice = await register(http, "alice")
+        bob = await register(http, "bob")
+        ah = {"Authorization": f"Bearer {alice['access_token']}"}
+        headers = {"Authorization": f"Bearer {bob['access_token']}"}
+        room = (await http.post(f"{V3}/createRoom", json={"preset": "public_chat"}, headers=ah)).json()["room_id"]
+        assert (await http.post(f"{V3}/join/{room}", json={}, headers=headers)).status_code == 200
+        async with websockets.connect(ws_url(server), additional_headers=headers) as sock:
+            await next_of(sock, "authenticated")
+            await sock.send(json.dumps({"type": "sync"}))
+            await next_of(sock, "sync")
+            # a new device of alice's (a login) is a device-list change, and nothing else
+            r = await http.post(f"{V3}/login", json={"type": "m.login.password", "password": "pw-alice",
+                                                      "identifier": {"type": "m.id.user", "user": "alice"}})
+            assert r.status_code == 200, r.text
+
+            async def changed() -> dict[str, Any]:
+                async for f in frames(sock):
+                    if f["type"] == "sync" and f["device_lists"]["changed"]:
+                        return f
+                raise AssertionError("socket closed")
+
+            f = await asyncio.wait_for(changed(), 10)
+            assert f["device_lists"]["changed"] == [alice["user_id"]]
