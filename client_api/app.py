@@ -18,11 +18,13 @@ from client_api.routes import (
     directory,
     discovery,
     ephemeral,
+    keys,
     legacy,
     media,
     operations,
     peek,
     pushrules,
+    room_keys,
     room_upgrades,
     rooms,
     shared_secret,
@@ -44,7 +46,7 @@ from homeserver.protocol.errors import MatrixError
 ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
     *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
-    *room_upgrades.routes, *user_directory.routes,
+    *room_upgrades.routes, *user_directory.routes, *keys.routes, *room_keys.routes,
     *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
     *shared_secret.routes, *federation_routes,
     *peek.routes,  # last: a fuller GET /events elsewhere takes precedence

@@ -290,8 +290,11 @@ class SyncSocket:
         assert req is not None
         first = True
         while True:
+            # Only what the client acknowledged counts as received (to-device messages are
+            # deleted up to there), never a frame merely sent.
+            acked = SyncToken.parse(self.delivered) if self.delivered else None
             resp = await self.hs.sync.sync(req.user_id, req.device_id, self.token, self.filter, False,
-                                           0 if first else SYNC_WAIT_MS)
+                                           0 if first else SYNC_WAIT_MS, ack_since=False, acked=acked)
             self.token = SyncToken.parse(resp["next_batch"])
             if self.subscriptions is not None:
                 for section in ("join", "invite", "leave"):

@@ -29,6 +29,8 @@ from homeserver.events.persister import EventPersister
 from homeserver.events.receiver import EventReceiver
 from homeserver.events.server_reads import ServerReads
 from homeserver.events.visibility import VisibilityFilter
+from homeserver.keys.backup import KeyBackupService
+from homeserver.keys.service import KeyService
 from homeserver.keys.signing_key import (
     RetiredKey,
     check_against_seen,
@@ -37,6 +39,7 @@ from homeserver.keys.signing_key import (
     read_key_file,
     token_key,
 )
+from homeserver.keys.to_device import ToDeviceService
 from homeserver.legacy.service import LegacySyncService
 from homeserver.media.service import MediaService
 from homeserver.protocol.signing import SigningKey, encode_signing_key_seed, key_id, verify_key_b64
@@ -53,6 +56,7 @@ from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.rooms.upgrade_settings import UpgradeSettings
 from homeserver.storage.stores import Stores
+from homeserver.sync.e2ee import DeviceListSource, ToDeviceSource
 from homeserver.sync.service import SyncService
 
 log = logging.getLogger("parley")
@@ -92,6 +96,9 @@ class Homeserver:
     profile: ProfileService
     directory: DirectoryService
     media: MediaService
+    keys: KeyService
+    key_backup: KeyBackupService
+    to_device: ToDeviceService
 
     def __init__(self, config: Config, stores: Stores, signing_key: SigningKey,
                  retired_keys: list[RetiredKey] | None = None) -> None:
@@ -135,6 +142,13 @@ class Homeserver:
         self.push = PushService(stores, self.fanout.wake_users)
         self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push,
                                 self.visibility)
+        self.keys = KeyService(stores, config.server_name, self.fanout.wake_users)
+        self.key_backup = KeyBackupService(stores)
+        self.to_device = ToDeviceService(stores, config.server_name, self.fanout.wake_users)
+        self.sync.add_source(ToDeviceSource(stores.stream, self.to_device))
+        self.sync.add_source(DeviceListSource(stores.stream, self.keys))
+        self.accounts.on_devices_deleted = self.keys.devices_deleted
+        self.accounts.on_device_list_changed = self.keys.device_list_changed
         self.account_data = AccountDataService(stores, self.fanout.wake_users)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.fanout.wake_room,
                                        self.fanout.wake_users)

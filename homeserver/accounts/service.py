@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,21 @@ class AccountService:
         self._secret = token_secret
         self._admins = set(admins)
         self.access_token_lifetime_ms = access_token_lifetime_ms
+        #: Called after devices are deleted (None: all of the user's devices), so that their
+        #: encryption keys go too and the change is announced; wired by the Homeserver.
+        self.on_devices_deleted: Callable[[str, list[str] | None], Awaitable[None]] | None = None
+        #: Called after a device is added (a login) or renamed: the user's device list changed.
+        self.on_device_list_changed: Callable[[str], Awaitable[None]] | None = None
+
+    async def _device_list_changed(self, out: dict[str, Any]) -> dict[str, Any]:
+        """After a login committed (`out` is its response): announce the new device."""
+        if self.on_device_list_changed is not None and "device_id" in out:
+            await self.on_device_list_changed(str(out["user_id"]))
+        return out
+
+    async def _devices_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
+        if self.on_devices_deleted is not None and (device_ids is None or device_ids):
+            await self.on_devices_deleted(user_id, device_ids)
 
     def user_id_for(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
@@ -119,7 +135,8 @@ class AccountService:
                 raise MatrixError(400, "M_USER_IN_USE", "User ID already taken")
             if inhibit_login:
                 return {"user_id": user_id}
-            return await self._issue(c, user_id, device_id, device_name, want_refresh, ip, user_agent=user_agent)
+            out = await self._issue(c, user_id, device_id, device_name, want_refresh, ip, user_agent=user_agent)
+        return await self._device_list_changed(out)
 
     async def register_guest(
         self, device_id: str | None, device_name: str | None, want_refresh: bool, ip: str | None,
@@ -131,8 +148,10 @@ class AccountService:
             user_id = self.user_id_for(localpart)
             async with self.stores.db.transaction() as c:
                 if await self.stores.accounts.create_user(c, user_id, None, now, False, localpart, True):
-                    return await self._issue(c, user_id, device_id, device_name, want_refresh, ip,
-                                             guest=True)
+                    out = await self._issue(c, user_id, device_id, device_name, want_refresh, ip, guest=True)
+                else:
+                    continue
+            return await self._device_list_changed(out)
         raise MatrixError(500, "M_UNKNOWN", "Could not allocate a guest user ID")
 
     async def upgrade_guest(
@@ -154,8 +173,9 @@ class AccountService:
             await self.stores.accounts.delete_devices(c, guest.user_id, None)
             if inhibit_login:
                 return {"user_id": guest.user_id}
-            return await self._issue(c, guest.user_id, device_id or guest.device_id, device_name,
-                                     want_refresh, ip)
+            out = await self._issue(c, guest.user_id, device_id or guest.device_id, device_name,
+                                    want_refresh, ip)
+        return await self._device_list_changed(out)
 
     async def login_password(
         self, user_id: str, password: str, device_id: str | None, device_name: str | None,
@@ -169,9 +189,11 @@ class AccountService:
             raise MatrixError(403, "M_USER_DEACTIVATED", "This account has been deactivated")
         async with self.stores.db.transaction() as c:
             if device_id is not None:
-                # Re-using a device ID replaces that device's old tokens.
-                await self.stores.accounts.delete_devices(c, user_id, [device_id])
-            return await self._issue(c, user_id, device_id, device_name, want_refresh, ip, user_agent=user_agent)
+                # Re-using a device ID replaces that device's old tokens but keeps the device
+                # (and its encryption keys).
+                await self.stores.accounts.revoke_device_tokens(c, user_id, device_id)
+            out = await self._issue(c, user_id, device_id, device_name, want_refresh, ip, user_agent=user_agent)
+        return await self._device_list_changed(out)
 
     async def login_registered(self, user_id: str, device_id: str | None, device_name: str | None,
                                want_refresh: bool, ip: str | None,
@@ -182,7 +204,8 @@ class AccountService:
         if user is None or user["deactivated"]:
             raise MatrixError(403, "M_FORBIDDEN", "This account is no longer available")
         async with self.stores.db.transaction() as c:
-            return await self._issue(c, user_id, device_id, device_name, want_refresh, ip, user_agent=user_agent)
+            out = await self._issue(c, user_id, device_id, device_name, want_refresh, ip, user_agent=user_agent)
+        return await self._device_list_changed(out)
 
     async def _issue(
         self, c: Any, user_id: str, device_id: str | None, device_name: str | None,
@@ -265,11 +288,13 @@ class AccountService:
         """Delete devices and revoke their tokens at once (None: every device)."""
         async with self.stores.db.transaction() as c:
             await self.stores.accounts.delete_devices(c, user_id, device_ids)
+        await self._devices_deleted(user_id, device_ids)
 
     async def deactivate(self, user_id: str) -> None:
         async with self.stores.db.transaction() as c:
             await self.stores.accounts.deactivate(c, user_id)
             await self.stores.accounts.delete_devices(c, user_id, None)
+        await self._devices_deleted(user_id, None)
 
     async def change_password(self, req: Requester, new_password: str, logout_devices: bool) -> None:
         if len(new_password) > MAX_PASSWORD_LENGTH:
@@ -277,8 +302,12 @@ class AccountService:
         pw_hash = await hash_password(new_password)
         async with self.stores.db.transaction() as c:
             await self.stores.accounts.set_password(c, req.user_id, pw_hash)
+            others: list[str] = []
             if logout_devices:
+                others = [str(d["device_id"]) for d in await self.stores.accounts.list_devices(req.user_id)
+                          if d["device_id"] != req.device_id]
                 await self.stores.accounts.delete_other_devices(c, req.user_id, req.device_id)
+        await self._devices_deleted(req.user_id, others)
 
     async def user_exists(self, user_id: str) -> bool:
         """Whether the ID is taken (deactivated accounts included: IDs are never reused)."""
@@ -294,7 +323,10 @@ class AccountService:
 
     async def rename_device(self, user_id: str, device_id: str, name: str | None) -> bool:
         """Set (or clear) a device's display name; False for an unknown device."""
-        return await self.stores.accounts.rename_device(user_id, device_id, name)
+        renamed = await self.stores.accounts.rename_device(user_id, device_id, name)
+        if renamed:
+            await self._device_list_changed({"user_id": user_id, "device_id": device_id})
+        return renamed
 
     async def verify_password(self, user_id: str, password: Any) -> bool:
         if not isinstance(password, str):

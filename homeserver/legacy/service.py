@@ -228,7 +228,8 @@ class LegacySyncService:
                 return {"start": start, "end": page[1], "chunk": _v1_all(page[0])}
         flt = SyncFilter(timeline=RoomEventFilter(limit=STREAM_ROOM_LIMIT if limit is None else limit),
                          rooms=(room_id,) if room_id is not None else None)
-        resp = await self.sync.sync(user_id, device_id, since, flt, False, timeout_ms)
+        # The legacy stream carries no to-device messages: it must not acknowledge any either.
+        resp = await self.sync.sync(user_id, device_id, since, flt, False, timeout_ms, ack_since=False)
         chunk: list[dict[str, Any]] = list(_events(resp, "presence"))
         chunk += _events(resp, "account_data")
         sections = resp.get("rooms", {})

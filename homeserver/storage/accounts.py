@@ -128,6 +128,11 @@ class AccountStore:
                 [(user_id, d) for d in device_ids],
             )
 
+    async def revoke_device_tokens(self, c: Conn, user_id: str, device_id: str) -> None:
+        """Revoke a device's tokens, keeping the device itself."""
+        for table in ("access_tokens", "refresh_tokens"):
+            await c.execute(f"DELETE FROM {table} WHERE user_id = $1 AND device_id = $2", user_id, device_id)
+
     async def delete_other_devices(self, c: Conn, user_id: str, keep_device: str) -> None:
         for table in ("access_tokens", "refresh_tokens", "devices"):
             await c.execute(

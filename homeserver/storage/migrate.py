@@ -24,6 +24,8 @@ MIGRATIONS: list[tuple[int, str]] = [
     (7, "007_deployment.sql"),
     (9, "009_server_keys.sql"),
     (10, "010_intake.sql"),
+    (11, "011_e2ee.sql"),
+    (12, "012_cross_signing_backup.sql"),
 ]
 
 _PG_EXTRA = {

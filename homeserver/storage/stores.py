@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from homeserver.storage.accounts import AccountStore
 from homeserver.storage.auth import AuthStore
+from homeserver.storage.cross_signing import CrossSigningStore
 from homeserver.storage.database import Database, open_database
 from homeserver.storage.deployment import DeploymentStore
+from homeserver.storage.e2e_keys import E2EKeyStore
 from homeserver.storage.events import EventStore
 from homeserver.storage.ids import Counter, StreamTracker
+from homeserver.storage.key_backup import KeyBackupStore
 from homeserver.storage.media import MediaStore
 from homeserver.storage.migrate import migrate
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.server_keys import ServerKeyStore
 from homeserver.storage.state import StateStore
+from homeserver.storage.to_device import ToDeviceStore
 from homeserver.storage.user_directory import UserDirectoryStore
 from homeserver.storage.userdata import UserDataStore
 
@@ -25,7 +29,9 @@ class Stores:
             "stream_seq",
             "SELECT MAX(m) FROM (SELECT MAX(stream_ordering) AS m FROM events"
             " UNION ALL SELECT MAX(stream_id) AS m FROM account_data"
-            " UNION ALL SELECT MAX(stream_id) AS m FROM receipts) AS t",
+            " UNION ALL SELECT MAX(stream_id) AS m FROM receipts"
+            " UNION ALL SELECT MAX(stream_id) AS m FROM device_list_changes"
+            " UNION ALL SELECT MAX(stream_id) AS m FROM to_device_txns) AS t",
         )
         self._group_ids = Counter(db, "state_group_seq", "SELECT MAX(id) FROM state_groups")
         self._filter_ids = Counter(db, "filter_seq", "SELECT MAX(filter_id) FROM filters")
@@ -42,6 +48,10 @@ class Stores:
         self.deployment = DeploymentStore(db)
         self.user_directory = UserDirectoryStore(db)
         self.server_keys = ServerKeyStore(db)
+        self.e2e_keys = E2EKeyStore(db)
+        self.to_device = ToDeviceStore(db)
+        self.cross_signing = CrossSigningStore(db)
+        self.key_backup = KeyBackupStore(db)
 
     @classmethod
     async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:

@@ -128,6 +128,9 @@ def is_empty_response(resp: Mapping[str, Any]) -> bool:
         return False
     if resp.get("to_device", {}).get("events"):
         return False
+    lists = resp.get("device_lists", {})
+    if lists.get("changed") or lists.get("left"):
+        return False
     if resp.get("presence", {}).get("events"):
         return False
     return True

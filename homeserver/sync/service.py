@@ -1,40 +1,37 @@
-"""/sync: gathers what changed for a user since a token and long-polls through the notifier."""
+"""/sync: gathers what changed for a user since a token and long-polls through the notifier.
+
+The token holds one position per stream (`token.py`); each stream is a source (`sources.py`).
+The room sections (timeline, state, ephemeral) come from `rooms.py`; the per-user streams
+(to-device, device lists) fill their own parts of the response through `UserSource.fill`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from typing import Any
 
 from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.notifier import Notifier
-from homeserver.events.visibility import Membership, VisibilityFilter
-from homeserver.protocol.filters import RoomEventFilter, SyncFilter
+from homeserver.events.visibility import VisibilityFilter
+from homeserver.protocol.filters import SyncFilter
 from homeserver.push.service import PushService
-from homeserver.rooms.serialize import EventSerializer, project_fields, stripped_state
+from homeserver.rooms.serialize import EventSerializer
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
-from homeserver.sync.assembly import (
-    is_empty_response,
-    joined_room_section,
-    left_room_section,
-    room_summary,
-    section_is_empty,
-    state_for_room_section,
+from homeserver.sync.assembly import is_empty_response, section_is_empty
+from homeserver.sync.rooms import DEFAULT_TIMELINE_LIMIT, RoomSections
+from homeserver.sync.sources import (
+    PresenceSource,
+    SharedStreamSource,
+    Source,
+    SyncPass,
+    TypingSource,
+    UserSource,
+    current_token,
 )
 from homeserver.sync.token import SyncToken
-
-DEFAULT_TIMELINE_LIMIT = 10
-#: Events examined for one room's timeline at most (hidden history is not scanned forever).
-MAX_TIMELINE_SCAN = 500
-#: (user, device, room) entries remembered for lazy-loaded members.
-LL_CACHE_ROOMS = 20_000
-INVITE_STATE_TYPES = (
-    "m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar",
-    "m.room.canonical_alias", "m.room.encryption", "m.room.topic",
-)
 
 
 class SyncService:
@@ -43,33 +40,49 @@ class SyncService:
                  visibility: VisibilityFilter) -> None:
         self.stores = stores
         self.visibility = visibility
-        self._ll_sent: OrderedDict[tuple[str, str, str], dict[str, str]] = OrderedDict()
         self.serializer = serializer
         self.notifier = notifier
         self.typing = typing
         self.presence = presence
         self.push = push
+        self.rooms = RoomSections(stores, serializer, typing, push, visibility)
+        self.sources: list[Source] = [
+            SharedStreamSource(stores.stream), TypingSource(typing), PresenceSource(presence)]
+        self.user_sources: list[UserSource] = []
+
+    def add_source(self, source: UserSource) -> None:
+        """A per-user stream (to-device, device lists): its position joins the token (unless it
+        shares one already there) and its `fill` runs on every sync."""
+        if all(s.key != source.key for s in self.sources):
+            self.sources.append(source)
+        self.user_sources.append(source)
 
     def current_token(self) -> SyncToken:
-        return SyncToken(self.stores.stream.current(), self.typing.serial, self.presence.serial)
+        return current_token(self.sources)
 
     async def sync(
         self, user_id: str, device_id: str, since: SyncToken | None, flt: SyncFilter,
-        full_state: bool, timeout_ms: int,
+        full_state: bool, timeout_ms: int, *, ack_since: bool = True, acked: SyncToken | None = None,
     ) -> dict[str, Any]:
+        """On /sync, asking from `since` acknowledges it (`ack_since`). The WebSocket syncs from
+        the last frame sent but only the frames the client acked count: it passes `acked`."""
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
             fut = self.notifier.listen(user_id)
             try:
                 now = self.current_token()
                 if since is not None:
-                    # A token from the future (another worker, a restart) is clamped, never trusted.
-                    since = SyncToken(min(since.stream, now.stream), min(since.typing, now.typing),
-                                      min(since.presence, now.presence))
+                    since = since.clamp(now)
+                ack = since if ack_since else (acked.clamp(now) if acked is not None else None)
+                p = SyncPass(user_id, device_id, since, now, flt, ack)
                 resp = await self._sync_once(user_id, device_id, since, now, flt, full_state)
+                p.response = resp
+                for source in self.user_sources:
+                    await source.fill(p)
+                resp["next_batch"] = p.next.encode()
+                empty = is_empty_response(resp) and not any(s.has_news(resp) for s in self.user_sources)
                 remaining = deadline - time.monotonic()
-                if (since is None or full_state or not is_empty_response(resp) or remaining <= 0
-                        or self.notifier.closing):
+                if since is None or full_state or not empty or remaining <= 0 or self.notifier.closing:
                     return resp
                 try:
                     await asyncio.wait_for(asyncio.shield(fut), remaining)
@@ -126,7 +139,7 @@ class SyncService:
         # Per-room facts fetched for all included rooms at once (a query per room adds up fast).
         counts = await self.stores.state.member_counts(included)
         named = await self.stores.state.rooms_having(included, ("m.room.name", "m.room.canonical_alias"))
-        newly_joined = await self._newly_joined(
+        newly_joined = await self.rooms.newly_joined(
             user_id, [r for r in included if since is not None and memberships[r][2] > after], after)
         fresh = [r for r in included if since is None or r in newly_joined]
         if fresh:
@@ -152,13 +165,13 @@ class SyncService:
         for room_id in included:
             member_pos = memberships[room_id][2]
             newly = room_id in newly_joined
-            section = await self._joined_room(
+            section = await self.rooms.joined_room(
                 user_id, device_id, room_id, None if (newly or since is None) else since,
                 now, flt, full_state or newly, room_acct.get(room_id, []),
                 counts.get(room_id, {}), room_id in named, prefetched.pop(room_id, None),
                 memberships[room_id], ignored, initial=since is None,
             )
-            await self._add_ephemeral(
+            await self.rooms.add_ephemeral(
                 section, user_id, room_id, since_tok if not newly else None,
                 receipts_by_room.get(room_id), flt, now, read_positions.get(room_id, {}), member_pos,
             )
@@ -170,12 +183,12 @@ class SyncService:
             membership_changed = since is None or member_pos > after
             if membership == "invite":
                 if membership_changed and member_pos <= now:
-                    invited = await self._invited_room(member_eid, ignored)
+                    invited = await self.rooms.invited_room(member_eid, ignored)
                     if invited is not None:
                         invite[room_id] = invited
             elif membership == "knock":
                 if membership_changed and member_pos <= now:
-                    knocked = await self._invited_room(member_eid, set())
+                    knocked = await self.rooms.invited_room(member_eid, set())
                     if knocked is not None:
                         knock[room_id] = {"knock_state": knocked["invite_state"]}
             elif membership in ("leave", "ban"):
@@ -184,8 +197,8 @@ class SyncService:
                 if (since is None and flt.include_leave) or (since is not None and member_pos > after):
                     # Joined and left since the last sync (or never joined): the client has not
                     # seen this room's state, so the section starts afresh.
-                    fresh_leave = since is not None and bool(await self._newly_joined(user_id, [room_id], after))
-                    leave[room_id] = await self._left_room(
+                    fresh_leave = since is not None and bool(await self.rooms.newly_joined(user_id, [room_id], after))
+                    leave[room_id] = await self.rooms.left_room(
                         user_id, device_id, room_id, None if fresh_leave else since, member_pos, flt,
                         room_acct.get(room_id, []), memberships[room_id], ignored,
                     )
@@ -204,48 +217,7 @@ class SyncService:
             "account_data": {"events": global_acct},
             "presence": {"events": await self._presence(
                 user_id, since_tok, joined_ids, flt, newly_joined, after)},
-            "to_device": {"events": []},
-            "device_lists": {"changed": [], "left": []},
-            "device_one_time_keys_count": {},
         }
-
-    async def _add_ephemeral(
-        self, section: dict[str, Any], user_id: str, room_id: str, since: SyncToken | None,
-        receipts: list[dict[str, Any]] | None, flt: SyncFilter, now: int,
-        read: dict[str, int], joined_at: int,
-    ) -> None:
-        events: list[dict[str, Any]] = []
-        if since is None or self.typing.changed_since(room_id, since.typing):
-            users = self.typing.typing_users(room_id)
-            if since is not None or users:
-                events.append({"type": "m.typing", "content": {"user_ids": users}})
-        content: dict[str, Any] = {}
-        for r in receipts or ():
-            if r["receipt_type"] == "m.read.private" and r["user_id"] != user_id:
-                continue
-            data: dict[str, Any] = {"ts": r["ts"]}
-            if r["thread_id"]:
-                data["thread_id"] = r["thread_id"]
-            content.setdefault(r["event_id"], {}).setdefault(r["receipt_type"], {})[r["user_id"]] = data
-        if content:
-            events.append({"type": "m.receipt", "content": content})
-        section["ephemeral"] = {"events": [e for e in events if flt.ephemeral.matches(e["type"], "", {})]}
-        threaded = flt.timeline_unread_threads
-        main, threads = await self.push.unread_counts(user_id, room_id, now, threaded, read, joined_at)
-        section["unread_notifications"] = main
-        if threaded:
-            section["unread_thread_notifications"] = threads
-
-    async def _newly_joined(self, user_id: str, candidates: list[str], after: int) -> set[str]:
-        """Rooms the user joined since `after` (not a join -> join change such as a new
-        display name): their sections start afresh with full state."""
-        out = set()
-        for room_id in candidates:
-            history = await self.stores.state.membership_history(room_id, user_id)
-            before = [m for pos, m in history if pos <= after]
-            if not before or before[-1] != "join":
-                out.add(room_id)
-        return out
 
     async def _presence(
         self, user_id: str, since: SyncToken | None, joined: list[str], flt: SyncFilter,
@@ -271,186 +243,3 @@ class SyncService:
                 out.append({"type": "m.presence", "sender": uid, "content": self.presence.get(uid)})
         return out
 
-    async def _timeline(
-        self, user_id: str, room_id: str, after: int, upto: int, tl: RoomEventFilter,
-        membership: Membership | None, ignored: set[str], pre: list[StoredEvent] | None = None,
-        current_state_visible: bool = False,
-    ) -> tuple[list[StoredEvent], bool, bool]:
-        """Newest `limit` visible matching events in (after, upto], oldest first; whether more
-        exist; and whether the list holds every event of that range (nothing filtered out).
-
-        With `current_state_visible` (joined rooms) events that are part of the room's current
-        state are shown even when sent while the user could not see the room: a member may read
-        the current state anyway, and clients build their member lists from the timeline."""
-        limit = tl.limit if tl.limit is not None else DEFAULT_TIMELINE_LIMIT
-        mine = {room_id: membership}
-        current_ids: set[str] | None = None
-        if pre is not None:
-            evs = [e for e in pre if after < e.stream_ordering <= upto]
-            shown = await self.visibility.filter_for_user(user_id, evs, ignored=ignored, memberships=mine)
-            if len(shown) == len(evs):
-                return list(reversed(evs[:limit])), len(evs) > limit, len(evs) <= limit
-        out: list[StoredEvent] = []
-        cursor = upto
-        batch = limit + 1
-        limited = False
-        complete = True
-        scanned = 0
-        while True:
-            evs = await self.stores.events.room_events_between(room_id, after, cursor, batch, True)
-            scanned += len(evs)
-            matching = [e for e in evs if tl.matches(e.type, e.sender, e.pdu.get("content", {}))]
-            seen = {e.event_id for e in await self.visibility.filter_for_user(
-                user_id, matching, ignored=ignored, memberships=mine)}
-            hidden_state = [e for e in matching if e.event_id not in seen and e.state_key is not None]
-            if current_state_visible and hidden_state:
-                if current_ids is None:
-                    current_ids = set((await self.stores.state.current_all(room_id)).values())
-                seen.update(e.event_id for e in hidden_state if e.event_id in current_ids)
-            for ev in evs:
-                if ev.event_id in seen:
-                    if len(out) >= limit:
-                        limited = True
-                        break
-                    out.append(ev)
-                else:
-                    complete = False
-                cursor = ev.stream_ordering - 1
-            if limited or len(evs) < batch:
-                break
-            if scanned >= MAX_TIMELINE_SCAN:
-                # A long run of hidden or filtered-out events: stop here, the client pages on.
-                limited = True
-                break
-        out.reverse()
-        return out, limited, complete and not limited
-
-    async def _state_at(self, room_id: str, pos: int) -> dict[tuple[str, str], str]:
-        ev = await self.stores.events.last_event_at_or_before(room_id, pos)
-        if ev is None:
-            return {}
-        return dict(await self.stores.state.get_state(ev.state_group))
-
-    async def _room_state_block(
-        self, user_id: str, device_id: str, room_id: str, timeline: list[StoredEvent],
-        since: int | None, upto: int, flt: SyncFilter, full: bool, complete: bool,
-    ) -> list[StoredEvent]:
-        if timeline and timeline[0].state_key is None:
-            # A message event's state group is the state before it: no lookup needed.
-            state_start = dict(await self.stores.state.get_state(timeline[0].state_group))
-        else:
-            start_pos = timeline[0].stream_ordering - 1 if timeline else upto
-            state_start = await self._state_at(room_id, start_pos)
-        incremental = since is not None and not full
-        state_since = await self._state_at(room_id, since) if incremental and since is not None else None
-        state_end = None
-        if incremental and not complete:
-            state_end = await self._state_at(room_id, upto)
-        elif incremental:
-            state_since = state_start  # the timeline holds every change since `since`
-        lazy = None
-        cache_key = (user_id, device_id, room_id)
-        if flt.state.lazy_load_members:
-            # The syncing user's own member event comes with a first look at the room only.
-            lazy = {e.sender for e in timeline} | ({user_id} if not incremental else set())
-            sent = self._ll_sent.get(cache_key, {}) if incremental else {}
-            if not flt.state.include_redundant_members:
-                # Members this device already received (and that have not changed since).
-                lazy = {u for u in lazy if sent.get(u) is None or sent.get(u) != state_start.get(("m.room.member", u))}
-        chosen = state_for_room_section(
-            full=not incremental, state_at_since=state_since,
-            state_at_timeline_start=state_start, state_at_timeline_end=state_end,
-            timeline_event_ids=[e.event_id for e in timeline], lazy_members=lazy,
-        )
-        evs = await self.stores.events.get_many(chosen.values())
-        out = [
-            evs[e] for e in chosen.values()
-            if e in evs and flt.state.matches(evs[e].type, evs[e].sender, evs[e].pdu.get("content", {}))
-        ]
-        if lazy is not None:
-            self._remember_members(cache_key, not incremental,
-                                   [e for e in (*out, *timeline) if e.type == "m.room.member"])
-        return out
-
-    def _remember_members(self, key: tuple[str, str, str], reset: bool, members: list[StoredEvent]) -> None:
-        """The lazy-loading memory of which member events a device has received in a room (in
-        process; after a restart or on another worker a member is merely sent again)."""
-        sent = {} if reset else dict(self._ll_sent.get(key, {}))
-        for ev in members:
-            if ev.state_key is not None:
-                sent[ev.state_key] = ev.event_id
-        self._ll_sent[key] = sent
-        self._ll_sent.move_to_end(key)
-        while len(self._ll_sent) > LL_CACHE_ROOMS:
-            self._ll_sent.popitem(last=False)
-
-    async def _joined_room(
-        self, user_id: str, device_id: str, room_id: str, since: int | None, now: int,
-        flt: SyncFilter, full: bool, account_data: list[dict[str, Any]],
-        counts: dict[str, int], has_name: bool, prefetched: list[StoredEvent] | None,
-        membership: Membership, ignored: set[str], initial: bool = False,
-    ) -> dict[str, Any]:
-        timeline, limited, complete = await self._timeline(
-            user_id, room_id, since or 0, now, flt.timeline, membership, ignored, prefetched,
-            current_state_visible=True)
-        if since is None and full and not initial:
-            # A room joined since the last sync: limited unless the timeline reaches back to the
-            # room's start (the client has none of the earlier history).
-            limited = not (timeline and timeline[0].type == "m.room.create" and timeline[0].state_key == "")
-        state = await self._room_state_block(
-            user_id, device_id, room_id, timeline, since, now, flt, full, complete)
-        heroes_from = [] if has_name else await self.stores.state.members(room_id, ("join", "invite"))
-        return joined_room_section(
-            await self._serialize(timeline, flt, (user_id, device_id)), limited,
-            _prev_batch(timeline, limited, since, now), await self._serialize(state, flt),
-            account_data,
-            room_summary(counts.get("join", 0), counts.get("invite", 0), heroes_from, user_id, has_name),
-        )
-
-    async def _serialize(self, evs: list[StoredEvent], flt: SyncFilter,
-                         device: tuple[str, str] | None = None) -> list[dict[str, Any]]:
-        out = await self.serializer.serialize(evs, device, format_=flt.event_format)
-        if flt.event_fields is not None:
-            out = [project_fields(e, flt.event_fields) for e in out]
-        return out
-
-    async def _invited_room(self, invite_event_id: str, ignored: set[str]) -> dict[str, Any] | None:
-        ev = await self.stores.events.get(invite_event_id)
-        if ev is None:
-            return {"invite_state": {"events": []}}
-        if ev.sender in ignored:
-            return None  # invites from ignored users are not shown
-        state = await self.stores.state.get_state(ev.state_group)
-        ids = [state[(t, "")] for t in INVITE_STATE_TYPES if (t, "") in state]
-        evs = await self.stores.events.get_many(ids)
-        events = [stripped_state(evs[i]) for i in ids if i in evs]
-        events.append(stripped_state(ev))
-        return {"invite_state": {"events": events}}
-
-    async def _left_room(
-        self, user_id: str, device_id: str, room_id: str, since: int | None, leave_pos: int,
-        flt: SyncFilter, account_data: list[dict[str, Any]], membership: Membership, ignored: set[str],
-    ) -> dict[str, Any]:
-        timeline, limited, complete = await self._timeline(
-            user_id, room_id, since or 0, leave_pos, flt.timeline, membership, ignored)
-        full = since is None
-        state = await self._room_state_block(
-            user_id, device_id, room_id, timeline, since, leave_pos, flt, full, complete)
-        if not await self.visibility.ever_joined(room_id, user_id, membership):
-            # Never a member (a rejected invite, a banned stranger): only what they may see.
-            state = await self.visibility.filter_for_user(
-                user_id, state, ignored=set(), memberships={room_id: membership})
-        return left_room_section(
-            await self._serialize(timeline, flt), limited, _prev_batch(timeline, limited, since, leave_pos),
-            await self._serialize(state, flt), account_data)
-
-
-def _prev_batch(timeline: list[StoredEvent], limited: bool, since: int | None, upto: int) -> str:
-    """Where /messages continues backwards: just before the timeline when events were left
-    out; otherwise the previous sync's position, or (a whole room's history at hand) the end,
-    so that paging back from it starts with the events the timeline showed."""
-    if limited and timeline:
-        return f"t{timeline[0].depth}-{timeline[0].stream_ordering - 1}"  # a topological point
-    if since is not None:
-        return f"t{since}"
-    return f"t{upto}"
