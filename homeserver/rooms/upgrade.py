@@ -176,6 +176,9 @@ class RoomUpgrader:
             ev = old_state.get((etype, ""))
             if ev is not None and ev.pdu.get("content"):
                 await send(rv, room_id, etype, user_id, dict(ev.pdu["content"]), "")
+            elif etype == "m.room.guest_access":
+                # Stated explicitly in the new room, as Synapse does (absent means forbidden).
+                await send(rv, room_id, etype, user_id, {"guest_access": "forbidden"}, "")
         # The aliases moved with the room, so the canonical alias now belongs to the new one.
         alias_ev = old_state.get(("m.room.canonical_alias", ""))
         if alias_ev is not None and alias_ev.pdu.get("content"):

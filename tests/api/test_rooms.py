@@ -294,6 +294,8 @@ async def test_profile_updates_member_events(client: MatrixClient) -> None:
     assert (await client.ok("GET", f"{V3}/profile/{alice.user_id}"))["displayname"] == "Alice A."
     member = await alice.ok("GET", f"{V3}/rooms/{room}/state/m.room.member/{alice.user_id}")
     assert member["displayname"] == "Alice A."
+    # unset: an empty answer, not a 404 (as Synapse; SyTest relies on it)
+    assert (await client.ok("GET", f"{V3}/profile/{alice.user_id}/avatar_url")) == {}
     # any string is kept, as Synapse does (clients only fetch mxc:// URIs)
     await alice.ok("PUT", f"{V3}/profile/{alice.user_id}/avatar_url", {"avatar_url": "http://x"})
     resp = await alice.put(f"{V3}/profile/{alice.user_id}/avatar_url", {"avatar_url": 5})
