@@ -72,19 +72,7 @@ async def post_public_rooms(request: Request, hs: Homeserver, req: Requester) ->
     server = request.query_params.get("server")
     if server is not None and server != hs.server_name:
         raise MatrixError(404, "M_NOT_FOUND", "Remote room directories are not available yet")
-    limit = body.get("limit")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise MatrixError(400, "M_BAD_JSON", "'limit' must be a non-negative integer")
-    since = body.get("since")
-    if since is not None and not isinstance(since, str):
-        raise MatrixError(400, "M_BAD_JSON", "'since' must be a string")
-    flt = body.get("filter", {})
-    if not isinstance(flt, dict):
-        raise MatrixError(400, "M_BAD_JSON", "'filter' must be an object")
-    term = flt.get("generic_search_term")
-    if term is not None and not isinstance(term, str):
-        raise MatrixError(400, "M_BAD_JSON", "'generic_search_term' must be a string")
-    return await hs.directory.public_rooms(limit, since, term)
+    return await hs.directory.public_rooms_query(body)
 
 
 routes = [

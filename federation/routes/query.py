@@ -62,20 +62,7 @@ async def get_public_rooms(request: Request, hs: Homeserver, origin: str, conten
 
 @federation_endpoint()
 async def post_public_rooms(request: Request, hs: Homeserver, origin: str, content: Any) -> dict[str, Any]:
-    body = json_object(content) if content is not None else {}
-    limit = body.get("limit")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-        raise MatrixError(400, "M_BAD_JSON", "'limit' must be a non-negative integer")
-    since = body.get("since")
-    if since is not None and not isinstance(since, str):
-        raise MatrixError(400, "M_BAD_JSON", "'since' must be a string")
-    flt = body.get("filter") or {}
-    if not isinstance(flt, dict):
-        raise MatrixError(400, "M_BAD_JSON", "'filter' must be an object")
-    term = flt.get("generic_search_term")
-    if term is not None and not isinstance(term, str):
-        raise MatrixError(400, "M_BAD_JSON", "'generic_search_term' must be a string")
-    return await hs.directory.public_rooms(limit or None, since, term)
+    return await hs.directory.public_rooms_query(json_object(content) if content is not None else {})
 
 
 @federation_endpoint(signed=False)

@@ -112,6 +112,22 @@ class DirectoryService:
         await self.rooms.version_of(room_id)
         return "public" if await self.stores.userdata.room_is_public(room_id) else "private"
 
+    async def public_rooms_query(self, body: dict[str, Any]) -> dict[str, Any]:
+        """`POST /publicRooms` (client and federation): the body's limit, since and filter."""
+        limit = body.get("limit")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+            raise MatrixError(400, "M_BAD_JSON", "'limit' must be a non-negative integer")
+        since = body.get("since")
+        if since is not None and not isinstance(since, str):
+            raise MatrixError(400, "M_BAD_JSON", "'since' must be a string")
+        flt = body.get("filter") or {}
+        if not isinstance(flt, dict):
+            raise MatrixError(400, "M_BAD_JSON", "'filter' must be an object")
+        term = flt.get("generic_search_term")
+        if term is not None and not isinstance(term, str):
+            raise MatrixError(400, "M_BAD_JSON", "'generic_search_term' must be a string")
+        return await self.public_rooms(limit or None, since, term)
+
     async def public_rooms(self, limit: int | None, since: str | None, term: str | None) -> dict[str, Any]:
         room_ids = await self.stores.userdata.public_rooms()
         entries = []
