@@ -27,6 +27,7 @@ from homeserver.protocol.events import (
     make_event_refs,
     room_id_for_create_event,
 )
+from homeserver.protocol.power_levels import named_level, user_power_level
 from homeserver.protocol.room_versions import RoomVersion
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
@@ -236,7 +237,7 @@ class EventPersister:
             ev, before, delta = await write_event(st, c, rv, room_id, pdu, event_id, ctx, pos, rel)
             if pdu["type"] == "m.room.redaction" and ev.in_timeline:
                 target = redaction_target(pdu)
-                if target is not None:
+                if target is not None and await self._may_redact(rv, room_id, pdu, target, ev):
                     await st.events.mark_redacted(c, target, event_id)
             if txn is not None:
                 await st.userdata.put_txn(
@@ -248,6 +249,27 @@ class EventPersister:
         if self.on_persisted is not None and ev.in_timeline:
             await self.on_persisted(ev)
         return ev
+
+    async def _may_redact(self, rv: RoomVersion, room_id: str, pdu: dict[str, Any], target_id: str,
+                          ev: StoredEvent) -> bool:
+        """Whether a redaction takes effect (rooms v3+ "redactions"): its target is an event of
+        the same room, sent by a user of the redacting user's server, or the redacting user has
+        the power to redact others' events in the state before the redaction."""
+        target = await self.stores.events.get(target_id)
+        if target is None or target.room_id != room_id or target.event_id == ev.event_id:
+            return False
+        if target.sender.split(":", 1)[-1] == pdu["sender"].split(":", 1)[-1]:
+            return True
+        state = await self.stores.state.get_state(ev.state_before) if ev.state_before is not None else {}
+        wanted = [state[k] for k in (("m.room.create", ""), ("m.room.power_levels", "")) if k in state]
+        got = await self.stores.events.get_many(wanted)
+        create = got.get(state.get(("m.room.create", ""), ""))
+        pl = got.get(state.get(("m.room.power_levels", ""), ""))
+        if create is None:
+            return False
+        pl_content = pl.pdu.get("content") if pl is not None else None
+        level = user_power_level(rv, _with_id(create), pl_content, pdu["sender"])
+        return level >= named_level(pl_content, "redact")
 
 
 def _with_id(ev: StoredEvent) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 2. check_signatures          signed by every server that must sign it, else dropped
 3. check_content_hash        the content hash matches, else the event is redacted and goes on
 4. fetch_missing_auth_events unknown auth events are fetched and stored as outliers
-5. auth_against_auth_events  passes the rules against its own auth events, else rejected
+5. auth_against_auth_events  passes the rules against its own auth events (and a redaction
+                             names no event of another room), else rejected
 6. state_before_event        from the prev events we hold (missing ones fetched with
                              get_missing_events), else the sender's /state_ids at the event
 7. auth_against_state_before passes the rules against the state before it, else rejected
@@ -109,7 +110,7 @@ class EventReceiver:
         await self.check_signatures(pdu, rv)
         pdu = self.check_content_hash(pdu, rv)
         await self.fetch_missing_auth_events(origin, rv, room_id, pdu, depth)
-        auth_error = await self.auth_against_auth_events(rv, pdu)
+        auth_error = await self.auth_against_auth_events(rv, pdu) or await self.check_redaction_target(pdu)
         if depth < 3 and not backfilled:
             await self.fetch_missing_prev_events(origin, room_id, pdu, depth)
         async with self.stores.db.room_lock(room_id):
@@ -214,6 +215,20 @@ class EventReceiver:
             return f"auth events: {e}"
         return None
 
+    async def check_redaction_target(self, pdu: dict[str, Any]) -> str | None:
+        """A redaction of a known event of another room is rejected (never shown)."""
+        if pdu.get("type") != "m.room.redaction":
+            return None
+        content = pdu.get("content")
+        target = content.get("redacts") if isinstance(content, dict) else None
+        target = target if isinstance(target, str) else pdu.get("redacts")
+        if not isinstance(target, str):
+            return None
+        ev = await self.stores.events.get(target)
+        if ev is not None and ev.room_id != pdu.get("room_id"):
+            return "redacts an event of another room"
+        return None
+
     async def _create_event(self, room_id: str) -> dict[str, Any] | None:
         ids = await self.stores.state.current_ids(room_id, [("m.room.create", "")])
         ev = await self.stores.events.get(ids[("m.room.create", "")]) if ids else None
@@ -254,20 +269,39 @@ class EventReceiver:
             return EventContext(state_before=None, state_snapshot=await resolve_states(self.stores, rv, states))
         if not prevs:
             return EventContext(state_before=None)
-        # A gap we could not fill: take the origin's view of the state before the event.
+        # A gap we could not fill: the state after each prev event, from what we hold or from
+        # the origin's /state_ids at that prev event (plus the prev event itself, as an outlier).
+        states = []
+        for p in prevs:
+            known = have.get(p)
+            if known is not None and not known.outlier:
+                states.append(dict(await self.stores.state.get_state(known.state_group)))
+            else:
+                states.append(await self._state_after_remote(origin, rv, room_id, p))
+        if len(states) == 1:
+            return EventContext(state_before=None, state_snapshot=states[0])
+        return EventContext(state_before=None, state_snapshot=await resolve_states(self.stores, rv, states))
+
+    async def _state_after_remote(self, origin: str, rv: RoomVersion, room_id: str,
+                                  prev_id: str) -> StateMap:
         try:
-            state_ids = await self.source.get_state_ids(origin, room_id, event_id)
+            state_ids = await self.source.get_state_ids(origin, room_id, prev_id)
         except Exception as e:  # noqa: BLE001 - whatever the peer did, this event cannot be placed
-            raise Dropped(f"prev events unavailable and no state from {origin}: {e}") from None
-        missing = [s for s in state_ids if await self.stores.events.get(s) is None]
-        for eid in missing:
-            fetched = await self.source.get_event(origin, eid)
-            if isinstance(fetched, dict):
-                await self._store_outlier_unlocked(origin, rv, room_id, fetched, eid)
-        got = await self.stores.events.get_many(state_ids)
-        snapshot = {(e.type, e.state_key): e.event_id for e in got.values()
-                    if e.state_key is not None and not e.rejected}
-        return EventContext(state_before=None, state_snapshot=snapshot)
+            raise Dropped(f"prev event {prev_id} unavailable and no state for it from {origin}: {e}") from None
+        for eid in [prev_id, *state_ids]:
+            if await self.stores.events.get(eid) is None:
+                fetched = await self.source.get_event(origin, eid)
+                if isinstance(fetched, dict):
+                    await self._store_outlier_unlocked(origin, rv, room_id, fetched, eid)
+        got = await self.stores.events.get_many([*state_ids, prev_id])
+        state = {(e.type, e.state_key): e.event_id for eid, e in got.items()
+                 if eid != prev_id and e.state_key is not None and not e.rejected}
+        prev = got.get(prev_id)
+        if prev is None:
+            raise Dropped(f"prev event {prev_id} could not be fetched from {origin}")
+        if prev.state_key is not None and not prev.rejected:
+            state[(prev.type, prev.state_key)] = prev.event_id
+        return state
 
     async def _store_outlier_unlocked(self, origin: str, rv: RoomVersion, room_id: str,
                                       pdu: dict[str, Any], expected_id: str) -> None:

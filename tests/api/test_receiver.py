@@ -183,8 +183,9 @@ async def test_gap_filled_with_get_missing_events(client: MatrixClient, hs: Home
 
 
 async def test_gap_filled_from_state_ids(client: MatrixClient, hs: Homeserver) -> None:
-    """No get_missing_events answer: the state before the event comes from the origin's
-    /state_ids, and unknown state events are stored as outliers."""
+    """No get_missing_events answer: the state after the missing prev event comes from the
+    origin's /state_ids at that prev event plus the prev event itself; unknown events are stored
+    as outliers."""
     alice, room, peer, rx = await _setup(client, hs)
     _, join = await peer.build(room, "m.room.member", BOB, {"membership": "join"}, state_key=BOB)
     await rx.receive(REMOTE, join)
@@ -194,9 +195,9 @@ async def test_gap_filled_from_state_ids(client: MatrixClient, hs: Homeserver) -
     lost, _ = await peer.build(room, "m.room.message", BOB, {"msgtype": "m.text", "body": "lost"}, prev=[topic_id])
     state = dict(await hs.stores.state.current_all(room))
     state[("m.room.member", BOB)] = topic_id
-    msg_id, msg = await peer.build(room, "m.room.message", BOB, {"msgtype": "m.text", "body": "after gap"},
+    _, msg = await peer.build(room, "m.room.message", BOB, {"msgtype": "m.text", "body": "after gap"},
                                    prev=[lost], auth_from=state)
-    peer.state_before[msg_id] = list(state.values())
+    peer.state_before[lost] = list(state.values())  # the state before `lost`: the rename included
 
     async def no_missing(*_: Any) -> list[dict[str, Any]]:
         return []
@@ -204,6 +205,7 @@ async def test_gap_filled_from_state_ids(client: MatrixClient, hs: Homeserver) -
     peer.get_missing_events = no_missing  # type: ignore[method-assign]
     got = await rx.receive(REMOTE, msg)
     assert got.outcome == "persisted"
+    assert (await hs.stores.events.get(lost)).outlier  # type: ignore[union-attr]
     outlier = await hs.stores.events.get(topic_id)
     assert outlier is not None and outlier.outlier and not outlier.rejected
     assert "after gap" in await _bodies(alice, room)
@@ -286,3 +288,27 @@ async def test_backfilled_history_sits_in_the_past(client: MatrixClient, hs: Hom
     forward = await alice.ok("GET", f"{V3}/rooms/{room}/messages", params={"dir": "f", "limit": 100})
     bodies = [e["content"].get("body") for e in forward["chunk"] if e["type"] == "m.room.message"]
     assert bodies == ["from the past", "a0", "a1", "a2"]
+
+
+async def test_remote_redactions(client: MatrixClient, hs: Homeserver) -> None:
+    """A redaction of another room's event is rejected; a redaction of another server's user's
+    event by someone without the power to redact is stored but takes no effect."""
+    alice, room, peer, rx = await _setup(client, hs)
+    _, join = await peer.build(room, "m.room.member", BOB, {"membership": "join"}, state_key=BOB)
+    await rx.receive(REMOTE, join)
+    other = await alice.create_room(preset="public_chat")
+    elsewhere = await alice.send_text(other, "in another room")
+    mine = await alice.send_text(room, "alice's words")
+    _, cross = await peer.build(room, "m.room.redaction", BOB, {"redacts": elsewhere})
+    assert (await rx.receive(REMOTE, cross)).outcome == "rejected"
+    _, bold = await peer.build(room, "m.room.redaction", BOB, {"redacts": mine})
+    assert (await rx.receive(REMOTE, bold)).outcome == "persisted"
+    for r, eid in ((other, elsewhere), (room, mine)):
+        ev = await alice.ok("GET", f"{V3}/rooms/{r}/event/{eid}")
+        assert ev["content"].get("body"), "the redaction must not have taken effect"
+    # Bob's own message, redacted by Bob: applied
+    own_id, own = await peer.build(room, "m.room.message", BOB, {"msgtype": "m.text", "body": "oops"})
+    await rx.receive(REMOTE, own)
+    _, fix = await peer.build(room, "m.room.redaction", BOB, {"redacts": own_id})
+    await rx.receive(REMOTE, fix)
+    assert (await alice.ok("GET", f"{V3}/rooms/{room}/event/{own_id}"))["content"] == {}
