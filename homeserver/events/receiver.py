@@ -114,6 +114,11 @@ class EventReceiver:
         if depth < 3 and not backfilled:
             await self.fetch_missing_prev_events(origin, room_id, pdu, depth)
         async with self.stores.db.room_lock(room_id):
+            # Filling a gap may have stored this very event meanwhile (it can be among the
+            # missing events the origin sends back).
+            again = await self.stores.events.get(event_id)
+            if again is not None and not again.outlier:
+                return Received("duplicate", event_id, event=again)
             ctx = await self.state_before_event(origin, rv, room_id, pdu, event_id)
             if auth_error is None:
                 auth_error = await self.auth_against_state_before(rv, pdu, ctx)

@@ -3,6 +3,7 @@ send_join v2), and the transactions other servers push to us (`PUT /send/{txnId}
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from typing import Any
@@ -16,6 +17,7 @@ from homeserver.protocol.ids import is_valid_user_id, server_name_of
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.storage.stores import Stores
 
+log = logging.getLogger("parley.federation")
 MAX_PDUS = 50
 MAX_EDUS = 100
 TXN_MEMORY = 2_000
@@ -124,7 +126,11 @@ class TransactionHandler:
             raise MatrixError(400, "M_BAD_JSON", f"At most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs per transaction")
         results: dict[str, Any] = {}
         for pdu in pdus:
-            got = await self.receiver.receive(origin, pdu)
+            try:
+                got = await self.receiver.receive(origin, pdu)
+            except Exception:  # noqa: BLE001 - one PDU's failure never fails the transaction
+                log.exception("a PDU from %s could not be handled", origin)
+                continue
             if got.event_id is None:
                 continue
             # Rejected and soft-failed events were processed (and stored as such): only events
