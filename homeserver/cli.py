@@ -144,6 +144,9 @@ async def _serve(config: Config) -> int:
     log.info("Parley serving %s on %s", config.server_name, ", ".join(hc.bind))
     try:
         await asyncio.gather(*servers)
+    except OSError as e:  # a port in use, an address not on this machine
+        log.error("cannot listen: %s", e)
+        return 1
     finally:
         await hs.close()
     return 0

@@ -188,10 +188,14 @@ def config_warnings(cfg: Config) -> list[str]:
     return out
 
 
+# PARLEY_* variables that are command inputs, not configuration keys.
+_NOT_CONFIG_ENV = frozenset(("PARLEY_CONFIG", "PARLEY_NEW_USER_PASSWORD"))
+
+
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in env.items():
-        if not name.startswith("PARLEY_") or name == "PARLEY_CONFIG":
+        if not name.startswith("PARLEY_") or name in _NOT_CONFIG_ENV:
             continue
         path = name[len("PARLEY_"):].lower().split("__")
         cursor = out

@@ -75,6 +75,11 @@ def test_data_left_at_the_old_relative_place_is_not_silently_replaced(
     assert e.value.key == "database" and "config file's directory" in e.value.why
 
 
+def test_command_inputs_in_the_environment_are_not_config_keys() -> None:
+    cfg = load_config(None, env={"PARLEY_NEW_USER_PASSWORD": "pw", "PARLEY_CONFIG": "x.toml"})
+    assert cfg.server_name == "localhost:8008"
+
+
 def test_new_keys_validated() -> None:
     cfg = build_config({"sqlite_synchronous": "NORMAL", "metrics_listener": "127.0.0.1:9108", "log_format": "json"})
     assert cfg.sqlite_synchronous == "normal" and cfg.log_format == "json"

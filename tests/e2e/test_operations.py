@@ -68,13 +68,15 @@ async def test_four_workers_start_together_on_a_fresh_database(tmp_path: Path) -
     procs: list[subprocess.Popen[bytes]] = []
     bases: list[str] = []
     dirs = []
+    mport = free_port()
     try:
         # Four workers, each from its own working directory, all started before any is ready.
         for i in range(4):
             wd = tmp_path / f"worker{i}"
             wd.mkdir()
             dirs.append(wd)
-            p, base = spawn_server(wd, dsn, name, cwd=wd, config=cfg, **FROM_CONFIG)
+            extra = {"PARLEY_METRICS_LISTENER": f"127.0.0.1:{mport}"} if i == 0 else {}
+            p, base = spawn_server(wd, dsn, name, cwd=wd, config=cfg, **FROM_CONFIG, **extra)
             procs.append(p)
             bases.append(base)
         for p, base, wd in zip(procs, bases, dirs):
@@ -113,6 +115,12 @@ async def test_four_workers_start_together_on_a_fresh_database(tmp_path: Path) -
                                headers=h)
             bodies = [e["content"]["body"] for e in r.json()["chunk"] if e["type"] == "m.room.message"]
             assert sorted(bodies) == [f"via {i}" for i in range(4)]
+            # Worker 0 heard the others over the bus, and says so in its metrics.
+            scrape = (await http.get(f"http://127.0.0.1:{mport}/metrics")).text
+            lag = [line for line in scrape.splitlines() if line.startswith("parley_bus_lag_seconds_count ")]
+            assert lag and float(lag[0].split()[1]) >= 1, scrape
+            assert "parley_bus_connected 1.0" in scrape
+            assert 'parley_db_pool_connections{pool="main",state="idle"}' in scrape
 
         # Paths resolved against the config file: one key, one media store, nothing per worker.
         assert sorted(p.name for p in (deploy / "keys").iterdir()) == ["signing.key"]
@@ -145,6 +153,31 @@ async def test_four_workers_start_together_on_a_fresh_database(tmp_path: Path) -
     for wd in dirs:
         log = (wd / "server.log").read_text(errors="replace")
         assert "Traceback" not in log and "ERROR" not in log, log
+
+
+def test_first_start_keeps_data_beside_its_config(tmp_path: Path) -> None:
+    """`make run`: `parley --config data/parley.toml serve` in a fresh checkout writes the config
+    into data/ and keeps the database, key and media there too (not in data/data/)."""
+    proc, base = spawn_server(tmp_path, "", cwd=tmp_path, config=Path("data/parley.toml"),
+                              **{**FROM_CONFIG, "PARLEY_SERVER_NAME": "localhost:8008"})
+    try:
+        wait_ready(proc, base, tmp_path / "server.log")
+        assert httpx.get(f"{base}/health").status_code == 200
+    finally:
+        stop_server(proc)
+    data = tmp_path / "data"
+    assert (data / "parley.toml").exists() and (data / "parley.db").exists() and (data / "signing.key").exists()
+    assert not (data / "data").exists()
+    # Started again from another directory with the same file: the same server.
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    proc, base = spawn_server(other, "", cwd=other, config=data / "parley.toml",
+                              **{**FROM_CONFIG, "PARLEY_SERVER_NAME": "localhost:8008"})
+    try:
+        wait_ready(proc, base, other / "server.log")
+    finally:
+        stop_server(proc)
+    assert sorted(p.name for p in other.iterdir()) == ["server.log"]
 
 
 async def _register(http: httpx.AsyncClient, base: str, name: str) -> dict[str, str]:
