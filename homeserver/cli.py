@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from homeserver.config import Config, ConfigError, config_warnings, default_config_text, load_config
+from homeserver.config import Config, config_warnings, default_config_text, load_config
+from homeserver.config_errors import ConfigError
 from homeserver.logs import setup_logging
 
 DEFAULT_CONFIG_PATH = "parley.toml"

@@ -13,21 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from homeserver.config_errors import ConfigError
 from homeserver.config_federation import (
     FederationConfig,
-    FederationConfigError,
     build_federation_config,
     resolve_federation_paths,
 )
 from homeserver.protocol.ids import is_valid_server_name
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
-
-
-class ConfigError(Exception):
-    def __init__(self, key: str, why: str) -> None:
-        super().__init__(f"{key}: {why}")
-        self.key = key
-        self.why = why
 
 
 @dataclass(frozen=True)
@@ -406,10 +399,7 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         if key in raw:
             kw[key] = _as_int(key, raw[key], minimum)
     if "federation" in raw:
-        try:
-            kw["federation"] = build_federation_config(raw["federation"])
-        except FederationConfigError as e:
-            raise ConfigError(e.key, e.why) from None
+        kw["federation"] = build_federation_config(raw["federation"])
     if raw.get("registration_shared_secret") not in (None, ""):
         kw["registration_shared_secret"] = _as_str("registration_shared_secret", raw["registration_shared_secret"])
     if "rate_limits" in raw:

@@ -11,18 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from homeserver.config_errors import ConfigError
 from homeserver.protocol.ids import is_valid_server_name
 
 # Keys holding file system paths: resolved against the config file's directory like the
 # top-level paths (config.PATH_KEYS).
 FEDERATION_PATH_KEYS = ("tls_certificate_path", "tls_private_key_path", "ca_file")
-
-
-class FederationConfigError(Exception):
-    def __init__(self, key: str, why: str) -> None:
-        super().__init__(f"{key}: {why}")
-        self.key = key
-        self.why = why
 
 
 @dataclass(frozen=True)
@@ -60,12 +54,12 @@ def _bool(key: str, v: Any) -> bool:
         return True
     if isinstance(v, str) and v.lower() in ("false", "0", "no", "off"):
         return False
-    raise FederationConfigError(key, f"expected a boolean, got {v!r}")
+    raise ConfigError(key, f"expected a boolean, got {v!r}")
 
 
 def _str(key: str, v: Any) -> str:
     if not isinstance(v, str) or not v:
-        raise FederationConfigError(key, f"expected a non-empty string, got {v!r}")
+        raise ConfigError(key, f"expected a non-empty string, got {v!r}")
     return v
 
 
@@ -73,7 +67,7 @@ def _str_list(key: str, v: Any) -> tuple[str, ...]:
     if isinstance(v, str):
         v = [s.strip() for s in v.split(",") if s.strip()]
     if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v):
-        raise FederationConfigError(key, "expected a list of strings")
+        raise ConfigError(key, "expected a list of strings")
     return tuple(v)
 
 
@@ -81,28 +75,28 @@ def _listen(key: str, v: Any) -> tuple[str, int]:
     host, sep, port = _str(key, v).rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise FederationConfigError(key, f"expected host:port, e.g. 0.0.0.0:8448, got {v!r}")
+        raise ConfigError(key, f"expected host:port, e.g. 0.0.0.0:8448, got {v!r}")
     return host, int(port)
 
 
 def _readable_file(key: str, path: str) -> str:
     p = Path(path)
     if not p.is_file():
-        raise FederationConfigError(key, f"{path} does not exist or is not a file")
+        raise ConfigError(key, f"{path} does not exist or is not a file")
     try:
         p.open("rb").close()
     except OSError as e:
-        raise FederationConfigError(key, f"{path} cannot be read: {e.strerror}") from None
+        raise ConfigError(key, f"{path} cannot be read: {e.strerror}") from None
     return path
 
 
 def build_federation_config(raw: Any) -> FederationConfig:
     """Validate the raw `[federation]` table (file merged with environment)."""
     if not isinstance(raw, dict):
-        raise FederationConfigError("federation", "expected a table")
+        raise ConfigError("federation", "expected a table")
     for k in raw:
         if k not in KNOWN_KEYS:
-            raise FederationConfigError(f"federation.{k}", "unknown federation key")
+            raise ConfigError(f"federation.{k}", "unknown federation key")
     kw: dict[str, Any] = {}
     if "enabled" in raw:
         kw["enabled"] = _bool("federation.enabled", raw["enabled"])
@@ -117,23 +111,23 @@ def build_federation_config(raw: Any) -> FederationConfig:
             try:
                 ipaddress.ip_network(c, strict=False)
             except ValueError:
-                raise FederationConfigError("federation.ip_range_allowlist", f"{c!r} is not an IP network") from None
+                raise ConfigError("federation.ip_range_allowlist", f"{c!r} is not an IP network") from None
         kw["ip_range_allowlist"] = cidrs
     for k in ("domain_allowlist", "trusted_key_servers"):
         if k in raw:
             names = _str_list(f"federation.{k}", raw[k])
             for n in names:
                 if not is_valid_server_name(n):
-                    raise FederationConfigError(f"federation.{k}", f"{n!r} is not a valid server name")
+                    raise ConfigError(f"federation.{k}", f"{n!r} is not a valid server name")
             kw[k] = names
     if raw.get("well_known_server") not in (None, ""):
         wk = _str("federation.well_known_server", raw["well_known_server"])
         if not is_valid_server_name(wk):
-            raise FederationConfigError("federation.well_known_server", f"{wk!r} is not a valid server name")
+            raise ConfigError("federation.well_known_server", f"{wk!r} is not a valid server name")
         kw["well_known_server"] = wk
     cfg = FederationConfig(**kw)
     if cfg.listen is not None and not (cfg.tls_certificate_path and cfg.tls_private_key_path):
-        raise FederationConfigError("federation.listen", "a TLS listener needs tls_certificate_path and "
+        raise ConfigError("federation.listen", "a TLS listener needs tls_certificate_path and "
                                                          "tls_private_key_path")
     return cfg
 
