@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from homeserver.config import Config, config_warnings, default_config_text, load_config
-from homeserver.config_errors import ConfigError
+from homeserver.config_values import ConfigError
 from homeserver.logs import setup_logging
 
 DEFAULT_CONFIG_PATH = "parley.toml"

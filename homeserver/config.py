@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from homeserver.config_errors import ConfigError
 from homeserver.config_federation import (
     FederationConfig,
     build_federation_config,
     resolve_federation_paths,
 )
+from homeserver.config_values import ConfigError, as_bool, as_str
 from homeserver.protocol.ids import is_valid_server_name
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
 
@@ -208,15 +208,6 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _as_bool(key: str, v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.lower() in ("true", "1", "yes", "on"):
-        return True
-    if isinstance(v, str) and v.lower() in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(key, f"expected a boolean, got {v!r}")
-
 
 def _as_int(key: str, v: Any, minimum: int = 0) -> int:
     try:
@@ -242,11 +233,6 @@ def _as_float(key: str, v: Any) -> float:
     return f
 
 
-def _as_str(key: str, v: Any) -> str:
-    if not isinstance(v, str) or not v:
-        raise ConfigError(key, f"expected a non-empty string, got {v!r}")
-    return v
-
 
 def _as_str_list(key: str, v: Any) -> tuple[str, ...]:
     if isinstance(v, str):
@@ -269,7 +255,7 @@ def _listeners(v: Any) -> tuple[Listener, ...]:
     for i, item in enumerate(v):
         if not isinstance(item, dict):
             raise ConfigError(f"listeners[{i}]", "expected a table with host and port")
-        host = _as_str(f"listeners[{i}].host", item.get("host", "127.0.0.1"))
+        host = as_str(f"listeners[{i}].host", item.get("host", "127.0.0.1"))
         port = _as_int(f"listeners[{i}].port", item.get("port"), 0)
         if port > 65535:
             raise ConfigError(f"listeners[{i}].port", "must be at most 65535")
@@ -296,12 +282,12 @@ def build_config(raw: Mapping[str, Any]) -> Config:
             raise ConfigError(key, "unknown configuration key")
     kw: dict[str, Any] = {}
     if "server_name" in raw:
-        sn = _as_str("server_name", raw["server_name"])
+        sn = as_str("server_name", raw["server_name"])
         if not is_valid_server_name(sn):
             raise ConfigError("server_name", f"{sn!r} is not a valid Matrix server name")
         kw["server_name"] = sn
     if "public_baseurl" in raw:
-        url = _as_str("public_baseurl", raw["public_baseurl"])
+        url = as_str("public_baseurl", raw["public_baseurl"])
         if not url.startswith(("http://", "https://")):
             raise ConfigError("public_baseurl", "must start with http:// or https://")
         kw["public_baseurl"] = url if url.endswith("/") else url + "/"
@@ -309,9 +295,9 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         kw["listeners"] = _listeners(raw["listeners"])
     for key in ("data_dir", "media_dir", "signing_key_path"):
         if key in raw:
-            kw[key] = _as_str(key, raw[key])
+            kw[key] = as_str(key, raw[key])
     if "database" in raw:
-        db = _as_str("database", raw["database"])
+        db = as_str("database", raw["database"])
         if not db.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise ConfigError("database", "must start with sqlite:/// or postgresql://")
         kw["database"] = db
@@ -320,7 +306,7 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         if r in ("", None):
             kw["redis_url"] = None
         else:
-            r = _as_str("redis_url", r)
+            r = as_str("redis_url", r)
             if not r.startswith(("redis://", "rediss://", "unix://")):
                 raise ConfigError("redis_url", "must start with redis://, rediss:// or unix://")
             kw["redis_url"] = r
@@ -332,7 +318,7 @@ def build_config(raw: Mapping[str, Any]) -> Config:
     if "registration_tokens" in raw:
         kw["registration_tokens"] = _as_str_list("registration_tokens", raw["registration_tokens"])
     if "url_preview_enabled" in raw:
-        kw["url_preview_enabled"] = _as_bool("url_preview_enabled", raw["url_preview_enabled"])
+        kw["url_preview_enabled"] = as_bool("url_preview_enabled", raw["url_preview_enabled"])
     if "url_preview_ip_allowlist" in raw:
         cidrs = _as_str_list("url_preview_ip_allowlist", raw["url_preview_ip_allowlist"])
         import ipaddress
@@ -349,17 +335,17 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         kw["media_backend"] = raw["media_backend"]
     for key in ("s3_endpoint", "s3_access_key", "s3_secret_key"):
         if key in raw:
-            kw[key] = _as_str(key, raw[key])
+            kw[key] = as_str(key, raw[key])
     for key in ("s3_bucket", "s3_region"):
         if key in raw:
-            kw[key] = _as_str(key, raw[key])
+            kw[key] = as_str(key, raw[key])
     for key in ("allow_guest_access", "user_directory_search_all_users"):
         if key in raw:
-            kw[key] = _as_bool(key, raw[key])
+            kw[key] = as_bool(key, raw[key])
     if "web_client_dir" in raw:
-        kw["web_client_dir"] = _as_str("web_client_dir", raw["web_client_dir"]) or None
+        kw["web_client_dir"] = as_str("web_client_dir", raw["web_client_dir"]) or None
     if "presence_enabled" in raw:
-        kw["presence_enabled"] = _as_bool("presence_enabled", raw["presence_enabled"])
+        kw["presence_enabled"] = as_bool("presence_enabled", raw["presence_enabled"])
     if "admins" in raw:
         kw["admins"] = _as_str_list("admins", raw["admins"])
     if "log_format" in raw:
@@ -377,7 +363,7 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         if ml in ("", None):
             kw["metrics_listener"] = None
         else:
-            host, _, port = _as_str("metrics_listener", ml).rpartition(":")
+            host, _, port = as_str("metrics_listener", ml).rpartition(":")
             if not host:
                 raise ConfigError("metrics_listener", "expected host:port, e.g. 127.0.0.1:9108")
             n = _as_int("metrics_listener", port, 0)
@@ -401,7 +387,7 @@ def build_config(raw: Mapping[str, Any]) -> Config:
     if "federation" in raw:
         kw["federation"] = build_federation_config(raw["federation"])
     if raw.get("registration_shared_secret") not in (None, ""):
-        kw["registration_shared_secret"] = _as_str("registration_shared_secret", raw["registration_shared_secret"])
+        kw["registration_shared_secret"] = as_str("registration_shared_secret", raw["registration_shared_secret"])
     if "rate_limits" in raw:
         rl = raw["rate_limits"]
         if not isinstance(rl, dict):
@@ -410,7 +396,7 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         for k, v in rl.items():
             full = f"rate_limits.{k}"
             if k == "enabled":
-                rkw[k] = _as_bool(full, v)
+                rkw[k] = as_bool(full, v)
             elif k.endswith("_per_second"):
                 rkw[k] = _as_float(full, v)
             elif k.endswith("_burst"):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from homeserver.config_errors import ConfigError
+from homeserver.config_values import ConfigError, as_bool, as_str
 from homeserver.protocol.ids import is_valid_server_name
 
 # Keys holding file system paths: resolved against the config file's directory like the
@@ -47,20 +47,6 @@ class FederationConfig:
 KNOWN_KEYS = frozenset(FederationConfig.__dataclass_fields__)
 
 
-def _bool(key: str, v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, str) and v.lower() in ("true", "1", "yes", "on"):
-        return True
-    if isinstance(v, str) and v.lower() in ("false", "0", "no", "off"):
-        return False
-    raise ConfigError(key, f"expected a boolean, got {v!r}")
-
-
-def _str(key: str, v: Any) -> str:
-    if not isinstance(v, str) or not v:
-        raise ConfigError(key, f"expected a non-empty string, got {v!r}")
-    return v
 
 
 def _str_list(key: str, v: Any) -> tuple[str, ...]:
@@ -72,7 +58,7 @@ def _str_list(key: str, v: Any) -> tuple[str, ...]:
 
 
 def _listen(key: str, v: Any) -> tuple[str, int]:
-    host, sep, port = _str(key, v).rpartition(":")
+    host, sep, port = as_str(key, v).rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
         raise ConfigError(key, f"expected host:port, e.g. 0.0.0.0:8448, got {v!r}")
@@ -99,12 +85,12 @@ def build_federation_config(raw: Any) -> FederationConfig:
             raise ConfigError(f"federation.{k}", "unknown federation key")
     kw: dict[str, Any] = {}
     if "enabled" in raw:
-        kw["enabled"] = _bool("federation.enabled", raw["enabled"])
+        kw["enabled"] = as_bool("federation.enabled", raw["enabled"])
     if raw.get("listen") not in (None, ""):
         kw["listen"] = _listen("federation.listen", raw["listen"])
     for k in FEDERATION_PATH_KEYS:
         if raw.get(k) not in (None, ""):
-            kw[k] = _readable_file(f"federation.{k}", _str(f"federation.{k}", raw[k]))
+            kw[k] = _readable_file(f"federation.{k}", as_str(f"federation.{k}", raw[k]))
     if "ip_range_allowlist" in raw:
         cidrs = _str_list("federation.ip_range_allowlist", raw["ip_range_allowlist"])
         for c in cidrs:
@@ -121,7 +107,7 @@ def build_federation_config(raw: Any) -> FederationConfig:
                     raise ConfigError(f"federation.{k}", f"{n!r} is not a valid server name")
             kw[k] = names
     if raw.get("well_known_server") not in (None, ""):
-        wk = _str("federation.well_known_server", raw["well_known_server"])
+        wk = as_str("federation.well_known_server", raw["well_known_server"])
         if not is_valid_server_name(wk):
             raise ConfigError("federation.well_known_server", f"{wk!r} is not a valid server name")
         kw["well_known_server"] = wk
