@@ -156,6 +156,23 @@ def query_int(request: Request, name: str, default: int | None = None, *, minimu
 Handler = Callable[..., Awaitable[Any]]
 
 
+async def run_handler(request: Request, call: Callable[[], Awaitable[Any]]) -> Response:
+    """Run a handler and turn what it gives into a response: a Response as is, a dict (200) or
+    a (dict, status) tuple as JSON, a MatrixError as its JSON error, anything else as a 500."""
+    try:
+        result = await call()
+    except MatrixError as e:
+        return error_response(e)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.url.path)
+        return error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, tuple):
+        return json_response(result[0], result[1])
+    return json_response(result)
+
+
 def endpoint(
     auth: bool = True, optional_auth: bool = False
 ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
@@ -169,22 +186,13 @@ def endpoint(
         @functools.wraps(fn)
         async def wrapper(request: Request) -> Response:
             hs: Homeserver = request.app.state.hs
-            try:
+
+            async def call() -> Any:
                 if auth or optional_auth:
-                    requester = await authenticate(request, hs, optional=optional_auth)
-                    result = await fn(request, hs, requester)
-                else:
-                    result = await fn(request, hs)
-            except MatrixError as e:
-                return error_response(e)
-            except Exception:
-                log.exception("unhandled error in %s %s", request.method, request.url.path)
-                return error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
-            if isinstance(result, Response):
-                return result
-            if isinstance(result, tuple):
-                return json_response(result[0], result[1])
-            return json_response(result)
+                    return await fn(request, hs, await authenticate(request, hs, optional=optional_auth))
+                return await fn(request, hs)
+
+            return await run_handler(request, call)
 
         return wrapper
 

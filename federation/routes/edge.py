@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,11 +10,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from client_api.http import error_response, json_response, read_body_bytes
+from client_api.http import read_body_bytes, run_handler
 from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
-
-log = logging.getLogger("parley.federation")
 
 FederationHandler = Callable[..., Awaitable[Any]]
 
@@ -48,22 +45,17 @@ def federation_endpoint(signed: bool = True) -> Callable[[FederationHandler], Ca
         @functools.wraps(fn)
         async def wrapper(request: Request) -> Response:
             hs: Homeserver = request.app.state.hs
-            try:
+
+            async def call() -> Any:
                 hs.federation.require_enabled()
                 content = await request_content(request) if request.method in ("PUT", "POST") else None
                 origin = None
                 if signed:
                     origin = await hs.federation.authenticate(
                         request.method, request_uri(request), request.headers.getlist("authorization"), content)
-                result = await fn(request, hs, origin, content)
-            except MatrixError as e:
-                return error_response(e)
-            except Exception:
-                log.exception("unhandled error in %s %s", request.method, request.url.path)
-                return error_response(MatrixError(500, "M_UNKNOWN", "Internal server error"))
-            if isinstance(result, Response):
-                return result
-            return json_response(result)
+                return await fn(request, hs, origin, content)
+
+            return await run_handler(request, call)
 
         return wrapper
 
