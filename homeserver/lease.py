@@ -100,8 +100,7 @@ class LeaderLease:
                         return
                     try:
                         await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout=self.check_s)
-                    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError,
-                            asyncpg.InterfaceError) as exc:
+                    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                         raise LeaseLost(self.name) from exc
             finally:
                 self.held = False
