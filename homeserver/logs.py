@@ -48,6 +48,10 @@ def setup_logging(level: str, fmt: str) -> None:
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(level)
+    # httpx and httpcore log every outbound request (federation, previews, pushes) at INFO: that
+    # is a line per transaction per destination. Their warnings still show.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 def log_access(client: str, method: str, path: str, route: str, status: int, seconds: float) -> None:

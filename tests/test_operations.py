@@ -308,3 +308,24 @@ def test_json_log_lines() -> None:
     except ValueError:
         rec = logging.LogRecord("parley", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     assert "ValueError: boom" in json.loads(JsonFormatter().format(rec))["exc"]
+
+
+def test_outbound_http_clients_do_not_log_each_request_at_info() -> None:
+    import logging
+
+    from homeserver.logs import setup_logging
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    try:
+        setup_logging("INFO", "text")
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("parley").isEnabledFor(logging.INFO)
+        setup_logging("ERROR", "text")
+        assert not logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
+        logging.getLogger("httpcore").setLevel(logging.NOTSET)
