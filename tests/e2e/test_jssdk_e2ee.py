@@ -171,3 +171,53 @@ async def test_python_e2ee_to_js_sdk(server: str, http: httpx.AsyncClient, tmp_p
     finally:
         await echo.stop()
     _db_free_of(tmp_path, ["python to js, sealed"])
+
+
+async def test_js_sdk_key_backup_restores_history_on_a_new_login(server: str, http: httpx.AsyncClient,
+                                                                  tmp_path: Path) -> None:
+    user = await _register(http, "jsbackup")
+    first = await Party.start("backup-create", server, user, "correct horse battery", "kept in the backup")
+    try:
+        made = await first.wait_for("recovery_key")
+    finally:
+        await first.stop()
+    assert made["cross_signing_ready"] is True and made["recovery_key"]
+    # the server now publishes the user's cross-signing keys, and the backup holds the room key
+    query = await http.post(f"{V3}/keys/query", headers={"Authorization": f"Bearer {user['access_token']}"},
+                            json={"device_keys": {user["user_id"]: []}})
+    assert user["user_id"] in query.json()["master_keys"]
+    assert user["user_id"] in query.json()["self_signing_keys"]
+
+    login = await http.post(f"{V3}/login", json={"type": "m.login.password", "password": "correct horse battery",
+                                                 "identifier": {"type": "m.id.user", "user": user["user_id"]}})
+    second_device = login.json()
+    assert second_device["device_id"] != user["device_id"]
+    second = await Party.start("backup-restore", server, second_device, made["recovery_key"], made["version"],
+                               made["room"])
+    try:
+        restored = await second.wait_for("restored")
+    finally:
+        await second.stop()
+    assert restored["restored"] >= 1
+    assert restored["messages"] == [{"body": "kept in the backup", "encrypted": True}]
+    _db_free_of(tmp_path, ["kept in the backup"])
+
+
+async def test_js_sdk_cross_signing_each_user_sees_the_other(server: str, http: httpx.AsyncClient) -> None:
+    alice, bob = await _register(http, "csa"), await _register(http, "csb")
+    # the SDK tracks the devices and identities of users it shares an encrypted room with
+    create = await http.post(f"{V3}/createRoom", headers={"Authorization": f"Bearer {alice['access_token']}"}, json={
+        "preset": "trusted_private_chat", "invite": [bob["user_id"]],
+        "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": MEGOLM}}]})
+    joined = await http.post(f"{V3}/join/{create.json()['room_id']}", json={},
+                             headers={"Authorization": f"Bearer {bob['access_token']}"})
+    assert joined.status_code == 200
+    a = await Party.start("crosssign", server, alice, "correct horse battery", bob["user_id"])
+    b = await Party.start("crosssign", server, bob, "correct horse battery", alice["user_id"])
+    try:
+        seen_by_a, seen_by_b = await asyncio.gather(a.wait_for("peer_devices"), b.wait_for("peer_devices"))
+    finally:
+        await a.stop()
+        await b.stop()
+    assert seen_by_a == {"ready": True, "peer_devices": [bob["device_id"]], "peer_master_key": True}
+    assert seen_by_b == {"ready": True, "peer_devices": [alice["device_id"]], "peer_master_key": True}
