@@ -59,15 +59,22 @@ def _check_served(hs: Homeserver, rv: RoomVersion, pdu: dict[str, Any]) -> str:
 
 
 async def _remote_event(hs: Homeserver, rv: RoomVersion, room: str, n: int, etype: str,
-                        content: dict[str, Any], **extra: Any) -> tuple[str, dict[str, Any]]:
+                        content: dict[str, Any], *, prev: list[str] | None = None,
+                        auth_from: dict[tuple[str, str], str] | None = None,
+                        **extra: Any) -> tuple[str, dict[str, Any]]:
+    """A signed PDU from the remote server on the room's extremities (or `prev`), with auth events
+    from the current state (or `auth_from`), in the version's format."""
     st = hs.stores
-    prevs = await st.events.forward_extremities(None, room)
+    if prev is None:
+        prevs = await st.events.forward_extremities(None, room)
+    else:
+        prevs = [e for e in (await st.events.get_many(prev)).values()]
     pdu: dict[str, Any] = {"room_id": room, "type": etype, "sender": BOB, "content": content,
                            "origin_server_ts": 1_700_000_000_000 + n, "depth": max(e.depth for e in prevs) + 1,
                            **extra}
     if rv.event_id_in_pdu:
         pdu["event_id"] = f"$remote{n}:{REMOTE}"
-    current = await st.state.current_all(room)
+    current = auth_from if auth_from is not None else await st.state.current_all(room)
     auth = await st.events.get_many([current[k] for k in auth_types_for_event(rv, pdu) if k in current])
 
     def ref_pdu(e: Any) -> dict[str, Any]:
@@ -79,20 +86,9 @@ async def _remote_event(hs: Homeserver, rv: RoomVersion, room: str, n: int, etyp
     return compute_event_id(pdu, rv), pdu
 
 
-@FED_ON
-@pytest.mark.parametrize("version", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"])
-async def test_remote_server_in_a_room_of_each_version(client: MatrixClient, hs: Homeserver, version: str) -> None:
-    use_transport(hs, remote_keys_handler([]))
-    _rewire(hs)
-    rv = KNOWN_ROOM_VERSIONS[version]
-    alice = await client.register("alice")
-    room = await alice.create_room(room_version=version, preset="public_chat")
-    await alice.send_text(room, "before bob")
-
-    # make_join offers this version only to a server that names it
-    resp = await _fed(client, hs, "GET", f"{FED}/make_join/{quote(room)}/{quote(BOB)}?ver=12")
-    assert resp.status_code == 400 and resp.json()["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION"
-    assert resp.json()["room_version"] == version
+async def _join(client: MatrixClient, hs: Homeserver, rv: RoomVersion, room: str) -> tuple[str, dict[str, Any]]:
+    """The remote server's user joins through make_join and send_join v2: (join ID, the answer)."""
+    version = rv.identifier
     resp = await _fed(client, hs, "GET", f"{FED}/make_join/{quote(room)}/{quote(BOB)}?ver={version}&ver=12")
     assert resp.status_code == 200, resp.text
     template = resp.json()
@@ -109,6 +105,24 @@ async def test_remote_server_in_a_room_of_each_version(client: MatrixClient, hs:
     resp = await _fed(client, hs, "PUT", send_join, join)
     assert resp.status_code == 200, resp.text
     answer = resp.json()
+    return join_id, answer
+
+
+@FED_ON
+@pytest.mark.parametrize("version", ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"])
+async def test_remote_server_in_a_room_of_each_version(client: MatrixClient, hs: Homeserver, version: str) -> None:
+    use_transport(hs, remote_keys_handler([]))
+    _rewire(hs)
+    rv = KNOWN_ROOM_VERSIONS[version]
+    alice = await client.register("alice")
+    room = await alice.create_room(room_version=version, preset="public_chat")
+    await alice.send_text(room, "before bob")
+
+    # make_join offers this version only to a server that names it
+    resp = await _fed(client, hs, "GET", f"{FED}/make_join/{quote(room)}/{quote(BOB)}?ver=12")
+    assert resp.status_code == 400 and resp.json()["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION"
+    assert resp.json()["room_version"] == version
+    join_id, answer = await _join(client, hs, rv, room)
     state_ids = {_check_served(hs, rv, p) for p in answer["state"]}
     chain_ids = {_check_served(hs, rv, p) for p in answer["auth_chain"]}
     served = {compute_event_id(p, rv): p for p in answer["state"] + answer["auth_chain"]}
@@ -151,3 +165,42 @@ async def test_remote_server_in_a_room_of_each_version(client: MatrixClient, hs:
     assert page["chunk"][1]["redacts"] == msg_id and page["chunk"][1]["content"]["redacts"] == msg_id
     timeline = (await alice.sync())["rooms"]["join"][room]["timeline"]["events"]
     assert [e["event_id"] for e in timeline][-3:] == [msg_id, red_id, reply]
+
+
+@FED_ON
+@pytest.mark.parametrize(("version", "winner"), [("1", "Bob's name"), ("2", "Alice's name"), ("6", "Alice's name")])
+async def test_forks_merge_with_the_versions_state_resolution(client: MatrixClient, hs: Homeserver, version: str,
+                                                               winner: str) -> None:
+    """Two renames on two branches: state resolution v1 (room v1) keeps the deeper one (Bob's,
+    after his message), v2 orders them by mainline and timestamp (Alice's is the later)."""
+    use_transport(hs, remote_keys_handler([]))
+    _rewire(hs)
+    rv = KNOWN_ROOM_VERSIONS[version]
+    alice = await client.register("alice")
+    room = await alice.create_room(room_version=version, preset="public_chat")
+    await _join(client, hs, rv, room)
+    pl = await alice.ok("GET", f"{V3}/rooms/{room}/state/m.room.power_levels")
+    pl["users"][BOB] = 50
+    await alice.ok("PUT", f"{V3}/rooms/{room}/state/m.room.power_levels", pl)
+    fork_point = [e.event_id for e in await hs.stores.events.forward_extremities(None, room)]
+    fork_state = dict(await hs.stores.state.current_all(room))
+    await alice.ok("PUT", f"{V3}/rooms/{room}/state/m.room.name", {"name": "Alice's name"})
+    ours = dict(await hs.stores.state.current_all(room))
+    # Bob's branch, from the fork point: a message, then a rename (one deeper than Alice's).
+    msg_id, msg = await _remote_event(hs, rv, room, 10, "m.room.message", {"msgtype": "m.text", "body": "b"},
+                                      prev=fork_point, auth_from=fork_state)
+    resp = await _fed(client, hs, "PUT", f"{FED}/send/f{version}a", {"origin": REMOTE, "pdus": [msg], "edus": []})
+    assert resp.json() == {"pdus": {msg_id: {}}}, resp.text
+    name_id, name = await _remote_event(hs, rv, room, 11, "m.room.name", {"name": "Bob's name"}, state_key="",
+                                        prev=[msg_id], auth_from=fork_state)
+    resp = await _fed(client, hs, "PUT", f"{FED}/send/f{version}b", {"origin": REMOTE, "pdus": [name], "edus": []})
+    assert resp.json() == {"pdus": {name_id: {}}}, resp.text
+    assert len(await hs.stores.events.forward_extremities(None, room)) == 2
+    got = await alice.ok("GET", f"{V3}/rooms/{room}/state/m.room.name")
+    assert got["name"] == winner
+    assert (await hs.stores.state.current_all(room))[("m.room.name", "")] == (
+        name_id if winner == "Bob's name" else ours[("m.room.name", "")])
+    # the next local event merges the branches and keeps the resolved state
+    await alice.send_text(room, "merged")
+    assert len(await hs.stores.events.forward_extremities(None, room)) == 1
+    assert (await alice.ok("GET", f"{V3}/rooms/{room}/state/m.room.name"))["name"] == winner
