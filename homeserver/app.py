@@ -52,6 +52,7 @@ from homeserver.rooms.reads import RoomReader
 from homeserver.rooms.receipts import ReceiptService
 from homeserver.rooms.remote_joins import RemoteJoins, TransactionHandler
 from homeserver.rooms.serialize import EventSerializer
+from homeserver.rooms.server_acl import ServerAclService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.rooms.upgrade_settings import UpgradeSettings
@@ -170,7 +171,8 @@ class Homeserver:
         self.receiver = EventReceiver(stores, self.persister, FederationKeySource(self.federation.keys),
                                       FederationEventSource(self.federation.client))
         self.remote_joins = RemoteJoins(stores, config.server_name, self.receiver, self.server_reads)
-        self.transactions = TransactionHandler(self.receiver)
+        self.server_acls = ServerAclService(stores)
+        self.transactions = TransactionHandler(self.receiver, self.server_acls)
         if config.federation.enabled:
             self.profile.remote = self.federation.query_profile
             self.directory.remote = self.federation.query_directory

@@ -37,7 +37,8 @@ async def request_content(request: Request) -> Any:
 
 
 def federation_endpoint(signed: bool = True) -> Callable[[FederationHandler], Callable[[Request], Awaitable[Response]]]:
-    """Wrap a federation handler: 404 unless federation is on, X-Matrix check when `signed`.
+    """Wrap a federation handler: 404 unless federation is on, X-Matrix check when `signed`, and
+    for a path naming a room, 403 when the room's server ACL denies the origin.
 
     Handlers take (request, hs, origin, content); origin is None for unsigned endpoints."""
 
@@ -53,6 +54,9 @@ def federation_endpoint(signed: bool = True) -> Callable[[FederationHandler], Ca
                 if signed:
                     origin = await hs.federation.authenticate(
                         request.method, request_uri(request), request.headers.getlist("authorization"), content)
+                    room_id = request.path_params.get("room_id")
+                    if isinstance(room_id, str):  # every request naming a room obeys its server ACL
+                        await hs.server_acls.check(origin, room_id)
                 return await fn(request, hs, origin, content)
 
             return await run_handler(request, call)

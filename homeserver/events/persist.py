@@ -17,6 +17,7 @@ state before the event is and whether the event is an outlier, rejected or soft-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,7 +124,8 @@ async def update_current_state(stores: Stores, c: Conn, rv: RoomVersion, room_id
     states = [await stores.state.get_state(ext.state_group, c) for ext in extremities]
     if not states:
         return
-    target = dict(states[0]) if len(states) == 1 else await resolve_states(stores, rv, states)
+    # The new event is not committed yet: reads outside this transaction cannot see it.
+    target = dict(states[0]) if len(states) == 1 else await resolve_states(stores, rv, states, [new])
     old = await stores.state.current_all_in(c, room_id)
     for key in old.keys() - target.keys():
         await stores.state.remove_current(c, room_id, key)
@@ -132,11 +134,15 @@ async def update_current_state(stores: Stores, c: Conn, rv: RoomVersion, room_id
             await _set_current(stores, c, room_id, key, eid, new)
 
 
-async def resolve_states(stores: Stores, rv: RoomVersion, states: list[StateMap]) -> StateMap:
-    """State resolution over stored events: loads the state sets' events and their auth chains."""
-    event_map: dict[str, dict[str, Any]] = {}
-    rejected: set[str] = set()
-    frontier = {eid for s in states for eid in s.values()}
+async def resolve_states(stores: Stores, rv: RoomVersion, states: list[StateMap],
+                         known: Sequence[StoredEvent] = ()) -> StateMap:
+    """State resolution over stored events: loads the state sets' events and their auth chains
+    (`known`: events not readable yet, such as the one being written)."""
+    event_map: dict[str, dict[str, Any]] = {ev.event_id: {**ev.pdu, "event_id": ev.event_id} for ev in known}
+    rejected: set[str] = {ev.event_id for ev in known if ev.rejected}
+    frontier = {eid for s in states for eid in s.values()} | {
+        a for ev in known for a in event_refs(ev.pdu.get("auth_events"))}
+    frontier -= event_map.keys()
     while frontier:
         got = await stores.events.get_many(frontier)
         frontier = set()

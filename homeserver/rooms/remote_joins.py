@@ -15,6 +15,7 @@ from homeserver.protocol.errors import AuthError, MatrixError
 from homeserver.protocol.events import compute_event_id, make_event_refs
 from homeserver.protocol.ids import is_valid_user_id, server_name_of
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from homeserver.rooms.server_acl import ServerAclService
 from homeserver.storage.stores import Stores
 
 log = logging.getLogger("parley.federation")
@@ -111,8 +112,9 @@ class TransactionHandler:
     transaction gets the same answer (remembered in process; a retry on another worker is
     handled again, which the receiver's per-event idempotency makes harmless)."""
 
-    def __init__(self, receiver: EventReceiver) -> None:
+    def __init__(self, receiver: EventReceiver, acls: ServerAclService | None = None) -> None:
         self.receiver = receiver
+        self.acls = acls
         self._done: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
     async def handle(self, origin: str, txn_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -126,6 +128,10 @@ class TransactionHandler:
             raise MatrixError(400, "M_BAD_JSON", f"At most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs per transaction")
         results: dict[str, Any] = {}
         for pdu in pdus:
+            if self.acls is not None and (denied := await self.acls.denied_pdu(origin, pdu)):
+                if denied.event_id is not None:  # dropped; the rest of the transaction lands
+                    results[denied.event_id] = {"error": denied.reason}
+                continue
             try:
                 got = await self.receiver.receive(origin, pdu)
             except Exception:  # noqa: BLE001 - one PDU's failure never fails the transaction
