@@ -1,5 +1,6 @@
-"""Inbound membership endpoints besides joins: invites (v2), and leaves (make_leave, send_leave
-v2 and the v1 form) for users of other servers rejecting invites or retracting knocks."""
+"""Inbound membership endpoints besides joins: invites (v2), knocks (make_knock, send_knock), and
+leaves (make_leave, send_leave v2 and the v1 form) for users of other servers rejecting invites
+or retracting knocks."""
 
 from __future__ import annotations
 
@@ -40,7 +41,21 @@ async def send_leave_v1(request: Request, hs: Homeserver, origin: str, content: 
     return [200, await hs.remote_joins.send_leave(origin, p["room_id"], p["event_id"], content)]
 
 
+@federation_endpoint()
+async def make_knock(request: Request, hs: Homeserver, origin: str, content: Any) -> dict[str, Any]:
+    p = request.path_params
+    return await hs.remote_joins.make_knock(origin, p["room_id"], p["user_id"], request.query_params.getlist("ver"))
+
+
+@federation_endpoint()
+async def send_knock(request: Request, hs: Homeserver, origin: str, content: Any) -> dict[str, Any]:
+    p = request.path_params
+    return await hs.remote_joins.send_knock(origin, p["room_id"], p["event_id"], content)
+
+
 routes = [
+    Route(f"{FED}/make_knock/{{room_id}}/{{user_id}}", make_knock, methods=["GET"]),
+    Route(f"{FED}/send_knock/{{room_id}}/{{event_id}}", send_knock, methods=["PUT"]),
     Route(f"{FED2}/invite/{{room_id}}/{{event_id}}", invite_v2, methods=["PUT"]),
     Route(f"{FED}/make_leave/{{room_id}}/{{user_id}}", make_leave, methods=["GET"]),
     Route(f"{FED2}/send_leave/{{room_id}}/{{event_id}}", send_leave_v2, methods=["PUT"]),

@@ -15,12 +15,16 @@ from homeserver.protocol.errors import AuthError, MatrixError
 from homeserver.protocol.events import compute_event_id, make_event_refs
 from homeserver.protocol.ids import is_valid_user_id, server_name_of
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from homeserver.rooms.serialize import stripped_state
 from homeserver.storage.stores import Stores
 
 log = logging.getLogger("parley.federation")
 MAX_PDUS = 50
 MAX_EDUS = 100
 TXN_MEMORY = 2_000
+#: The room state a knocker (or invitee) is shown, as the spec recommends.
+STRIPPED_STATE_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic", "m.room.join_rules",
+                        "m.room.canonical_alias", "m.room.encryption")
 
 
 class RemoteJoins:
@@ -77,6 +81,24 @@ class RemoteJoins:
         except AuthError as e:
             raise MatrixError(403, "M_FORBIDDEN", f"The {membership} would not be allowed: {e}") from None
         return {"room_version": rv.identifier, "event": event}
+
+    async def make_knock(self, origin: str, room_id: str, user_id: str, versions: list[str]) -> dict[str, Any]:
+        """A knock template (server-server API "Knocking upon a room"; rooms v7+)."""
+        rv = await self._rv(room_id)
+        if rv.identifier not in versions:
+            raise MatrixError(400, "M_INCOMPATIBLE_ROOM_VERSION",
+                              f"The room is version {rv.identifier}", room_version=rv.identifier)
+        if not rv.knock_join_rule:
+            raise MatrixError(400, "M_INCOMPATIBLE_ROOM_VERSION",
+                              f"Room version {rv.identifier} does not support knocking", room_version=rv.identifier)
+        return await self._template(origin, rv, room_id, user_id, "knock")
+
+    async def send_knock(self, origin: str, room_id: str, event_id: str, pdu: Any) -> dict[str, Any]:
+        """Accept a signed knock; answer with the room's stripped state for the knocker."""
+        await self._accept_member_event(origin, room_id, event_id, pdu, "knock")
+        ids = await self.stores.state.current_ids(room_id, [(t, "") for t in STRIPPED_STATE_TYPES])
+        evs = await self.stores.events.get_many(ids.values())
+        return {"knock_room_state": [stripped_state(e) for e in evs.values()]}
 
     async def send_leave(self, origin: str, room_id: str, event_id: str, pdu: Any) -> dict[str, Any]:
         """Accept a signed leave (a rejected invite, a retracted knock) from `origin`."""

@@ -47,6 +47,12 @@ class MembershipPeer(Protocol):
 
     async def send_leave(self, destination: str, room_id: str, event_id: str, pdu: dict[str, Any]) -> None: ...
 
+    async def make_knock(self, destination: str, room_id: str, user_id: str,
+                         versions: list[str]) -> dict[str, Any]: ...
+
+    async def send_knock(self, destination: str, room_id: str, event_id: str,
+                         pdu: dict[str, Any]) -> dict[str, Any]: ...
+
 
 class RemoteMembership:
     def __init__(self, stores: Stores, persister: EventPersister, receiver: EventReceiver,
@@ -77,6 +83,10 @@ class RemoteMembership:
                 ev = await self.stores.events.get(mine[1])
                 if ev is not None and ev.sender != user_id:
                     servers.append(server_name_of(ev.sender))
+                # The servers whose users sent the room state that came with it.
+                for e in await self.stores.membership_state.get(mine[1]) or []:
+                    if isinstance(e.get("sender"), str) and ":" in e["sender"]:
+                        servers.append(server_name_of(e["sender"]))
         if ":" in room_id:
             servers.append(server_name_of(room_id))
         return [s for s in dict.fromkeys(servers) if s and s != self.server_name][:MAX_SERVERS]
@@ -110,6 +120,49 @@ class RemoteMembership:
                 return room_id
         await self.rooms.update_membership(user_id, room_id, user_id, "join", reason, extra)
         return room_id
+
+    async def knock_room(self, user_id: str, target: str, via: list[str], reason: str | None) -> str:
+        """POST /knock/{roomIdOrAlias}: through a server of the room when this server is not in it."""
+        hints = valid_servers(via)
+        if target.startswith("#"):
+            found = await self.directory.resolve(target)
+            room_id = str(found["room_id"])
+            hints += [s for s in found.get("servers", []) if isinstance(s, str)]
+        else:
+            room_id = target
+        if await self.needs_remote(room_id):
+            servers = await self.candidate_servers(room_id, hints, user_id)
+            if servers:
+                content = await self.rooms._member_content(user_id, "knock")
+                if reason is not None:
+                    content["reason"] = reason
+                await self.knock(user_id, room_id, servers, content)
+                return room_id
+        return await self.rooms.knock(user_id, room_id, reason)
+
+    async def knock(self, user_id: str, room_id: str, servers: list[str], content: dict[str, Any]) -> StoredEvent:
+        last: MatrixError | None = None
+        for server in servers:
+            try:
+                template = await self.peer.make_knock(server, room_id, user_id, list(KNOWN_ROOM_VERSIONS))
+                rv = self._template_version(template)
+                pdu, event_id = self._sign_template(rv, template.get("event"), room_id, user_id, "knock", content)
+                answer = await self.peer.send_knock(server, room_id, event_id, pdu)
+            except MatrixError as e:
+                log.info("knocking on %s through %s failed: %s", room_id, server, e.error)
+                last = e
+                remote_status, remote_code = getattr(e, "remote_status", None), getattr(e, "remote_errcode", None)
+                if remote_status in (400, 403) and remote_code in REFUSALS:
+                    raise MatrixError(remote_status, remote_code, _remote_message(e)) from None
+                continue
+            stripped = answer.get("knock_room_state")
+            stripped = [e for e in stripped if isinstance(e, dict)][:50] if isinstance(stripped, list) else []
+            await self.ensure_room(rv, room_id, "")
+            async with self.stores.db.transaction() as c:
+                await self.stores.membership_state.put(c, event_id, room_id, stripped)
+            return await self.record_out_of_room(rv, room_id, user_id, pdu, event_id)
+        raise MatrixError(502 if last is not None else 404, "M_UNKNOWN" if last is not None else "M_NOT_FOUND",
+                          f"Failed to knock on the room: {last.error if last else 'no servers'}")
 
     async def leave_room(self, user_id: str, room_id: str, reason: str | None) -> bool:
         """A leave of a room this server is not in (rejecting an invite, retracting a knock) goes

@@ -190,3 +190,30 @@ def test_parley_user_invites_a_synapse_user_who_joins(parley: Peer, synapse: Pee
     _call(synapse, bob, "POST", f"/join/{quote(room)}", {})
     assert _membership_on(parley, alice, room, bob["user_id"]) == "join"
     assert _membership_on(synapse, bob, room, alice["user_id"]) == "join"
+
+
+def test_knocks_both_ways(parley: Peer, synapse: Peer) -> None:
+    bob = _register(synapse)
+    alice = _register(parley)
+    knock_rules = [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]
+    # A Parley user knocks on a Synapse room, then takes the knock back.
+    on_synapse = str(_call(synapse, bob, "POST", "/createRoom", {
+        "room_version": "12", "name": "knock here", "initial_state": knock_rules})["room_id"])
+    resp = _call(parley, alice, "POST", f"/knock/{quote(on_synapse)}", {"reason": "let me in"},
+                 params={"via": synapse.server_name})
+    assert resp == {"room_id": on_synapse}
+    assert _membership_on(synapse, bob, on_synapse, alice["user_id"]) == "knock"
+    knocks = _sync(parley, alice)["rooms"]["knock"]
+    stripped = {(e["type"], e.get("state_key")) for e in knocks[on_synapse]["knock_state"]["events"]}
+    assert ("m.room.name", "") in stripped and ("m.room.member", alice["user_id"]) in stripped
+    _call(parley, alice, "POST", f"/rooms/{quote(on_synapse)}/leave", {})
+    assert _membership_on(synapse, bob, on_synapse, alice["user_id"]) == "leave"
+
+    # A Synapse user knocks on a Parley room; the Parley user lets them in.
+    on_parley = str(_call(parley, alice, "POST", "/createRoom", {
+        "room_version": "11", "name": "knock there", "initial_state": knock_rules})["room_id"])
+    _call(synapse, bob, "POST", f"/knock/{quote(on_parley)}", {}, params={"server_name": parley.server_name})
+    assert _membership_on(parley, alice, on_parley, bob["user_id"]) == "knock"
+    _call(parley, alice, "POST", f"/rooms/{quote(on_parley)}/invite", {"user_id": bob["user_id"]})
+    _call(synapse, bob, "POST", f"/join/{quote(on_parley)}", {}, params={"server_name": parley.server_name})
+    assert _membership_on(parley, alice, on_parley, bob["user_id"]) == "join"
