@@ -23,8 +23,8 @@ from homeserver.protocol.signing import verify_json_signature, verify_key_b64
 from homeserver.rooms.federated_invites import FederatedInvites
 from homeserver.rooms.remote_backfill import RemoteBackfill
 from homeserver.rooms.remote_membership import RemoteMembership
-from tests.api.test_federation_api import FED_ON, REMOTE, REMOTE_KEY, signed, use_transport
-from tests.api.test_federation_events import _rewire
+from tests.api.test_federation_api import FED_ON, REMOTE, REMOTE_KEY, remote_keys_handler, signed, use_transport
+from tests.api.test_federation_events import _fed, _rewire
 from tests.conftest import MatrixClient
 
 V3 = "/_matrix/client/v3"
@@ -274,3 +274,48 @@ async def test_remote_invite_refusals(client: MatrixClient, hs: Homeserver) -> N
     resp = await _put_invite(client, hs, room, eid, {"room_version": "10", "event": forged})
     assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
     assert room.room_id not in (await alice.sync()).get("rooms", {}).get("invite", {})
+
+
+async def _signed_member(client: MatrixClient, hs: Homeserver, kind: str, room: str, versions: str = "") -> Any:
+    """make_<kind> for BOB, signed by REMOTE: (event ID, PDU) or the error response."""
+    resp = await _fed(client, hs, "GET", f"/_matrix/federation/v1/make_{kind}/{quote(room)}/{quote(BOB)}{versions}")
+    if resp.status_code != 200:
+        return resp
+    template = resp.json()
+    rv = KNOWN_ROOM_VERSIONS[template["room_version"]]
+    pdu = hash_and_sign_event(template["event"], REMOTE, REMOTE_KEY, rv)
+    return compute_event_id(pdu, rv), pdu
+
+
+@FED_ON
+async def test_remote_users_knock_and_leave_local_rooms(client: MatrixClient, hs: Homeserver) -> None:
+    use_transport(hs, remote_keys_handler([]))
+    _rewire(hs)
+    alice = await client.register("alice")
+    knock_rules = [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]
+    room = await alice.create_room(room_version="11", name="knockable", initial_state=knock_rules)
+    old = await alice.create_room(room_version="6", name="too old")
+    resp = await _signed_member(client, hs, "knock", old, "?ver=6")
+    assert resp.status_code == 400 and resp.json()["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION"
+    resp = await _signed_member(client, hs, "knock", room, "?ver=10")
+    assert resp.status_code == 400 and resp.json()["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION"
+
+    eid, knock = await _signed_member(client, hs, "knock", room, "?ver=11")
+    resp = await _fed(client, hs, "PUT", f"/_matrix/federation/v1/send_knock/{quote(room)}/{quote(eid)}", knock)
+    assert resp.status_code == 200, resp.text
+    assert {"type": "m.room.name", "state_key": "", "sender": alice.user_id, "content": {"name": "knockable"}} \
+        in resp.json()["knock_room_state"]
+    member = await alice.ok("GET", f"{V3}/rooms/{room}/state/m.room.member/{quote(BOB)}")
+    assert member["membership"] == "knock"
+
+    eid, leave = await _signed_member(client, hs, "leave", room)
+    wrong = await _fed(client, hs, "PUT", f"/_matrix/federation/v2/send_leave/{quote(room)}/{quote(eid)}", knock)
+    assert wrong.status_code == 400 and wrong.json()["errcode"] == "M_BAD_JSON"
+    resp = await _fed(client, hs, "PUT", f"/_matrix/federation/v2/send_leave/{quote(room)}/{quote(eid)}", leave)
+    assert resp.status_code == 200 and resp.json() == {}
+    member = await alice.ok("GET", f"{V3}/rooms/{room}/state/m.room.member/{quote(BOB)}")
+    assert member["membership"] == "leave"
+    # A leave for a user of another server is refused.
+    eve = quote("@eve:elsewhere.example")
+    resp = await _fed(client, hs, "GET", f"/_matrix/federation/v1/make_leave/{quote(room)}/{eve}")
+    assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
