@@ -233,25 +233,27 @@ class RemoteMembership:
         pdu["origin_server_ts"] = int(time.time() * 1000)
         if rv.event_id_in_pdu:
             pdu["event_id"] = self.persister._legacy_event_id()
-        pdu = hash_and_sign_event(pdu, self.server_name, self.persister.signing_key, rv)
         try:
+            pdu = hash_and_sign_event(pdu, self.server_name, self.persister.signing_key, rv)
             check_event_size_and_format(pdu, rv)
+            return pdu, compute_event_id(pdu, rv)
         except MatrixError as e:
             raise MatrixError(502, "M_UNKNOWN", f"The resident server's template is invalid: {e.error}") from None
-        return pdu, compute_event_id(pdu, rv)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise MatrixError(502, "M_UNKNOWN", "The resident server's template is malformed") from None
 
     async def _take_join(self, origin: str, rv: RoomVersion, room_id: str, pdu: dict[str, Any], event_id: str,
                          answer: dict[str, Any]) -> StoredEvent:
         """Check the send_join answer and store it; the join is the room's newest event."""
         signed = answer.get("event")
-        if isinstance(signed, dict) and compute_event_id(signed, rv) == event_id:
+        if isinstance(signed, dict) and _event_id_or_none(signed, rv) == event_id:
             pdu = signed  # countersigned by the resident server (restricted joins)
         state_pdus, chain_pdus = answer.get("state"), answer.get("auth_chain")
         if not isinstance(state_pdus, list) or not isinstance(chain_pdus, list):
             raise MatrixError(502, "M_UNKNOWN", "The resident server's send_join answer is malformed")
         events = await self._checked_pdus(rv, room_id, [*chain_pdus, *state_pdus])
         rejected = check_auth_chain(rv, room_id, events)
-        state_ids = [compute_event_id(p, rv) for p in state_pdus if isinstance(p, dict)]
+        state_ids = [i for i in (_event_id_or_none(p, rv) for p in state_pdus) if i is not None]
         state = state_map(events, [i for i in state_ids if i in events], rejected)
         create_id = find_create(rv, room_id, events)
         if create_id is None or state.get(("m.room.create", "")) != create_id:
@@ -349,6 +351,15 @@ class RemoteMembership:
         if self.wake_users is not None:
             await self.wake_users([user_id])
         return ev
+
+
+def _event_id_or_none(pdu: Any, rv: RoomVersion) -> str | None:
+    if not isinstance(pdu, dict):
+        return None
+    try:
+        return compute_event_id(pdu, rv)
+    except (KeyError, TypeError, ValueError, AttributeError, MatrixError):
+        return None
 
 
 def _remote_message(e: MatrixError) -> str:

@@ -109,6 +109,8 @@ class RemoteRoom:
                     {**e, "content": {"name": "forged"}} if e["type"] == "m.room.name" else
                     {**e, "signatures": {REMOTE: {k: "A" * 86 for k in e["signatures"][REMOTE]}}}
                     if e["type"] == "m.room.topic" else e for e in state]
+            if self.tamper == "garbage":
+                state = ["x", 1, {"type": "m.room.name"}, {"room_id": self.room_id, "depth": "deep"}, *state]
             if self.tamper == "create":
                 state = [e for e in state if e["type"] != "m.room.create"]
                 chain = [e for e in chain if e["type"] != "m.room.create"]
@@ -206,6 +208,10 @@ async def test_remote_join_errors(client: MatrixClient, hs: Homeserver) -> None:
     assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
     # An answer without the create event.
     room.refuse_joins = False
+    room.tamper = "garbage"  # junk among the state events is left out; the join goes through
+    other = await client.register("other")
+    await other.ok("POST", f"{V3}/rooms/{room.room_id}/join", {})
+    await other.ok("POST", f"{V3}/rooms/{room.room_id}/leave", {})
     room.tamper = "create"
     resp = await alice.post(f"{V3}/rooms/{room.room_id}/join")
     assert resp.status_code == 502 and resp.json()["errcode"] == "M_UNKNOWN"
