@@ -111,7 +111,14 @@ class FederatedInvites:
         ids = await self.stores.state.current_ids(room_id, [(t, "") for t in INVITE_STATE_TYPES])
         evs = await self.stores.events.get_many(ids.values())
         stripped = [stripped_state(e) for e in evs.values()]
-        answer = await self.peer.invite(server_name_of(target), room_id, event_id, rv.identifier, pdu, stripped)
+        try:
+            answer = await self.peer.invite(server_name_of(target), room_id, event_id, rv.identifier, pdu, stripped)
+        except MatrixError as e:
+            if getattr(e, "remote_status", None) in (400, 403):  # the invitee's server said no
+                body = getattr(e, "remote_body", None)
+                why = body.get("error") if isinstance(body, dict) else None
+                raise MatrixError(403, "M_FORBIDDEN", f"The invitee's server refused the invite: {why}") from None
+            raise
         signed = answer.get("event")
         if not isinstance(signed, dict) or compute_event_id(signed, rv) != event_id:
             raise MatrixError(502, "M_UNKNOWN", "The invitee's server answered with another event")

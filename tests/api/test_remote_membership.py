@@ -19,7 +19,7 @@ from homeserver.app import Homeserver
 from homeserver.protocol.events import compute_event_id, hash_and_sign_event
 from homeserver.protocol.redaction import redact
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
-from homeserver.protocol.signing import verify_json_signature, verify_key_b64
+from homeserver.protocol.signing import sign_json, verify_json_signature, verify_key_b64
 from homeserver.rooms.federated_invites import FederatedInvites
 from homeserver.rooms.remote_backfill import RemoteBackfill
 from homeserver.rooms.remote_membership import RemoteMembership
@@ -121,6 +121,15 @@ class RemoteRoom:
             pdu = orjson.loads(request.content)
             self.events[compute_event_id(pdu, RV)] = pdu
             return httpx.Response(200, json={})
+        if path.startswith("/_matrix/federation/v2/invite/"):
+            if self.refuse_joins:
+                return httpx.Response(403, json={"errcode": "M_FORBIDDEN", "error": "No invites, thanks"})
+            body = orjson.loads(request.content)
+            rv = KNOWN_ROOM_VERSIONS[body["room_version"]]
+            sig = sign_json(redact(body["event"], rv), REMOTE, REMOTE_KEY)["signatures"][REMOTE]
+            self.calls.append(f"invite state {sorted(e['type'] for e in body['invite_room_state'])}")
+            event = {**body["event"], "signatures": {**body["event"]["signatures"], REMOTE: sig}}
+            return httpx.Response(200, json={"event": event})
         if path.startswith("/_matrix/federation/v1/backfill/"):
             pdus = [self.events[i] for i in reversed(self.history)]
             return httpx.Response(200, json={"origin": REMOTE, "origin_server_ts": 0, "pdus": pdus})
@@ -325,3 +334,25 @@ async def test_remote_users_knock_and_leave_local_rooms(client: MatrixClient, hs
     eve = quote("@eve:elsewhere.example")
     resp = await _fed(client, hs, "GET", f"/_matrix/federation/v1/make_leave/{quote(room)}/{eve}")
     assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
+
+
+@FED_ON
+async def test_inviting_a_remote_user(client: MatrixClient, hs: Homeserver) -> None:
+    remote = RemoteRoom(hs.server_name, "outbound invites")
+    _wire(hs, remote)
+    hs.persister.remote_invite = hs.federated_invites.countersigned_by_invitee
+    alice = await client.register("alice")
+    room = await alice.create_room(name="ours")
+    await alice.ok("POST", f"{V3}/rooms/{room}/invite", {"user_id": BOB})
+    assert any(c.startswith("invite state") and "m.room.name" in c for c in remote.calls)
+    member = await alice.ok("GET", f"{V3}/rooms/{room}/state/m.room.member/{quote(BOB)}")
+    assert member["membership"] == "invite"
+    stored = await hs.stores.events.get((await hs.stores.state.membership(room, BOB) or ("", "", 0))[1])
+    assert stored is not None and REMOTE in stored.pdu["signatures"]  # kept as countersigned
+
+    remote.refuse_joins = True
+    carol = f"@carol:{REMOTE}"
+    resp = await alice.post(f"{V3}/rooms/{room}/invite", {"user_id": carol})
+    assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
+    assert "No invites, thanks" in resp.json()["error"]
+    assert (await alice.get(f"{V3}/rooms/{room}/state/m.room.member/{quote(carol)}")).status_code == 404
