@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from federation.intake import FederationEventSource, FederationKeySource
+from federation.membership_client import FederationMembershipClient
 from federation.service import Federation
 from homeserver import metrics
 from homeserver.accounts.account_data import AccountDataService
@@ -46,11 +47,14 @@ from homeserver.protocol.signing import SigningKey, encode_signing_key_seed, key
 from homeserver.push.service import PushService
 from homeserver.ratelimit import Limiter, RateLimiter
 from homeserver.rooms.directory import DirectoryService
+from homeserver.rooms.federated_invites import FederatedInvites
 from homeserver.rooms.membership import MembershipService
 from homeserver.rooms.peek import PeekService
 from homeserver.rooms.reads import RoomReader
 from homeserver.rooms.receipts import ReceiptService
+from homeserver.rooms.remote_backfill import RemoteBackfill
 from homeserver.rooms.remote_joins import RemoteJoins, TransactionHandler
+from homeserver.rooms.remote_membership import RemoteMembership
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.server_acl import ServerAclService
 from homeserver.rooms.service import RoomService
@@ -173,7 +177,17 @@ class Homeserver:
         self.remote_joins = RemoteJoins(stores, config.server_name, self.receiver, self.server_reads)
         self.server_acls = ServerAclService(stores)
         self.transactions = TransactionHandler(self.receiver, self.server_acls)
+        membership_peer = FederationMembershipClient(self.federation.client)
+        self.remote_membership = RemoteMembership(
+            stores, self.persister, self.receiver, membership_peer, config.server_name, self.rooms, self.directory)
+        self.federated_invites = FederatedInvites(stores, config.server_name, signing_key, self.receiver,
+                                                  self.remote_membership, membership_peer)
+        self.remote_membership.enabled = config.federation.enabled
+        self.remote_membership.wake_users = self.fanout.wake_users
+        self.membership.remote_leave = self.remote_membership.leave_room
         if config.federation.enabled:
+            self.persister.remote_invite = self.federated_invites.countersigned_by_invitee
+            self.reader.backfill = RemoteBackfill(stores, self.receiver, membership_peer, config.server_name).backfill
             self.profile.remote = self.federation.query_profile
             self.directory.remote = self.federation.query_directory
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.

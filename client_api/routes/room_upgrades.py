@@ -24,8 +24,8 @@ async def knock(request: Request, hs: Any, req: Requester) -> dict[str, Any]:
     reason = body.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 4096):
         raise MatrixError(400, "M_BAD_JSON", "'reason' must be a string")
-    # `via` / `server_name` name servers to knock through; only local rooms exist for now.
-    return {"room_id": await hs.rooms.knock(req.user_id, target, reason)}
+    via = request.query_params.getlist("via") + request.query_params.getlist("server_name")
+    return {"room_id": await hs.remote_membership.knock_room(req.user_id, target, via, reason)}
 
 
 @endpoint()

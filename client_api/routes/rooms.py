@@ -99,12 +99,9 @@ def _join_content(body: dict[str, Any]) -> dict[str, Any]:
 @endpoint()
 async def join_by_id_or_alias(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request, allow_empty=True)
-    target = request.path_params["room"]
-    room_id = await hs.rooms.resolve_room(target)
-    if not is_valid_room_id(room_id):
-        raise MatrixError(400, "M_INVALID_PARAM", "Invalid room ID")
-    await hs.rooms.update_membership(req.user_id, room_id, req.user_id, "join", _reason(body),
-                                     _join_content(body))
+    via = request.query_params.getlist("via") + request.query_params.getlist("server_name")
+    room_id = await hs.remote_membership.join_room(req.user_id, request.path_params["room"], via,
+                                                   _reason(body), _join_content(body))
     return {"room_id": room_id}
 
 
@@ -112,8 +109,8 @@ async def join_by_id_or_alias(request: Request, hs: Homeserver, req: Requester) 
 async def join_room(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request, allow_empty=True)
     room_id = _room_id(request)
-    await hs.rooms.update_membership(req.user_id, room_id, req.user_id, "join", _reason(body),
-                                     _join_content(body))
+    await hs.remote_membership.join_room(req.user_id, room_id, request.query_params.getlist("via"),
+                                         _reason(body), _join_content(body))
     return {"room_id": room_id}
 
 

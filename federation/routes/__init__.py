@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from federation.routes import events, keys, query
+from federation.routes import events, keys, membership, query
 
-routes: list[Route] = [*keys.routes, *query.routes, *events.routes]
+routes: list[Route] = [*keys.routes, *query.routes, *events.routes, *membership.routes]

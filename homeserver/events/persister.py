@@ -74,6 +74,9 @@ class EventPersister:
         self.notifier = notifier
         self.on_persisted = on_persisted
         self._last_create_ts = 0
+        #: Invites of another server's user go to that server first; its countersigned copy is
+        #: what is stored (homeserver/rooms/federated_invites.py).
+        self.remote_invite: Callable[[RoomVersion, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
 
     async def create_room_event(
         self, rv: RoomVersion, create_content: dict[str, Any], sender: str, room_id_hint: str | None
@@ -200,6 +203,9 @@ class EventPersister:
             check_event_size_and_format(pdu, rv)
             check_canonical_values(pdu)  # v1-v5 tolerate floats from peers; we never create them
             event_id = compute_event_id(pdu, rv)
+            if self.remote_invite is not None and event_type == "m.room.member" and state_key is not None \
+                    and content.get("membership") == "invite" and state_key.split(":", 1)[-1] != self.server_name:
+                pdu = await self.remote_invite(rv, pdu)
             if state_key is not None:
                 replaced = state_ids.get((event_type, state_key))
                 if replaced is not None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from homeserver.protocol.errors import MatrixError
 from homeserver.rooms.service import RoomService
 from homeserver.storage.stores import Stores
@@ -19,6 +21,9 @@ class MembershipService:
     def __init__(self, stores: Stores, rooms: RoomService) -> None:
         self.stores = stores
         self.rooms = rooms
+        #: Rejecting an invite or retracting a knock in a room this server is not in: handled
+        #: through a server of the room (True) or not a remote case (False).
+        self.remote_leave: Callable[[str, str, str | None], Awaitable[bool]] | None = None
 
     async def joined_rooms(self, user_id: str) -> list[str]:
         rooms = await self.stores.state.rooms_for_user(user_id)
@@ -38,6 +43,9 @@ class MembershipService:
             raise MatrixError(403, "M_FORBIDDEN", "You are not in this room")
         if current[0] == "ban":
             raise MatrixError(403, "M_FORBIDDEN", "You are banned from this room")
+        if current[0] in ("invite", "knock") and self.remote_leave is not None \
+                and await self.remote_leave(user_id, room_id, reason):
+            return
         await self.rooms.update_membership(user_id, room_id, user_id, "leave", reason)
 
     async def moderate(self, action: str, sender: str, room_id: str, target: str,

@@ -10,6 +10,7 @@ Relations, threads and membership `at` tokens stay stream positions (`t<N>`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -78,6 +79,9 @@ class RoomReader:
         self.stores = stores
         self.serializer = serializer
         self.visibility = visibility
+        #: Fetches older history of a room joined over federation (rooms/remote_backfill.py):
+        #: (room_id, limit) -> how many events were added.
+        self.backfill: Callable[[str, int], Awaitable[int]] | None = None
 
     async def check_history_access(self, user_id: str, room_id: str) -> Membership | None:
         """403 unless the user is or was in the room, or the room is world-readable now."""
@@ -216,6 +220,7 @@ class RoomReader:
         exhausted = False
         scanned = 0
         batch = max(limit, 20)
+        may_backfill = backwards and self.backfill is not None
         while len(out) < limit and scanned < MAX_SCAN:
             if backwards:
                 evs = await self.stores.events.room_events_topo(room_id, bound, cursor, current, batch, True)
@@ -233,6 +238,10 @@ class RoomReader:
                     if len(out) >= limit:
                         break
             if len(evs) < batch and len(out) < limit:
+                if may_backfill and self.backfill is not None:
+                    may_backfill = False  # once per page: the history a server of the room holds
+                    if await self.backfill(room_id, batch):
+                        continue
                 exhausted = True
                 break
         end = PageToken(*cursor).encode()

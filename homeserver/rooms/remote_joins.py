@@ -8,13 +8,14 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from homeserver.events.receiver import EventReceiver
+from homeserver.events.receiver import EventReceiver, Received
 from homeserver.events.server_reads import ServerReads
 from homeserver.protocol.auth_rules import auth_types_for_event, check_auth
 from homeserver.protocol.errors import AuthError, MatrixError
 from homeserver.protocol.events import compute_event_id, make_event_refs
 from homeserver.protocol.ids import is_valid_user_id, server_name_of
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from homeserver.rooms.serialize import stripped_state
 from homeserver.rooms.server_acl import ServerAclService
 from homeserver.storage.stores import Stores
 
@@ -22,6 +23,9 @@ log = logging.getLogger("parley.federation")
 MAX_PDUS = 50
 MAX_EDUS = 100
 TXN_MEMORY = 2_000
+#: The room state a knocker (or invitee) is shown, as the spec recommends.
+STRIPPED_STATE_TYPES = ("m.room.create", "m.room.name", "m.room.avatar", "m.room.topic", "m.room.join_rules",
+                        "m.room.canonical_alias", "m.room.encryption")
 
 
 class RemoteJoins:
@@ -40,12 +44,20 @@ class RemoteJoins:
 
     async def make_join(self, origin: str, room_id: str, user_id: str, versions: list[str]) -> dict[str, Any]:
         """A join event template for `user_id`, built on the room's current extremities."""
-        if not is_valid_user_id(user_id) or server_name_of(user_id) != origin:
-            raise MatrixError(403, "M_FORBIDDEN", "A server may only make joins for its own users")
         rv = await self._rv(room_id)
         if rv.identifier not in (versions or ["1"]):
             raise MatrixError(400, "M_INCOMPATIBLE_ROOM_VERSION",
                               f"The room is version {rv.identifier}", room_version=rv.identifier)
+        return await self._template(origin, rv, room_id, user_id, "join")
+
+    async def make_leave(self, origin: str, room_id: str, user_id: str) -> dict[str, Any]:
+        """A leave template (server-server API "Leaving Rooms (Rejecting Invites)")."""
+        return await self._template(origin, await self._rv(room_id), room_id, user_id, "leave")
+
+    async def _template(self, origin: str, rv: RoomVersion, room_id: str, user_id: str,
+                        membership: str) -> dict[str, Any]:
+        if not is_valid_user_id(user_id) or server_name_of(user_id) != origin:
+            raise MatrixError(403, "M_FORBIDDEN", f"A server may only make {membership}s for its own users")
         extremities = await self.stores.events.forward_extremities(None, room_id)
         if not extremities:
             raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
@@ -54,7 +66,7 @@ class RemoteJoins:
         event: dict[str, Any] = {
             "origin": self.server_name,  # the resident server, as the template schema has it
             "room_id": room_id, "type": "m.room.member", "state_key": user_id, "sender": user_id,
-            "content": {"membership": "join"}, "origin_server_ts": int(time.time() * 1000),
+            "content": {"membership": membership}, "origin_server_ts": int(time.time() * 1000),
             "depth": min(extremities[0].depth + 1, 2**53 - 1),
             "prev_events": make_event_refs(rv, [(e.event_id, e.pdu) for e in extremities]),
         }
@@ -68,30 +80,36 @@ class RemoteJoins:
             check_auth(rv, event, state,
                        create_event={**create.pdu, "event_id": create.event_id} if create else None)
         except AuthError as e:
-            raise MatrixError(403, "M_FORBIDDEN", f"The join would not be allowed: {e}") from None
+            raise MatrixError(403, "M_FORBIDDEN", f"The {membership} would not be allowed: {e}") from None
         return {"room_version": rv.identifier, "event": event}
+
+    async def make_knock(self, origin: str, room_id: str, user_id: str, versions: list[str]) -> dict[str, Any]:
+        """A knock template (server-server API "Knocking upon a room"; rooms v7+)."""
+        rv = await self._rv(room_id)
+        if rv.identifier not in versions:
+            raise MatrixError(400, "M_INCOMPATIBLE_ROOM_VERSION",
+                              f"The room is version {rv.identifier}", room_version=rv.identifier)
+        if not rv.knock_join_rule:
+            raise MatrixError(400, "M_INCOMPATIBLE_ROOM_VERSION",
+                              f"Room version {rv.identifier} does not support knocking", room_version=rv.identifier)
+        return await self._template(origin, rv, room_id, user_id, "knock")
+
+    async def send_knock(self, origin: str, room_id: str, event_id: str, pdu: Any) -> dict[str, Any]:
+        """Accept a signed knock; answer with the room's stripped state for the knocker."""
+        await self._accept_member_event(origin, room_id, event_id, pdu, "knock")
+        ids = await self.stores.state.current_ids(room_id, [(t, "") for t in STRIPPED_STATE_TYPES])
+        evs = await self.stores.events.get_many(ids.values())
+        return {"knock_room_state": [stripped_state(e) for e in evs.values()]}
+
+    async def send_leave(self, origin: str, room_id: str, event_id: str, pdu: Any) -> dict[str, Any]:
+        """Accept a signed leave (a rejected invite, a retracted knock) from `origin`."""
+        await self._accept_member_event(origin, room_id, event_id, pdu, "leave")
+        return {}
 
     async def send_join(self, origin: str, room_id: str, event_id: str, pdu: Any) -> dict[str, Any]:
         """Accept a signed join from `origin` and answer with the room's state and auth chain."""
-        rv = await self._rv(room_id)
-        if not isinstance(pdu, dict) or pdu.get("type") != "m.room.member" or pdu.get("room_id") != room_id:
-            raise MatrixError(400, "M_BAD_JSON", "Expected a join event of this room")
-        sender = pdu.get("sender")
-        content = pdu.get("content")
-        if not isinstance(sender, str) or server_name_of(sender) != origin or pdu.get("state_key") != sender \
-                or not isinstance(content, dict) or content.get("membership") != "join":
-            raise MatrixError(400, "M_BAD_JSON", "A join must be the origin's user joining themselves")
-        try:
-            computed = compute_event_id(pdu, rv)
-        except Exception:  # noqa: BLE001 - any malformed PDU is the sender's error
-            raise MatrixError(400, "M_BAD_JSON", "Malformed event") from None
-        if computed != event_id:
-            raise MatrixError(400, "M_BAD_JSON", "The event ID does not match the event")
-        got = await self.receiver.receive(origin, pdu)
-        if got.outcome == "dropped":
-            raise MatrixError(400, "M_BAD_JSON", f"The join was refused: {got.reason}")
-        if got.event is None or got.event.rejected or got.event.soft_failed:
-            raise MatrixError(403, "M_FORBIDDEN", f"The join is not allowed: {got.reason or 'current state'}")
+        got = await self._accept_member_event(origin, room_id, event_id, pdu, "join")
+        assert got.event is not None
         state_ids, chain = await self.reads.state_ids(origin, room_id, event_id)
         servers = set()
         for (t, sk), _ in (await self.stores.state.current_all(room_id)).items():
@@ -105,6 +123,29 @@ class RemoteJoins:
             "members_omitted": False,
             "servers_in_room": sorted(servers),
         }
+
+    async def _accept_member_event(self, origin: str, room_id: str, event_id: str, pdu: Any,
+                                   membership: str) -> Received:
+        rv = await self._rv(room_id)
+        if not isinstance(pdu, dict) or pdu.get("type") != "m.room.member" or pdu.get("room_id") != room_id:
+            raise MatrixError(400, "M_BAD_JSON", f"Expected a {membership} event of this room")
+        sender = pdu.get("sender")
+        content = pdu.get("content")
+        if not isinstance(sender, str) or server_name_of(sender) != origin or pdu.get("state_key") != sender \
+                or not isinstance(content, dict) or content.get("membership") != membership:
+            raise MatrixError(400, "M_BAD_JSON", f"A {membership} must be the origin's user's own")
+        try:
+            computed = compute_event_id(pdu, rv)
+        except Exception:  # noqa: BLE001 - any malformed PDU is the sender's error
+            raise MatrixError(400, "M_BAD_JSON", "Malformed event") from None
+        if computed != event_id:
+            raise MatrixError(400, "M_BAD_JSON", "The event ID does not match the event")
+        got = await self.receiver.receive(origin, pdu)
+        if got.outcome == "dropped":
+            raise MatrixError(400, "M_BAD_JSON", f"The {membership} was refused: {got.reason}")
+        if got.event is None or got.event.rejected or got.event.soft_failed:
+            raise MatrixError(403, "M_FORBIDDEN", f"The {membership} is not allowed: {got.reason or 'current state'}")
+        return got
 
 
 class TransactionHandler:

@@ -12,6 +12,7 @@ from homeserver.storage.events import EventStore
 from homeserver.storage.ids import Counter, StreamTracker
 from homeserver.storage.key_backup import KeyBackupStore
 from homeserver.storage.media import MediaStore
+from homeserver.storage.membership_state import MembershipStateStore
 from homeserver.storage.migrate import migrate
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.server_keys import ServerKeyStore
@@ -52,6 +53,7 @@ class Stores:
         self.to_device = ToDeviceStore(db)
         self.cross_signing = CrossSigningStore(db)
         self.key_backup = KeyBackupStore(db)
+        self.membership_state = MembershipStateStore(db)
 
     @classmethod
     async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:

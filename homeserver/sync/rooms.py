@@ -142,6 +142,10 @@ class RoomSections:
         if timeline and timeline[0].state_key is None:
             # A message event's state group is the state before it: no lookup needed.
             state_start = dict(await self.stores.state.get_state(timeline[0].state_group))
+        elif timeline and timeline[0].state_before is not None:
+            # The state before the event as stored with it: also right for the first event of a
+            # room joined over federation, whose earlier state has no stream positions here.
+            state_start = dict(await self.stores.state.get_state(timeline[0].state_before))
         else:
             start_pos = timeline[0].stream_ordering - 1 if timeline else upto
             state_start = await self._state_at(room_id, start_pos)
@@ -224,6 +228,9 @@ class RoomSections:
             return {"invite_state": {"events": []}}
         if ev.sender in ignored:
             return None  # invites from ignored users are not shown
+        if ev.outlier:  # a room this server is not in: the state that came with the invite
+            stripped = await self.stores.membership_state.get(ev.event_id) or []
+            return {"invite_state": {"events": [*stripped, stripped_state(ev)]}}
         state = await self.stores.state.get_state(ev.state_group)
         ids = [state[(t, "")] for t in INVITE_STATE_TYPES if (t, "") in state]
         evs = await self.stores.events.get_many(ids)
