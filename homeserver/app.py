@@ -29,6 +29,10 @@ from homeserver.events.persister import EventPersister
 from homeserver.events.receiver import EventReceiver
 from homeserver.events.server_reads import ServerReads
 from homeserver.events.visibility import VisibilityFilter
+from homeserver.fedsend.inbound_edus import InboundEdus
+from homeserver.fedsend.outbound import FederationOutbound
+from homeserver.fedsend.sender import FederationSender
+from homeserver.fedsend.wiring import wire_federation_sender
 from homeserver.keys.backup import KeyBackupService
 from homeserver.keys.service import KeyService
 from homeserver.keys.signing_key import (
@@ -99,6 +103,9 @@ class Homeserver:
     keys: KeyService
     key_backup: KeyBackupService
     to_device: ToDeviceService
+    federation_sender: FederationSender
+    federation_outbound: FederationOutbound
+    inbound_edus: InboundEdus
 
     def __init__(self, config: Config, stores: Stores, signing_key: SigningKey,
                  retired_keys: list[RetiredKey] | None = None) -> None:
@@ -171,6 +178,7 @@ class Homeserver:
                                       FederationEventSource(self.federation.client))
         self.remote_joins = RemoteJoins(stores, config.server_name, self.receiver, self.server_reads)
         self.transactions = TransactionHandler(self.receiver)
+        wire_federation_sender(self)  # outbound queue + sender, EDUs both ways
         if config.federation.enabled:
             self.profile.remote = self.federation.query_profile
             self.directory.remote = self.federation.query_directory
@@ -219,12 +227,15 @@ class Homeserver:
 
     async def start_background(self) -> None:
         await self.fanout.start()
+        if self.config.federation.enabled:
+            self.federation_sender.start()
         metrics.watch(self)
 
     async def close(self) -> None:
         metrics.unwatch(self)
         self.typing.close()
         await self.fanout.stop()
+        await self.federation_sender.stop()
         await self.federation.close()
         await self.stores.close()
 
