@@ -71,6 +71,9 @@ async def test_inbound_edus_reach_local_syncs(client: MatrixClient, hs: Homeserv
     presence = {e["sender"]: e["content"] for e in sync.get("presence", {}).get("events", [])}
     assert presence[BOB]["presence"] == "online" and presence[BOB]["status_msg"] == "from afar"
     assert eve not in presence
+    status = await alice.ok("GET", f"{V3}/presence/{quote(BOB)}/status")
+    assert status["presence"] == "online" and status["status_msg"] == "from afar"
+    assert (await alice.get(f"{V3}/presence/{quote(eve)}/status")).status_code == 404
     to_device = sync.get("to_device", {}).get("events", [])
     assert [(m["sender"], m["content"]) for m in to_device] == [(BOB, {"hello": "device"})]
     assert BOB in sync["device_lists"]["changed"]
