@@ -30,6 +30,10 @@ from homeserver.events.persister import EventPersister
 from homeserver.events.receiver import EventReceiver
 from homeserver.events.server_reads import ServerReads
 from homeserver.events.visibility import VisibilityFilter
+from homeserver.fedsend.inbound_edus import InboundEdus
+from homeserver.fedsend.outbound import FederationOutbound
+from homeserver.fedsend.sender import FederationSender
+from homeserver.fedsend.wiring import wire_federation_sender
 from homeserver.keys.backup import KeyBackupService
 from homeserver.keys.service import KeyService
 from homeserver.keys.signing_key import (
@@ -104,6 +108,9 @@ class Homeserver:
     keys: KeyService
     key_backup: KeyBackupService
     to_device: ToDeviceService
+    federation_sender: FederationSender
+    federation_outbound: FederationOutbound
+    inbound_edus: InboundEdus
 
     def __init__(self, config: Config, stores: Stores, signing_key: SigningKey,
                  retired_keys: list[RetiredKey] | None = None) -> None:
@@ -185,6 +192,7 @@ class Homeserver:
         self.remote_membership.enabled = config.federation.enabled
         self.remote_membership.wake_users = self.fanout.wake_users
         self.membership.remote_leave = self.remote_membership.leave_room
+        wire_federation_sender(self)  # outbound queue + sender, EDUs both ways
         if config.federation.enabled:
             self.persister.remote_invite = self.federated_invites.countersigned_by_invitee
             self.reader.backfill = RemoteBackfill(stores, self.receiver, membership_peer, config.server_name).backfill
@@ -235,12 +243,15 @@ class Homeserver:
 
     async def start_background(self) -> None:
         await self.fanout.start()
+        if self.config.federation.enabled:
+            self.federation_sender.start()
         metrics.watch(self)
 
     async def close(self) -> None:
         metrics.unwatch(self)
         self.typing.close()
         await self.fanout.stop()
+        await self.federation_sender.stop()
         await self.federation.close()
         await self.stores.close()
 

@@ -77,7 +77,8 @@ async def get_presence(request: Request, hs: Homeserver, req: Requester) -> dict
     user_id = request.path_params["user_id"]
     if not is_valid_user_id(user_id):
         raise MatrixError(400, "M_INVALID_PARAM", "Invalid user ID")
-    if not await hs.accounts.user_exists(user_id):
+    # Other servers' users are known by the presence their servers sent (m.presence EDUs).
+    if not hs.presence.known(user_id) and not await hs.accounts.user_exists(user_id):
         raise MatrixError(404, "M_NOT_FOUND", "Unknown user")
     if not hs.presence.enabled:
         return {"presence": "offline"}

@@ -71,6 +71,10 @@ class PresenceManager:
             out["status_msg"] = p.status_msg
         return out
 
+    def known(self, user_id: str) -> bool:
+        """Whether any presence was ever set for the user (here or by their server)."""
+        return user_id in self._users
+
     def changed_since(self, serial: int) -> list[str]:
         return [u for u, p in self._users.items() if p.serial > serial]
 

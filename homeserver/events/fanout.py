@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from homeserver.bus.base import Bus
@@ -35,6 +35,12 @@ class FanOut:
         self._typing: TypingManager | None = None
         self._presence: PresenceManager | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Handlers of further bus message kinds (`t`), e.g. the federation sender's wake-up.
+        self.bus_handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+        #: Told of typing changes made here (room, user, typing) and of local presence changes
+        #: (user, presence as /presence shows it): the federation sender's EDUs.
+        self.on_typing: Callable[[str, str, bool], Awaitable[None]] | None = None
+        self.on_local_presence: Callable[[str, dict[str, Any]], None] | None = None
 
     def attach_ephemeral(self, typing: TypingManager, presence: PresenceManager) -> None:
         """The typing and presence managers call back into this service, so they are built
@@ -107,6 +113,8 @@ class FanOut:
         elif kind == "presence":
             self.presence.set(str(msg["user"]), str(msg["presence"]),
                               msg["status_msg"] if "status_msg" in msg else ..., local=False)
+        elif isinstance(kind, str) and kind in self.bus_handlers:
+            await self.bus_handlers[kind](msg)
 
     # ------------------------------------------------------------------ from this worker
 
@@ -140,9 +148,18 @@ class FanOut:
         if self.bus.distributed:
             await self.bus.publish({"t": "typing", "room": room_id, "user": user_id, "typing": typing,
                                     "timeout": timeout_ms})
+        if self.on_typing is not None:
+            await self.on_typing(room_id, user_id, typing)
 
     async def set_presence(self, user_id: str, presence: Any, status_msg: Any) -> None:
         self.presence.set(user_id, presence, status_msg)
+
+    async def set_remote_presence(self, user_id: str, presence: str, status_msg: str | None) -> None:
+        """Another server's user: applied here as not local (so never sent back out) and
+        passed to the other workers."""
+        self.presence.set(user_id, presence, status_msg, local=False)
+        if self.bus.distributed:
+            await self.bus.publish({"t": "presence", "user": user_id, "presence": presence, "status_msg": status_msg})
 
     def typing_changed(self, room_id: str) -> None:
         """The typing manager's callback (local changes, remote ones and timeouts)."""
@@ -151,6 +168,8 @@ class FanOut:
     def presence_changed(self, user_id: str, local: bool) -> None:
         """The presence manager's callback; only local changes travel on the bus."""
         self._spawn(self._wake_co_members(user_id))
+        if local and self.on_local_presence is not None:
+            self.on_local_presence(user_id, self.presence.get(user_id))
         if local and self.bus.distributed:
             snap = self.presence.snapshot(user_id)
             self._spawn(self.bus.publish({"t": "presence", "user": user_id, "presence": snap["presence"],

@@ -27,6 +27,9 @@ class CrossSigningService:
     def __init__(self, stores: Stores, announce: Announce) -> None:
         self.stores = stores
         self._announce = announce
+        #: Called with (user, new public keys by usage) after a master or self-signing key
+        #: changed (m.signing_key_update to other servers).
+        self.on_public_keys: Callable[[str, dict[str, dict[str, Any]]], Awaitable[None]] | None = None
 
     async def _keys(self, user_id: str) -> dict[str, dict[str, Any]]:
         return (await self.stores.cross_signing.keys_for_users([user_id])).get(user_id, {})
@@ -63,6 +66,8 @@ class CrossSigningService:
                 await self.stores.cross_signing.set_key(c, user_id, usage, key)
             await self.stores.e2e_keys.add_device_list_change(c, user_id, pos, None if public else user_id)
         await self._announce([user_id] if public else [], [user_id])
+        if public and self.on_public_keys is not None:
+            await self.on_public_keys(user_id, {u: k for u, k in new.items() if u != "user_signing"})
 
     # ------------------------------------------------------------------ signatures
 

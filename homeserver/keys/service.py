@@ -32,6 +32,9 @@ class KeyService:
         self.server_name = server_name
         self._wake_users = wake_users
         self.cross_signing = CrossSigningService(stores, self._announce_many)
+        #: Called with (user, device IDs or None for all, deleted) after a local device change
+        #: that other servers must hear of (m.device_list_update).
+        self.on_device_change: Callable[[str, list[str] | None, bool], Awaitable[None]] | None = None
 
     def _is_local(self, user_id: str) -> bool:
         return user_id.partition(":")[2] == self.server_name
@@ -80,6 +83,7 @@ class KeyService:
                     await store.set_fallback_key(c, user_id, device_id, alg, kid, key)
         if changed:
             await self._announce(user_id)
+            await self._tell_servers(user_id, [device_id], False)
         return {"one_time_key_counts": await self.one_time_key_counts(user_id, device_id)}
 
     async def one_time_key_counts(self, user_id: str, device_id: str) -> dict[str, int]:
@@ -160,6 +164,18 @@ class KeyService:
         async with self.stores.stream.write() as (c, pos):
             await self.stores.e2e_keys.add_device_list_change(c, user_id, pos)
         await self._announce(user_id)
+        await self._tell_servers(user_id, None, False)
+
+    async def remote_device_list_changed(self, user_id: str) -> None:
+        """Another server said its user's devices (or cross-signing keys) changed: local users
+        sharing a room with them see the user in their sync's `device_lists.changed`."""
+        async with self.stores.stream.write() as (c, pos):
+            await self.stores.e2e_keys.add_device_list_change(c, user_id, pos)
+        await self._announce(user_id)
+
+    async def _tell_servers(self, user_id: str, device_ids: list[str] | None, deleted: bool) -> None:
+        if self.on_device_change is not None and self._is_local(user_id):
+            await self.on_device_change(user_id, device_ids, deleted)
 
     async def devices_deleted(self, user_id: str, device_ids: list[str] | None) -> None:
         """A device (or all of a user's devices) was deleted: its keys and pending to-device
@@ -169,6 +185,7 @@ class KeyService:
             await self.stores.to_device.delete_for_devices(c, user_id, device_ids)
             await self.stores.e2e_keys.add_device_list_change(c, user_id, pos)
         await self._announce(user_id)
+        await self._tell_servers(user_id, device_ids, True)
 
     async def _announce(self, user_id: str) -> None:
         await self._wake_users(sorted(await self.stores.e2e_keys.users_sharing_rooms(user_id)))

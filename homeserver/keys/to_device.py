@@ -27,6 +27,8 @@ class ToDeviceService:
         self.stores = stores
         self.server_name = server_name
         self._wake_users = wake_users
+        #: Called with (sender, type, message_id, messages) for recipients on other servers.
+        self.on_remote: Callable[[str, str, str, dict[str, dict[str, Any]]], Awaitable[None]] | None = None
 
     async def send(
         self, sender: str, sender_device: str, event_type: str, txn_id: str, messages: Any,
@@ -40,9 +42,12 @@ class ToDeviceService:
         if sum(len(d) for d in messages.values()) > MAX_RECIPIENT_DEVICES:
             raise MatrixError(400, "M_INVALID_PARAM", "Too many recipient devices")
         rows: dict[tuple[str, str], dict[str, Any]] = {}
+        remote: dict[str, dict[str, Any]] = {}
         for user_id, devices in messages.items():
             if not isinstance(user_id, str) or user_id.partition(":")[2] != self.server_name:
-                continue  # remote recipients need federation (m.direct_to_device), not built yet
+                if isinstance(user_id, str) and ":" in user_id:
+                    remote[user_id] = devices  # their server delivers them (m.direct_to_device)
+                continue
             existing = await self._device_ids(user_id)
             # Messages for devices that do not exist would wait forever: dropped.
             named = {d: c for d, c in devices.items() if d in existing}
@@ -55,6 +60,36 @@ class ToDeviceService:
         async with self.stores.stream.write() as (c, pos):
             if not await self.stores.to_device.claim_txn(c, sender, sender_device, txn_id, pos):
                 return  # a retry: the first request's messages are already queued
+            await self.stores.to_device.add(c, pos, [(u, d, m) for (u, d), m in rows.items()])
+        if rows:
+            await self._wake_users(sorted({u for u, _ in rows}))
+        if remote and self.on_remote is not None:
+            await self.on_remote(sender, event_type, f"{sender_device}.{txn_id}", remote)
+
+    async def deliver_remote(self, origin: str, sender: str, event_type: str, message_id: str,
+                             messages: dict[str, Any]) -> None:
+        """An m.direct_to_device EDU (the caller checked that `origin` owns `sender`): the
+        messages for this server's users go to their inboxes, once per message_id."""
+        if not event_type or len(event_type) > MAX_TXN_ID or not message_id or len(message_id) > MAX_TXN_ID:
+            raise MatrixError(400, "M_INVALID_PARAM", "Invalid event type or message ID")
+        rows: dict[tuple[str, str], dict[str, Any]] = {}
+        for user_id, devices in messages.items():
+            if not isinstance(user_id, str) or user_id.partition(":")[2] != self.server_name \
+                    or not isinstance(devices, dict):
+                continue
+            existing = await self._device_ids(user_id)
+            named = {d: c for d, c in devices.items() if d in existing and isinstance(c, dict)}
+            if isinstance(devices.get("*"), dict):
+                for dev in sorted(existing):
+                    named.setdefault(dev, devices["*"])
+            for dev, content in named.items():
+                rows[(user_id, dev)] = {"type": event_type, "sender": sender, "content": content}
+            if len(rows) > MAX_RECIPIENT_DEVICES:
+                raise MatrixError(400, "M_INVALID_PARAM", "Too many recipient devices")
+        async with self.stores.stream.write() as (c, pos):
+            # The message ID is the sender's transaction: a retried EDU is delivered once.
+            if not await self.stores.to_device.claim_txn(c, sender, f"federation:{origin}", message_id, pos):
+                return
             await self.stores.to_device.add(c, pos, [(u, d, m) for (u, d), m in rows.items()])
         if rows:
             await self._wake_users(sorted({u for u, _ in rows}))

@@ -23,6 +23,8 @@ class ReceiptService:
         self.account_data = account_data
         self._wake_room = wake_room
         self._wake_users = wake_users
+        #: Called with (room, user, event, thread, ts) after a public receipt changed (federation).
+        self.on_receipt: Callable[[str, str, str, str, int], Awaitable[None]] | None = None
 
     async def receipt(self, user_id: str, room_id: str, rtype: str, event_id: str, thread_id: Any) -> None:
         if rtype not in RECEIPT_TYPES:
@@ -40,16 +42,32 @@ class ReceiptService:
             thread = thread_id
         else:
             raise MatrixError(400, "M_INVALID_PARAM", "thread_id must be 'main' or an event ID")
+        ts = int(time.time() * 1000)
         async with self.stores.stream.write() as (c, pos):
             changed = await self.stores.receipts.upsert(
-                c, room_id, user_id, rtype, thread, event_id, ev.stream_ordering,
-                int(time.time() * 1000), pos,
+                c, room_id, user_id, rtype, thread, event_id, ev.stream_ordering, ts, pos,
             )
         if changed:
             if rtype == "m.read.private":
                 await self._wake_users([user_id])
             else:
                 await self._wake_room(room_id)
+                if self.on_receipt is not None:
+                    await self.on_receipt(room_id, user_id, event_id, thread, ts)
+
+    async def remote_receipt(self, room_id: str, user_id: str, event_id: str, thread: str, ts: int | None) -> None:
+        """A public read receipt from another server (checked by the caller); receipts for
+        events this server does not hold are dropped."""
+        ev = await self.stores.events.get(event_id)
+        if ev is None or ev.room_id != room_id or not ev.in_timeline or len(thread) > 255:
+            return
+        async with self.stores.stream.write() as (c, pos):
+            changed = await self.stores.receipts.upsert(
+                c, room_id, user_id, "m.read", thread, event_id, ev.stream_ordering,
+                ts if ts is not None else int(time.time() * 1000), pos,
+            )
+        if changed:
+            await self._wake_room(room_id)
 
     async def read_markers(self, user_id: str, room_id: str, body: dict[str, Any]) -> None:
         for key in ("m.fully_read", "m.read", "m.read.private"):

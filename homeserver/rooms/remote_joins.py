@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.events.receiver import EventReceiver, Received
@@ -157,6 +158,10 @@ class TransactionHandler:
         self.receiver = receiver
         self.acls = acls
         self._done: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        #: Each EDU of a transaction, after its PDUs: (origin, edu); must not raise.
+        self.edu_handler: Callable[[str, Any], Awaitable[None]] | None = None
+        #: Called with the origin of every transaction (it is up: retry what we owe it now).
+        self.on_origin_seen: Callable[[str], Awaitable[None]] | None = None
 
     async def handle(self, origin: str, txn_id: str, body: dict[str, Any]) -> dict[str, Any]:
         key = (origin, txn_id)
@@ -167,6 +172,11 @@ class TransactionHandler:
             raise MatrixError(400, "M_BAD_JSON", "'pdus' and 'edus' must be lists")
         if len(pdus) > MAX_PDUS or len(edus) > MAX_EDUS:
             raise MatrixError(400, "M_BAD_JSON", f"At most {MAX_PDUS} PDUs and {MAX_EDUS} EDUs per transaction")
+        if self.on_origin_seen is not None:
+            try:
+                await self.on_origin_seen(origin)
+            except Exception:  # noqa: BLE001 - bookkeeping never fails the transaction
+                log.exception("could not note that %s is up", origin)
         results: dict[str, Any] = {}
         for pdu in pdus:
             if self.acls is not None and (denied := await self.acls.denied_pdu(origin, pdu)):
@@ -183,6 +193,9 @@ class TransactionHandler:
             # Rejected and soft-failed events were processed (and stored as such): only events
             # that could not be handled report an error, as Synapse answers.
             results[got.event_id] = {} if got.outcome != "dropped" else {"error": got.reason or "dropped"}
+        if self.edu_handler is not None:
+            for edu in edus:
+                await self.edu_handler(origin, edu)
         answer = {"pdus": results}
         self._done[key] = answer
         while len(self._done) > TXN_MEMORY:

@@ -26,10 +26,12 @@ MIGRATIONS: list[tuple[int, str]] = [
     (10, "010_intake.sql"),
     (11, "011_e2ee.sql"),
     (12, "012_cross_signing_backup.sql"),
+    (13, "013_federation_queue.sql"),
     (14, "014_remote_invites.sql"),
 ]
 
 _PG_EXTRA = {
+    13: ["CREATE SEQUENCE IF NOT EXISTS federation_queue_seq"],
     10: ["CREATE SEQUENCE IF NOT EXISTS outlier_seq"],
     1: [
         "CREATE SEQUENCE IF NOT EXISTS stream_seq",

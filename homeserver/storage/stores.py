@@ -9,6 +9,7 @@ from homeserver.storage.database import Database, open_database
 from homeserver.storage.deployment import DeploymentStore
 from homeserver.storage.e2e_keys import E2EKeyStore
 from homeserver.storage.events import EventStore
+from homeserver.storage.federation_queue import FederationQueueStore
 from homeserver.storage.ids import Counter, StreamTracker
 from homeserver.storage.key_backup import KeyBackupStore
 from homeserver.storage.media import MediaStore
@@ -54,6 +55,7 @@ class Stores:
         self.cross_signing = CrossSigningStore(db)
         self.key_backup = KeyBackupStore(db)
         self.membership_state = MembershipStateStore(db)
+        self.federation_queue = FederationQueueStore(db)
 
     @classmethod
     async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:

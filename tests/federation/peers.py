@@ -144,11 +144,16 @@ def start_synapse(folder: Path, tls: TestCA) -> Peer:
     }
     over = folder / "overrides.yaml"
     over.write_text(yaml.safe_dump(overrides))
+    return _launch_synapse(py, folder, name, f"http://127.0.0.1:{client_port}")
+
+
+def _launch_synapse(py: Path, folder: Path, name: str, client_base: str) -> Peer:
     log = folder / "synapse.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(py), "-m", "synapse.app.homeserver", "-c", str(cfg), "-c", str(over)],
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([str(py), "-m", "synapse.app.homeserver", "-c", str(folder / "homeserver.yaml"),
+                                 "-c", str(folder / "overrides.yaml")],
                                 stdout=out, stderr=subprocess.STDOUT, cwd=str(folder))
-    peer = Peer(name, f"http://127.0.0.1:{client_port}", proc, log, folder)
+    peer = Peer(name, client_base, proc, log, folder)
     try:
         _wait(proc, peer.client_base, log, 120, "Synapse")
     except BaseException:
@@ -157,12 +162,19 @@ def start_synapse(folder: Path, tls: TestCA) -> Peer:
     return peer
 
 
-def start_parley(folder: Path, tls: TestCA, **env: str) -> Peer:
+def restart_synapse(peer: Peer) -> None:
+    """Start a stopped Synapse again: same data, ports and name (`peer.proc` is replaced)."""
+    peer.stop()
+    peer.proc = _launch_synapse(ensure_synapse(), peer.data, peer.server_name, peer.client_base).proc
+
+
+def start_parley(folder: Path, tls: TestCA, *, fed_port: int | None = None, client_port: int | None = None,
+                 **env: str) -> Peer:
     folder.mkdir(parents=True, exist_ok=True)
-    fed_port = free_port()
+    fed_port = fed_port or free_port()
     name = f"127.0.0.1:{fed_port}"
     proc, base = spawn_server(
-        folder, f"sqlite:///{folder}/parley.db", name,
+        folder, f"sqlite:///{folder}/parley.db", name, port=client_port,
         PARLEY_FEDERATION__ENABLED="true", PARLEY_FEDERATION__LISTEN=f"127.0.0.1:{fed_port}",
         PARLEY_FEDERATION__TLS_CERTIFICATE_PATH=str(tls.cert_file),
         PARLEY_FEDERATION__TLS_PRIVATE_KEY_PATH=str(tls.key_file),
@@ -175,3 +187,11 @@ def start_parley(folder: Path, tls: TestCA, **env: str) -> Peer:
         peer.stop()
         raise
     return peer
+
+
+def restart_parley(peer: Peer, tls: TestCA, **env: str) -> None:
+    """Start a stopped Parley again on its data, ports and name (`peer.proc` is replaced)."""
+    peer.stop()
+    fed_port = int(peer.server_name.rsplit(":", 1)[1])
+    client_port = int(peer.client_base.rsplit(":", 1)[1])
+    peer.proc = start_parley(peer.data, tls, fed_port=fed_port, client_port=client_port, **env).proc

@@ -1,0 +1,171 @@
+"""What this server tells other servers: its new events (PDUs) and its users' ephemeral changes
+(EDUs), written to the per-destination queue that homeserver/fedsend/sender.py delivers.
+
+Only events created here are sent (received events are the origin server's to send). An event
+goes to every other server with a joined member in the room after it, and a leave or ban also to
+the server of the user it removed (who would otherwise never hear of it). EDUs go to the servers
+that share the room (typing, receipts) or any room (presence, device lists) with the user, and
+to-device messages to the recipients' servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from homeserver.bus.base import Bus
+from homeserver.fedsend.sender import FederationSender
+from homeserver.protocol.ids import server_name_of
+from homeserver.storage.events import StoredEvent
+from homeserver.storage.federation_queue import QueueItem
+from homeserver.storage.stores import Stores
+
+log = logging.getLogger("parley.federation.sender")
+
+#: The bus message kind that wakes the sender on the worker holding the lease.
+BUS_KIND = "fedq"
+
+
+def _server(user_id: str) -> str:
+    return server_name_of(user_id) if ":" in user_id else ""
+
+
+class FederationOutbound:
+    def __init__(self, stores: Stores, server_name: str, bus: Bus, sender: FederationSender,
+                 enabled: bool) -> None:
+        self.stores = stores
+        self.server_name = server_name
+        self.bus = bus
+        self.sender = sender
+        self.enabled = enabled
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_local(self, user_id: str) -> bool:
+        return _server(user_id) == self.server_name
+
+    # ------------------------------------------------------------------ who is where
+
+    async def servers_in_room(self, room_id: str) -> set[str]:
+        members = await self.stores.state.members(room_id, ("join",))
+        return {_server(u) for u in members} - {self.server_name, ""}
+
+    async def servers_sharing_with(self, user_id: str) -> set[str]:
+        servers = {_server(u) for u in await self.stores.e2e_keys.users_sharing_rooms(user_id)}
+        return servers - {self.server_name, ""}
+
+    # ------------------------------------------------------------------ queueing
+
+    async def _queue(self, items: list[QueueItem]) -> None:
+        if not items:
+            return
+        await self.stores.federation_queue.add(items, int(time.time() * 1000))
+        destinations = sorted({i.destination for i in items})
+        self.sender.wake(destinations)
+        if self.bus.distributed:
+            await self.bus.publish({"t": BUS_KIND, "dests": destinations})
+
+    async def on_bus_message(self, msg: dict[str, Any]) -> None:
+        dests = msg.get("dests")
+        if isinstance(dests, list):
+            self.sender.wake([d for d in dests if isinstance(d, str)])
+
+    async def edu(self, destinations: set[str], edu_type: str, content: dict[str, Any]) -> None:
+        if self.enabled:
+            await self._queue([QueueItem(d, "edu", edu_type=edu_type, content=content) for d in sorted(destinations)])
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ PDUs
+
+    async def event_persisted(self, ev: StoredEvent) -> None:
+        """The persister's hook (after the commit): queue a local event for the room's servers."""
+        if not self.enabled or not self.is_local(ev.sender):
+            return
+        destinations = await self.servers_in_room(ev.room_id)
+        if ev.type == "m.room.member" and ev.state_key and \
+                ev.pdu.get("content", {}).get("membership") in ("leave", "ban"):
+            destinations.add(_server(ev.state_key))
+        destinations -= {self.server_name, ""}
+        await self._queue([QueueItem(d, "pdu", room_id=ev.room_id, event_id=ev.event_id)
+                           for d in sorted(destinations)])
+
+    # ------------------------------------------------------------------ EDUs
+
+    async def typing(self, room_id: str, user_id: str, typing: bool) -> None:
+        if not self.enabled or not self.is_local(user_id):
+            return
+        await self.edu(await self.servers_in_room(room_id), "m.typing",
+                       {"room_id": room_id, "user_id": user_id, "typing": typing})
+
+    async def receipt(self, room_id: str, user_id: str, event_id: str, thread_id: str, ts: int) -> None:
+        """A public read receipt (m.read.private never leaves this server)."""
+        if not self.enabled or not self.is_local(user_id):
+            return
+        data: dict[str, Any] = {"ts": ts}
+        if thread_id:
+            data["thread_id"] = thread_id
+        await self.edu(await self.servers_in_room(room_id), "m.receipt",
+                       {room_id: {"m.read": {user_id: {"event_ids": [event_id], "data": data}}}})
+
+    def presence_changed(self, user_id: str, presence: dict[str, Any]) -> None:
+        """A local user's presence changed (the presence manager's callback, synchronous)."""
+        if self.enabled and self.is_local(user_id):
+            self._spawn(self._presence(user_id, presence))
+
+    async def _presence(self, user_id: str, presence: dict[str, Any]) -> None:
+        try:
+            entry: dict[str, Any] = {"user_id": user_id, **presence}
+            await self.edu(await self.servers_sharing_with(user_id), "m.presence", {"push": [entry]})
+        except Exception:
+            log.exception("could not queue presence of %s", user_id)
+
+    async def to_device(self, sender: str, event_type: str, message_id: str,
+                        messages: dict[str, dict[str, Any]]) -> None:
+        """To-device messages for remote users, one m.direct_to_device per recipient server."""
+        if not self.enabled:
+            return
+        by_server: dict[str, dict[str, Any]] = {}
+        for user_id, devices in messages.items():
+            server = _server(user_id)
+            if server and server != self.server_name:
+                by_server.setdefault(server, {})[user_id] = devices
+        await self._queue([QueueItem(server, "edu", edu_type="m.direct_to_device", content={
+            "sender": sender, "type": event_type, "message_id": message_id, "messages": msgs})
+            for server, msgs in sorted(by_server.items())])
+
+    async def device_list_changed(self, user_id: str, device_ids: list[str] | None, deleted: bool) -> None:
+        """A local user's device was added, changed or deleted (None: all of their devices)."""
+        if not self.enabled or not self.is_local(user_id):
+            return
+        destinations = await self.servers_sharing_with(user_id)
+        if not destinations:
+            return
+        names = {str(d["device_id"]): d.get("display_name") for d in await self.stores.accounts.list_devices(user_id)}
+        stream_id = self.stores.stream.current()
+        for device_id in device_ids if device_ids is not None else sorted(names):
+            content: dict[str, Any] = {"user_id": user_id, "device_id": device_id, "stream_id": stream_id,
+                                       "prev_id": [], "deleted": deleted or device_id not in names}
+            if not content["deleted"]:
+                keys = await self.stores.e2e_keys.get_device_keys(user_id, device_id)
+                if keys is not None:
+                    content["keys"] = keys
+                if names.get(device_id):
+                    content["device_display_name"] = names[device_id]
+            await self.edu(destinations, "m.device_list_update", content)
+
+    async def signing_keys_changed(self, user_id: str, keys: dict[str, dict[str, Any]]) -> None:
+        """A local user's public cross-signing keys (master, self-signing) changed."""
+        if not self.enabled or not self.is_local(user_id):
+            return
+        content: dict[str, Any] = {"user_id": user_id}
+        for usage in ("master", "self_signing"):
+            if usage in keys:
+                content[f"{usage}_key"] = keys[usage]
+        if len(content) > 1:
+            await self.edu(await self.servers_sharing_with(user_id), "m.signing_key_update", content)

@@ -1,0 +1,178 @@
+"""Parley and a real Synapse in one room, both directions (issue 10, scenario 1 and catch-up):
+a Synapse user joins a public Parley room by its ID; 50 messages each way arrive in order on both
+sides (compared through both client APIs); typing, read receipts, presence and a redaction cross
+both ways; Synapse stopped while Parley sends, and Parley restarted with a non-empty queue, lose
+nothing. The servers here are this module's own (the last test stops and restarts them)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.federation.peers import Peer, TestCA, restart_parley, restart_synapse, start_parley, start_synapse
+
+V3 = "/_matrix/client/v3"
+DEADLINE_S = 60.0
+
+
+class User:
+    def __init__(self, peer: Peer, name: str | None = None) -> None:
+        self.peer = peer
+        body = {"username": name or f"u{secrets.token_hex(4)}", "password": "correct horse battery",
+                "auth": {"type": "m.login.dummy"}}
+        resp = httpx.post(f"{peer.client_base}{V3}/register", json=body, timeout=30)
+        assert resp.status_code == 200, resp.text
+        self.user_id: str = resp.json()["user_id"]
+        self.token: str = resp.json()["access_token"]
+        self.since: str | None = None
+
+    def call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        resp = httpx.request(method, f"{self.peer.client_base}{V3}{path}", json=body, params=params or None,
+                             headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
+        assert resp.status_code == 200, f"{method} {path}: {resp.status_code} {resp.text}"
+        return resp.json()
+
+    def send(self, room: str, body: str) -> str:
+        return str(self.call("PUT", f"/rooms/{quote(room)}/send/m.room.message/{secrets.token_hex(8)}",
+                             {"msgtype": "m.text", "body": body})["event_id"])
+
+    def bodies(self, room: str) -> list[str]:
+        """The room's message bodies, oldest first, as this user's server shows them."""
+        chunk = self.call("GET", f"/rooms/{quote(room)}/messages", dir="b", limit=500)["chunk"]
+        return [e["content"]["body"] for e in reversed(chunk)
+                if e["type"] == "m.room.message" and "body" in e.get("content", {})]
+
+    def sync_until(self, what: str, found: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """Long-poll /sync until a response satisfies `found` (each response is looked at once)."""
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            params: dict[str, Any] = {"timeout": 2000}
+            if self.since:
+                params["since"] = self.since
+            got = self.call("GET", "/sync", **params)
+            self.since = got["next_batch"]
+            if found(got):
+                return dict(got)
+        raise AssertionError(f"{self.user_id} never saw {what}")
+
+
+def wait_for(what: str, cond: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)  # polling a remote server's state, with a deadline
+
+
+def ephemeral(sync: dict[str, Any], room: str, kind: str) -> list[dict[str, Any]]:
+    data = sync.get("rooms", {}).get("join", {}).get(room, {})
+    return [e for e in data.get("ephemeral", {}).get("events", []) if e["type"] == kind]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory, test_ca: TestCA) -> Iterator[tuple[Peer, Peer]]:
+    synapse = start_synapse(tmp_path_factory.mktemp("synapse-send"), test_ca)
+    try:
+        parley = start_parley(tmp_path_factory.mktemp("parley-send"), test_ca)
+        try:
+            yield parley, synapse
+        finally:
+            parley.stop()
+    finally:
+        synapse.stop()
+
+
+@pytest.fixture(scope="module")
+def room(pair: tuple[Peer, Peer]) -> tuple[User, User, str]:
+    parley, synapse = pair
+    alice, bob = User(parley), User(synapse)
+    room_id = alice.call("POST", "/createRoom", {"preset": "public_chat", "name": "across"})["room_id"]
+    bob.call("POST", f"/join/{quote(room_id)}", {}, server_name=parley.server_name)
+    # Synapse now knows the room; Parley's first event after the join must reach it.
+    wait_for("the join on Parley", lambda: bob.user_id in alice.call(
+        "GET", f"/rooms/{quote(room_id)}/joined_members")["joined"])
+    return alice, bob, room_id
+
+
+def test_fifty_messages_each_way_in_order(room: tuple[User, User, str]) -> None:
+    alice, bob, room_id = room
+    # One way, then the other: messages sent concurrently from both sides are siblings in the
+    # room's graph, which each server may order differently among themselves.
+    for i in range(50):
+        alice.send(room_id, f"p{i}")
+    wanted = [f"p{i}" for i in range(50)]
+    wait_for("50 messages on Synapse", lambda: bob.bodies(room_id) == wanted)
+    for i in range(50):
+        bob.send(room_id, f"s{i}")
+    wanted += [f"s{i}" for i in range(50)]
+    wait_for("100 messages on Parley", lambda: alice.bodies(room_id) == wanted)
+    assert bob.bodies(room_id) == wanted
+
+
+def test_typing_receipts_and_presence_cross_both_ways(room: tuple[User, User, str]) -> None:
+    alice, bob, room_id = room
+    alice.sync_until("an initial sync", lambda s: True)
+    bob.sync_until("an initial sync", lambda s: True)
+    alice.call("PUT", f"/rooms/{quote(room_id)}/typing/{quote(alice.user_id)}", {"typing": True, "timeout": 20000})
+    bob.sync_until("Alice typing", lambda s: any(
+        alice.user_id in e["content"]["user_ids"] for e in ephemeral(s, room_id, "m.typing")))
+    bob.call("PUT", f"/rooms/{quote(room_id)}/typing/{quote(bob.user_id)}", {"typing": True, "timeout": 20000})
+    alice.sync_until("Bob typing", lambda s: any(
+        bob.user_id in e["content"]["user_ids"] for e in ephemeral(s, room_id, "m.typing")))
+
+    from_alice = alice.send(room_id, "receipt me")
+    from_bob = bob.send(room_id, "and me")
+    wait_for("both messages on both sides", lambda: alice.bodies(room_id)[-2:] == bob.bodies(room_id)[-2:]
+             == ["receipt me", "and me"])
+    bob.call("POST", f"/rooms/{quote(room_id)}/receipt/m.read/{quote(from_alice)}", {})
+    alice.call("POST", f"/rooms/{quote(room_id)}/receipt/m.read/{quote(from_bob)}", {})
+
+    def read_by(user: str, event_id: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda s: any(user in e["content"].get(event_id, {}).get("m.read", {})
+                             for e in ephemeral(s, room_id, "m.receipt"))
+
+    alice.sync_until("Bob's receipt", read_by(bob.user_id, from_alice))
+    bob.sync_until("Alice's receipt", read_by(alice.user_id, from_bob))
+
+    alice.call("PUT", f"/presence/{quote(alice.user_id)}/status", {"presence": "online", "status_msg": "parley"})
+    wait_for("Alice's presence on Synapse", lambda: bob.call(
+        "GET", f"/presence/{quote(alice.user_id)}/status").get("status_msg") == "parley")
+    bob.call("PUT", f"/presence/{quote(bob.user_id)}/status", {"presence": "online", "status_msg": "synapse"})
+    wait_for("Bob's presence on Parley", lambda: alice.call(
+        "GET", f"/presence/{quote(bob.user_id)}/status").get("status_msg") == "synapse")
+
+
+def test_redactions_cross_both_ways(room: tuple[User, User, str]) -> None:
+    alice, bob, room_id = room
+    a = alice.send(room_id, "regret from parley")
+    b = bob.send(room_id, "regret from synapse")
+    wait_for("both on both sides", lambda: alice.bodies(room_id)[-2:] == bob.bodies(room_id)[-2:])
+    alice.call("PUT", f"/rooms/{quote(room_id)}/redact/{quote(a)}/{secrets.token_hex(6)}", {})
+    bob.call("PUT", f"/rooms/{quote(room_id)}/redact/{quote(b)}/{secrets.token_hex(6)}", {})
+    for user in (alice, bob):
+        for event_id in (a, b):
+            wait_for(f"{event_id} redacted for {user.user_id}", lambda u=user, e=event_id: u.call(
+                "GET", f"/rooms/{quote(room_id)}/event/{quote(e)}").get("content") == {})
+
+
+def test_catch_up_after_synapse_and_parley_restarts(pair: tuple[Peer, Peer], room: tuple[User, User, str],
+                                                    test_ca: TestCA) -> None:
+    parley, synapse = pair
+    alice, bob, room_id = room
+    synapse.stop()
+    for i in range(5):
+        alice.send(room_id, f"while down {i}")
+    restart_parley(parley, test_ca)  # with those five still queued
+    for i in range(5, 10):
+        alice.send(room_id, f"while down {i}")
+    restart_synapse(synapse)
+    wanted = [f"while down {i}" for i in range(10)]
+    wait_for("the ten messages on Synapse", lambda: bob.bodies(room_id)[-10:] == wanted)
+    assert alice.bodies(room_id)[-10:] == wanted
+    assert sorted(alice.bodies(room_id)) == sorted(bob.bodies(room_id))
