@@ -195,7 +195,10 @@ class TransactionHandler:
             results[got.event_id] = {} if got.outcome != "dropped" else {"error": got.reason or "dropped"}
         if self.edu_handler is not None:
             for edu in edus:
-                await self.edu_handler(origin, edu)
+                # what an EDU says about rooms whose ACL denies the origin is dropped first
+                kept = edu if self.acls is None else await self.acls.filter_edu(origin, edu)
+                if kept is not None:
+                    await self.edu_handler(origin, kept)
         answer = {"pdus": results}
         self._done[key] = answer
         while len(self._done) > TXN_MEMORY:

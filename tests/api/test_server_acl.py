@@ -105,6 +105,17 @@ async def test_server_acl_on_requests_transactions_and_edus(client: MatrixClient
     assert await hs.server_acls.filter_edu(REMOTE, {**receipt, "content": {banned: {}}}) is None
     presence = {"edu_type": "m.presence", "content": {"push": []}}
     assert await hs.server_acls.filter_edu(REMOTE, presence) == presence
+    # and a transaction hands its EDU handler only what the ACLs leave
+    handed: list[Any] = []
+
+    async def record(origin: str, edu: Any) -> None:
+        handed.append(edu)
+
+    hs.transactions.edu_handler = record
+    resp = await _fed(client, hs, "PUT", f"{FED}/send/acl-edus", {
+        "origin": REMOTE, "origin_server_ts": 1, "pdus": [], "edus": [typing, typing_ok, receipt, presence]})
+    assert resp.status_code == 200, resp.text
+    assert handed == [typing_ok, {"edu_type": "m.receipt", "content": {open_room: {"m.read": {}}}}, presence]
     # Other servers and ports: the ACL matches host names, case-insensitively, ports ignored.
     assert not await hs.server_acls.allows("REMOTE.example:8448", banned)
     assert not await hs.server_acls.allows("a.b.example.org", banned)
