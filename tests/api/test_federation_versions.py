@@ -7,6 +7,7 @@ v3+: IDs from the reference hash) and carry this server's valid signature."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -204,3 +205,28 @@ async def test_forks_merge_with_the_versions_state_resolution(client: MatrixClie
     await alice.send_text(room, "merged")
     assert len(await hs.stores.events.forward_extremities(None, room)) == 1
     assert (await alice.ok("GET", f"{V3}/rooms/{room}/state/m.room.name"))["name"] == winner
+
+
+@FED_ON
+@pytest.mark.parametrize(("version", "accepted"), [("1", True), ("4", True), ("5", False), ("10", False)])
+async def test_key_validity_enforced_from_v5(client: MatrixClient, hs: Homeserver, version: str,
+                                             accepted: bool) -> None:
+    """From room v5 a signing key must be valid at the event's origin_server_ts (rooms/v5.md);
+    rooms v1-v4 accept events signed with keys whatever their validity period."""
+    use_transport(hs, remote_keys_handler([]))
+    _rewire(hs)
+    rv = KNOWN_ROOM_VERSIONS[version]
+    alice = await client.register("alice")
+    room = await alice.create_room(room_version=version, preset="public_chat")
+    await _join(client, hs, rv, room)
+    far = int(time.time() * 1000) + 400 * 86_400_000  # long past the key's valid_until_ts
+    eid, pdu = await _remote_event(hs, rv, room, 1, "m.room.message", {"msgtype": "m.text", "body": "later"},
+                                   origin_server_ts=far)
+    resp = await _fed(client, hs, "PUT", f"{FED}/send/k{version}", {"origin": REMOTE, "pdus": [pdu], "edus": []})
+    result = resp.json()["pdus"][eid]
+    if accepted:
+        assert result == {}
+        assert (await hs.stores.events.get(eid)) is not None
+    else:
+        assert "key" in result["error"].lower()
+        assert (await hs.stores.events.get(eid)) is None

@@ -102,3 +102,41 @@ def test_synapse_joins_parley_rooms_of_older_versions(parley: Peer, synapse: Pee
     assert [g[2] for g in got] == sent
     members = _call(parley, alice, "GET", f"{V3}/rooms/{quote(room)}/joined_members")["joined"]
     assert set(members) == {alice["user_id"], sam["user_id"]}
+
+
+def test_server_acl_against_synapse(parley: Peer, synapse: Peer) -> None:
+    """Synapse's server name here is an IP literal (127.0.0.1:port): an ACL refusing IP literals
+    keeps its user out; once in, PDUs of a room whose ACL then bans it are dropped while its
+    PDUs of another room (sent after them, on the same ordered queue) land."""
+    alice = _register(parley)
+    acl = {"type": "m.room.server_acl", "state_key": "", "content": {"allow": ["*"], "allow_ip_literals": False}}
+    room = _call(parley, alice, "POST", f"{V3}/createRoom",
+                 {"room_version": "10", "preset": "public_chat", "initial_state": [acl]})["room_id"]
+    other = _call(parley, alice, "POST", f"{V3}/createRoom", {"room_version": "10", "preset": "public_chat"})["room_id"]
+    sam = _register(synapse)
+    resp = httpx.post(f"{synapse.client_base}{V3}/join/{quote(room)}", json={}, headers=_auth(sam),
+                      params={"server_name": parley.server_name}, timeout=60)
+    assert resp.status_code != 200, resp.text
+    members = _call(parley, alice, "GET", f"{V3}/rooms/{quote(room)}/joined_members")["joined"]
+    assert set(members) == {alice["user_id"]}
+
+    # Ports are ignored and globs match: denying 127.0.0.* by name also keeps it out.
+    _call(parley, alice, "PUT", f"{V3}/rooms/{quote(room)}/state/m.room.server_acl/",
+          {"allow": ["*"], "deny": ["127.0.0.*"]})
+    resp = httpx.post(f"{synapse.client_base}{V3}/join/{quote(room)}", json={}, headers=_auth(sam),
+                      params={"server_name": parley.server_name}, timeout=60)
+    assert resp.status_code != 200, resp.text
+
+    # Lifted: the join goes through.
+    _call(parley, alice, "PUT", f"{V3}/rooms/{quote(room)}/state/m.room.server_acl/", {"allow": ["*"]})
+    for r in (room, other):
+        _call(synapse, sam, "POST", f"{V3}/join/{quote(r)}", {}, params={"server_name": parley.server_name})
+    # Banned again (Synapse does not hear of it: Parley does not send its events yet).
+    _call(parley, alice, "PUT", f"{V3}/rooms/{quote(room)}/state/m.room.server_acl/",
+          {"allow": ["*"], "allow_ip_literals": False})
+    _call(synapse, sam, "PUT", f"{V3}/rooms/{quote(room)}/send/m.room.message/b1",
+          {"msgtype": "m.text", "body": "into the banned room"})
+    marker = _call(synapse, sam, "PUT", f"{V3}/rooms/{quote(other)}/send/m.room.message/o1",
+                   {"msgtype": "m.text", "body": "into the open room"})["event_id"]
+    _poll("the open room's message", lambda: any(b[2] == marker for b in _bodies(parley, alice, other)))
+    assert [b for b in _bodies(parley, alice, room) if b[0] == sam["user_id"]] == []
