@@ -46,6 +46,7 @@ from homeserver.protocol.signing import SigningKey, encode_signing_key_seed, key
 from homeserver.push.service import PushService
 from homeserver.ratelimit import Limiter, RateLimiter
 from homeserver.rooms.directory import DirectoryService
+from homeserver.rooms.hierarchy import SpaceHierarchy
 from homeserver.rooms.membership import MembershipService
 from homeserver.rooms.peek import PeekService
 from homeserver.rooms.reads import RoomReader
@@ -169,11 +170,14 @@ class Homeserver:
         self.server_reads = ServerReads(stores)
         self.receiver = EventReceiver(stores, self.persister, FederationKeySource(self.federation.keys),
                                       FederationEventSource(self.federation.client))
+        self.hierarchy = SpaceHierarchy(stores, self.directory, self.server_reads)
         self.remote_joins = RemoteJoins(stores, config.server_name, self.receiver, self.server_reads)
         self.transactions = TransactionHandler(self.receiver)
         if config.federation.enabled:
             self.profile.remote = self.federation.query_profile
             self.directory.remote = self.federation.query_directory
+            self.keys.remote.federation = self.federation
+            self.media.remote.fetcher = self.federation.media
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()
 

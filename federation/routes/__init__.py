@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from federation.routes import events, keys, query
+from federation.routes import events, hierarchy, keys, media, query, user_keys
 
-routes: list[Route] = [*keys.routes, *query.routes, *events.routes]
+routes: list[Route] = [*keys.routes, *query.routes, *events.routes, *user_keys.routes, *media.routes,
+                        *hierarchy.routes]

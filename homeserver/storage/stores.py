@@ -14,6 +14,7 @@ from homeserver.storage.key_backup import KeyBackupStore
 from homeserver.storage.media import MediaStore
 from homeserver.storage.migrate import migrate
 from homeserver.storage.receipts import ReceiptStore
+from homeserver.storage.remote_caches import RemoteDeviceListStore, RemoteMediaStore
 from homeserver.storage.server_keys import ServerKeyStore
 from homeserver.storage.state import StateStore
 from homeserver.storage.to_device import ToDeviceStore
@@ -52,6 +53,8 @@ class Stores:
         self.to_device = ToDeviceStore(db)
         self.cross_signing = CrossSigningStore(db)
         self.key_backup = KeyBackupStore(db)
+        self.remote_device_lists = RemoteDeviceListStore(db)
+        self.remote_media = RemoteMediaStore(db)
 
     @classmethod
     async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:
