@@ -85,6 +85,14 @@ class RemoteKeys:
                     ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         """(user -> cached-shape keys, failures per server) for remote users."""
         cached = await self.stores.remote_device_lists.fresh(list(device_keys))
+        # Once nobody here shares a room with a user, their server stops telling us about
+        # changes: the cached list can no longer be trusted.
+        gone = [u for u in cached
+                if not await self.stores.remote_device_lists.shares_room_with_local(u, self.server_name)]
+        if gone:
+            await self.stores.remote_device_lists.forget(gone)
+            for user_id in gone:
+                del cached[user_id]
         by_server: dict[str, list[str]] = {}
         for user_id in device_keys:
             if user_id not in cached:
