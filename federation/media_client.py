@@ -110,6 +110,15 @@ class MultipartMedia:
                 raise RemoteError("", 502, None, "Multipart media answer ended early")
 
 
+async def _guarded(origin: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The bytes of an answer, a connection lost midway turned into a Matrix error."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except httpx.HTTPError as e:
+        raise RemoteError(origin, 0, None, f"Lost {origin} while reading the media: {type(e).__name__}") from None
+
+
 class RemoteMediaFetcher:
     def __init__(self, client: FederationClient) -> None:
         self.client = client
@@ -126,7 +135,7 @@ class RemoteMediaFetcher:
                 boundary = boundary_of(ctype)
                 if not boundary:
                     raise RemoteError(origin, 502, None, "Multipart media answer without a boundary")
-                parts = MultipartMedia(resp.aiter_bytes(), boundary)
+                parts = MultipartMedia(_guarded(origin, resp.aiter_bytes()), boundary)
                 headers = await parts.media_headers()
                 if "location" in headers:
                     redirected = await stack.enter_async_context(
@@ -152,7 +161,7 @@ def _plain(origin: str, resp: httpx.Response) -> RemoteMedia:
     if resp.status_code != 200:
         raise _error(origin, resp)
     return RemoteMedia(resp.headers.get("content-type"), filename_of(resp.headers.get("content-disposition")),
-                       resp.aiter_bytes())
+                       _guarded(origin, resp.aiter_bytes()))
 
 
 def _error(origin: str, resp: httpx.Response) -> MatrixError:

@@ -25,6 +25,14 @@ SMALL = pytest.mark.parametrize("config_overrides", [
 PICTURE = png(40, 30)
 
 
+class BrokenStream(httpx.AsyncByteStream):
+    """An answer whose connection drops after the first bytes."""
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        yield b"--b0und4ry\r\nContent-Type: application/json\r\n\r\n{}\r\n--b0und4ry\r\n\r\npartial"
+        raise httpx.ReadError("connection reset")
+
+
 def multipart(media: bytes | None, headers: dict[str, str], boundary: str = "b0und4ry") -> httpx.Response:
     part2 = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode()
     body = (f"preamble\r\n--{boundary}\r\nContent-Type: application/json\r\n\r\n{{}}\r\n--{boundary}\r\n".encode()
@@ -57,6 +65,9 @@ class Remote:
                                        "Content-Disposition": "inline; filename*=utf-8''caf%C3%A9.png"})
         if path == fed + "moved":
             return multipart(None, {"Location": "https://cdn.example/files/moved"})
+        if path == fed + "broken":
+            return httpx.Response(200, stream=BrokenStream(),
+                                  headers={"Content-Type": "multipart/mixed; boundary=b0und4ry"})
         if path == fed + "big":
             return multipart(b"x" * 10_000, {"Content-Type": "application/octet-stream"})
         if path == f"/_matrix/media/v3/download/{REMOTE}/old":
@@ -132,6 +143,9 @@ async def test_remote_media_is_fetched_once_then_cached(client: MatrixClient, hs
     assert "cdn.example/files/moved" in remote.hits
     missing = await alice.get(f"/_matrix/client/v1/media/download/{REMOTE}/nothing")
     assert missing.status_code == 404 and missing.json()["errcode"] == "M_NOT_FOUND"
+    broken = await alice.get(f"/_matrix/client/v1/media/download/{REMOTE}/broken")
+    assert broken.status_code == 502 and broken.json()["errcode"] == "M_UNKNOWN"
+    assert await hs.stores.remote_media.get(REMOTE, "broken") is None
     down = await alice.get("/_matrix/client/v1/media/download/down.example/pic")
     assert down.status_code == 502 and down.json()["errcode"] == "M_UNKNOWN"
     # Unauthenticated media stays frozen, for remote media too.
