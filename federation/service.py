@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -86,6 +87,12 @@ class Federation:
         self.require_enabled()
         return await self.client.post_json(server, "/_matrix/federation/v1/user/keys/claim",
                                            {"one_time_keys": one_time_keys}, timeout_s=timeout_s)
+
+    async def hierarchy(self, server: str, room_id: str, suggested_only: bool) -> dict[str, Any]:
+        """A space's hierarchy as `server` lets us see it (`GET /_matrix/federation/v1/hierarchy`)."""
+        self.require_enabled()
+        return await self.client.get_json(server, f"/_matrix/federation/v1/hierarchy/{quote(room_id, safe='')}",
+                                          {"suggested_only": "true" if suggested_only else "false"})
 
     async def close(self) -> None:
         await self.client.close()

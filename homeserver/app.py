@@ -56,6 +56,7 @@ from homeserver.rooms.serialize import EventSerializer
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.rooms.upgrade_settings import UpgradeSettings
+from homeserver.rooms.user_hierarchy import UserHierarchy
 from homeserver.storage.stores import Stores
 from homeserver.sync.e2ee import DeviceListSource, ToDeviceSource
 from homeserver.sync.service import SyncService
@@ -171,6 +172,7 @@ class Homeserver:
         self.receiver = EventReceiver(stores, self.persister, FederationKeySource(self.federation.keys),
                                       FederationEventSource(self.federation.client))
         self.hierarchy = SpaceHierarchy(stores, self.directory, self.server_reads)
+        self.user_hierarchy = UserHierarchy(stores, self.hierarchy)
         self.remote_joins = RemoteJoins(stores, config.server_name, self.receiver, self.server_reads)
         self.transactions = TransactionHandler(self.receiver)
         if config.federation.enabled:
@@ -178,6 +180,7 @@ class Homeserver:
             self.directory.remote = self.federation.query_directory
             self.keys.remote.federation = self.federation
             self.media.remote.fetcher = self.federation.media
+            self.user_hierarchy.remote = self.federation.hierarchy
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()
 

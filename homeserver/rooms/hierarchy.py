@@ -23,6 +23,14 @@ OPEN_RULES = ("public", "knock")
 RESTRICTED_RULES = ("restricted", "knock_restricted")
 
 
+def _child_order(child: dict[str, Any]) -> tuple[int, str, int, str]:
+    """The spec's ordering of space children (§Ordering of children within a space): by a valid
+    `order` string first, then by the child event's timestamp, then by room ID."""
+    order = child["content"].get("order")
+    valid = isinstance(order, str) and len(order) <= 50 and all(0x20 <= ord(c) <= 0x7E for c in order)
+    return (0 if valid else 1, order if valid else "", child["origin_server_ts"], child["state_key"])
+
+
 class SpaceHierarchy:
     def __init__(self, stores: Stores, directory: DirectoryService, server_reads: ServerReads) -> None:
         self.stores = stores
@@ -36,21 +44,20 @@ class SpaceHierarchy:
         content = ev.pdu.get("content") if ev else None
         return content if isinstance(content, dict) else {}
 
-    async def _summary(self, server: str, room_id: str) -> dict[str, Any] | None:
-        """The room's chunk, or None when the server may not see it (or it is unknown here)."""
-        if not await self.stores.state.current_ids(room_id, [("m.room.create", "")]):
+    async def known(self, room_id: str) -> bool:
+        """Whether this server holds the room's state."""
+        return bool(await self.stores.state.current_ids(room_id, [("m.room.create", "")]))
+
+    async def summary(self, room_id: str) -> dict[str, Any] | None:
+        """The room's hierarchy chunk (without children_state), None when unknown here."""
+        if not await self.known(room_id):
             return None
         entry = await self.directory.summary(room_id)
-        rule = entry.get("join_rule")
-        if rule in RESTRICTED_RULES:
+        if entry.get("join_rule") in RESTRICTED_RULES:
             allow = (await self._state_content(room_id, "m.room.join_rules")).get("allow")
             entry["allowed_room_ids"] = sorted({a["room_id"] for a in allow or [] if isinstance(a, dict)
                                                 and a.get("type") == "m.room_membership"
                                                 and isinstance(a.get("room_id"), str)})
-        visible = (rule in OPEN_RULES or rule in RESTRICTED_RULES or entry.get("world_readable")
-                   or await self.server_reads.server_in_room(server, room_id))
-        if not visible:
-            return None
         create = await self._state_content(room_id, "m.room.create")
         entry["room_version"] = str(create.get("room_version", "1"))
         encryption = (await self._state_content(room_id, "m.room.encryption")).get("algorithm")
@@ -58,11 +65,21 @@ class SpaceHierarchy:
             entry["encryption"] = encryption
         return entry
 
-    async def _children_state(self, room_id: str, suggested_only: bool) -> list[dict[str, Any]]:
+    async def _summary(self, server: str, room_id: str) -> dict[str, Any] | None:
+        """The room's chunk, or None when the server may not see it (or it is unknown here)."""
+        entry = await self.summary(room_id)
+        if entry is None:
+            return None
+        rule = entry.get("join_rule")
+        visible = (rule in OPEN_RULES or rule in RESTRICTED_RULES or entry.get("world_readable")
+                   or await self.server_reads.server_in_room(server, room_id))
+        return entry if visible else None
+
+    async def children_state(self, room_id: str, suggested_only: bool) -> list[dict[str, Any]]:
         current = await self.stores.state.current_of_type(room_id, "m.space.child")
         evs = await self.stores.events.get_many(list(current.values()))
         out = []
-        for (_, state_key), eid in sorted(current.items()):
+        for (_, state_key), eid in current.items():
             ev = evs.get(eid)
             content = ev.pdu.get("content") if ev else None
             # A child event without a `via` list is a removed child.
@@ -73,19 +90,18 @@ class SpaceHierarchy:
                 continue
             out.append({"type": "m.space.child", "state_key": state_key, "content": content,
                         "sender": ev.sender, "origin_server_ts": ev.origin_server_ts})
-            if len(out) >= MAX_CHILDREN:
-                break
-        return out
+        out.sort(key=_child_order)
+        return out[:MAX_CHILDREN]
 
     async def for_server(self, server: str, room_id: str, suggested_only: bool) -> dict[str, Any]:
         room = await self._summary(server, room_id)
         if room is None:
             raise MatrixError(404, "M_NOT_FOUND", "Unknown room or not accessible")
-        room["children_state"] = await self._children_state(room_id, suggested_only)
+        room["children_state"] = await self.children_state(room_id, suggested_only)
         children, inaccessible = [], []
         for child in room["children_state"]:
             child_id = child["state_key"]
-            if not await self.stores.state.current_ids(child_id, [("m.room.create", "")]):
+            if not await self.known(child_id):
                 continue  # not known here: the requesting server asks the child's own servers
             summary = await self._summary(server, child_id)
             if summary is None:
