@@ -143,3 +143,41 @@ def test_parley_media_downloads_through_synapse(parley: Peer, synapse: Peer) -> 
                       params={"width": 16, "height": 16, "method": "scale"}, headers=_auth(bob), timeout=60)
     assert thumb.status_code == 200, thumb.text
     assert thumb.headers["content-type"].startswith("image/")
+
+
+def _create(peer: Peer, user: dict[str, Any], **body: Any) -> str:
+    resp = httpx.post(f"{peer.client_base}/_matrix/client/v3/createRoom", json=body, headers=_auth(user), timeout=30)
+    assert resp.status_code == 200, resp.text
+    return str(resp.json()["room_id"])
+
+
+def _add_child(peer: Peer, user: dict[str, Any], space: str, child: str, via: str) -> None:
+    resp = httpx.put(f"{peer.client_base}/_matrix/client/v3/rooms/{quote(space)}/state/m.space.child/{quote(child)}",
+                     json={"via": [via]}, headers=_auth(user), timeout=30)
+    assert resp.status_code == 200, resp.text
+
+
+def _hierarchy(peer: Peer, user: dict[str, Any], room_id: str) -> list[dict[str, Any]]:
+    resp = httpx.get(f"{peer.client_base}/_matrix/client/v1/rooms/{quote(room_id)}/hierarchy",
+                     headers=_auth(user), timeout=60)
+    assert resp.status_code == 200, resp.text
+    return list(resp.json()["rooms"])
+
+
+def test_spaces_across_servers(parley: Peer, synapse: Peer) -> None:
+    alice, bob = _register(parley), _register(synapse)
+    space = {"preset": "public_chat", "creation_content": {"type": "m.space"}}
+    # A Synapse space (v10, so that its room ID names its server) with a Parley room as a child.
+    parley_room = _create(parley, alice, preset="public_chat", name="Parley side")
+    synapse_space = _create(synapse, bob, room_version="10", name="Synapse space", **space)
+    _add_child(synapse, bob, synapse_space, parley_room, parley.server_name)
+    # Synapse asks Parley's federation /hierarchy about the child it does not know.
+    rooms = {r["room_id"]: r for r in _hierarchy(synapse, bob, synapse_space)}
+    assert rooms[parley_room]["name"] == "Parley side"
+    assert rooms[parley_room]["num_joined_members"] == 1
+    # Parley asks Synapse's federation /hierarchy about the space it does not know.
+    rooms = {r["room_id"]: r for r in _hierarchy(parley, alice, synapse_space)}
+    assert rooms[synapse_space]["name"] == "Synapse space"
+    assert rooms[synapse_space]["room_type"] == "m.space"
+    assert [c["state_key"] for c in rooms[synapse_space]["children_state"]] == [parley_room]
+    assert rooms[parley_room]["name"] == "Parley side"
