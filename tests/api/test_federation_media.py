@@ -5,6 +5,7 @@ streaming, the local cache, refused private addresses)."""
 
 from __future__ import annotations
 
+import asyncio
 import email.parser
 import email.policy
 from collections.abc import Callable
@@ -189,3 +190,13 @@ async def test_remote_media_without_federation_is_not_found(client: MatrixClient
     alice = await client.register("alice")
     resp = await alice.get(f"/_matrix/client/v1/media/download/{REMOTE}/pic")
     assert resp.status_code == 404 and resp.json()["errcode"] == "M_NOT_FOUND"
+
+
+@FED_ON
+async def test_concurrent_downloads_of_one_remote_media_share_one_fetch(client: MatrixClient, hs: Homeserver) -> None:
+    remote = Remote()
+    use_remote(hs, remote)
+    alice = await client.register("alice")
+    got = await asyncio.gather(*(alice.get(f"/_matrix/client/v1/media/download/{REMOTE}/pic") for _ in range(5)))
+    assert [(r.status_code, r.content) for r in got] == [(200, PICTURE)] * 5
+    assert remote.hits == [f"{REMOTE}/_matrix/federation/v1/media/download/pic"]
