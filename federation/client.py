@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
@@ -110,8 +112,10 @@ class FederationClient:
         return await self.request("GET", destination, path, query, signed=signed, timeout_s=timeout_s)
 
     async def post_json(self, destination: str, path: str, content: Any, query: dict[str, Any] | None = None, *,
-                        signed: bool = True, idempotent: bool = False) -> dict[str, Any]:
-        return await self.request("POST", destination, path, query, content, signed=signed, idempotent=idempotent)
+                        signed: bool = True, idempotent: bool = False,
+                        timeout_s: float | None = None) -> dict[str, Any]:
+        return await self.request("POST", destination, path, query, content, signed=signed, idempotent=idempotent,
+                                  timeout_s=timeout_s)
 
     async def put_json(self, destination: str, path: str, content: Any, query: dict[str, Any] | None = None, *,
                        idempotent: bool = True) -> dict[str, Any]:
@@ -153,6 +157,62 @@ class FederationClient:
                                                             method, uri, content)
         url = f"https://{url_host(ip)}:{dest.port}{uri}"
         return await self._send(destination, dest, method, url, headers, body, timeout_s)
+
+    @asynccontextmanager
+    async def stream(self, destination: str, uri: str, *, signed: bool = True,
+                     timeout_s: float | None = None) -> AsyncIterator[httpx.Response]:
+        """A GET whose answer is read by the caller as it arrives (media): the same destination
+        checks, address policy, TLS and signing as `request`, no retries. RemoteError when the
+        peer cannot be reached."""
+        if destination == self.server_name or not self.config.allows_domain(destination):
+            raise MatrixError(403, "M_FORBIDDEN", f"Federation with {destination} is not allowed")
+        try:
+            dest = await self.resolver.resolve(destination)
+        except ValueError as e:
+            raise MatrixError(400, "M_INVALID_PARAM", str(e)) from None
+        ip = await self.policy.checked_address(dest.connect_host, dest.port)
+        headers = {"Host": dest.host_header, "User-Agent": USER_AGENT}
+        if signed:
+            headers["Authorization"] = authorization_header(self.signing_key, self.server_name, destination,
+                                                            "GET", uri, None)
+        ext: dict[str, Any] = {"sni_hostname": dest.tls_name}
+        if timeout_s is not None:
+            ext["timeout"] = httpx.Timeout(timeout_s).as_dict()
+        client = self._client(dest.tls_name)
+        req = client.build_request("GET", f"https://{url_host(ip)}:{dest.port}{uri}", headers=headers, extensions=ext)
+        try:
+            resp = await client.send(req, stream=True)
+        except httpx.HTTPError as e:
+            raise RemoteError(destination, 0, None, f"Could not reach {destination}: {type(e).__name__}") from None
+        try:
+            yield resp
+        finally:
+            await resp.aclose()
+
+    @asynccontextmanager
+    async def stream_url(self, url: str, timeout_s: float | None = None) -> AsyncIterator[httpx.Response]:
+        """An unsigned GET of an https URL a peer pointed us to (a media `Location`), its host
+        checked by the address policy like every other outbound connection."""
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise RemoteError(parts.hostname or "", 502, None, "Only https redirects are followed")
+        host, port = parts.hostname, parts.port or 443
+        ip = await self.policy.checked_address(host, port)
+        target = f"https://{url_host(ip)}:{port}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
+        ext: dict[str, Any] = {"sni_hostname": host}
+        if timeout_s is not None:
+            ext["timeout"] = httpx.Timeout(timeout_s).as_dict()
+        client = self._client(host)
+        req = client.build_request("GET", target, headers={"Host": parts.netloc.rsplit("@", 1)[-1],
+                                                           "User-Agent": USER_AGENT}, extensions=ext)
+        try:
+            resp = await client.send(req, stream=True)
+        except httpx.HTTPError as e:
+            raise RemoteError(host, 0, None, f"Could not reach {host}: {type(e).__name__}") from None
+        try:
+            yield resp
+        finally:
+            await resp.aclose()
 
     async def _send(self, destination: str, dest: Destination, method: str, url: str, headers: dict[str, str],
                     body: bytes | None, timeout_s: float | None) -> dict[str, Any]:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from federation.client import FederationClient
 from federation.discovery import SrvLookup, dns_srv_lookup
 from federation.keys import KeyFetcher
+from federation.media_client import RemoteMediaFetcher
 from federation.request_auth import RequestAuthenticator
 from homeserver.config_federation import FederationConfig
 from homeserver.keys.signing_key import RetiredKey
@@ -39,6 +41,7 @@ class Federation:
                                        resolve_ip=resolve_ip, srv_lookup=srv_lookup, retry_delay_s=retry_delay_s)
         self.keys = KeyFetcher(server_name, signing_key, retired, key_store, self.client,
                                config.trusted_key_servers, _now_ms)
+        self.media = RemoteMediaFetcher(self.client)
         self.auth = RequestAuthenticator(server_name, self.keys.verify_key, config.allows_domain, _now_ms)
 
     @property
@@ -70,6 +73,26 @@ class Federation:
         if not isinstance(room_id, str) or not isinstance(servers, list):
             raise MatrixError(502, "M_UNKNOWN", "The alias's server gave a malformed answer")
         return {"room_id": room_id, "servers": [s for s in servers if isinstance(s, str)]}
+
+    async def query_user_keys(self, server: str, device_keys: dict[str, list[str]],
+                              timeout_s: float) -> dict[str, Any]:
+        """`POST /_matrix/federation/v1/user/keys/query` on `server` (keys/remote.py checks the answer)."""
+        self.require_enabled()
+        return await self.client.post_json(server, "/_matrix/federation/v1/user/keys/query",
+                                           {"device_keys": device_keys}, idempotent=True, timeout_s=timeout_s)
+
+    async def claim_user_keys(self, server: str, one_time_keys: dict[str, dict[str, str]],
+                              timeout_s: float) -> dict[str, Any]:
+        """`POST /_matrix/federation/v1/user/keys/claim` on `server`; never retried (keys are used up)."""
+        self.require_enabled()
+        return await self.client.post_json(server, "/_matrix/federation/v1/user/keys/claim",
+                                           {"one_time_keys": one_time_keys}, timeout_s=timeout_s)
+
+    async def hierarchy(self, server: str, room_id: str, suggested_only: bool) -> dict[str, Any]:
+        """A space's hierarchy as `server` lets us see it (`GET /_matrix/federation/v1/hierarchy`)."""
+        self.require_enabled()
+        return await self.client.get_json(server, f"/_matrix/federation/v1/hierarchy/{quote(room_id, safe='')}",
+                                          {"suggested_only": "true" if suggested_only else "false"})
 
     async def close(self) -> None:
         await self.client.close()

@@ -52,6 +52,7 @@ from homeserver.push.service import PushService
 from homeserver.ratelimit import Limiter, RateLimiter
 from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.federated_invites import FederatedInvites
+from homeserver.rooms.hierarchy import SpaceHierarchy
 from homeserver.rooms.membership import MembershipService
 from homeserver.rooms.peek import PeekService
 from homeserver.rooms.reads import RoomReader
@@ -64,6 +65,7 @@ from homeserver.rooms.server_acl import ServerAclService
 from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.rooms.upgrade_settings import UpgradeSettings
+from homeserver.rooms.user_hierarchy import UserHierarchy
 from homeserver.storage.stores import Stores
 from homeserver.sync.e2ee import DeviceListSource, ToDeviceSource
 from homeserver.sync.service import SyncService
@@ -181,6 +183,8 @@ class Homeserver:
         self.server_reads = ServerReads(stores)
         self.receiver = EventReceiver(stores, self.persister, FederationKeySource(self.federation.keys),
                                       FederationEventSource(self.federation.client))
+        self.hierarchy = SpaceHierarchy(stores, self.directory, self.server_reads)
+        self.user_hierarchy = UserHierarchy(stores, self.hierarchy)
         self.remote_joins = RemoteJoins(stores, config.server_name, self.receiver, self.server_reads)
         self.server_acls = ServerAclService(stores)
         self.transactions = TransactionHandler(self.receiver, self.server_acls)
@@ -198,6 +202,9 @@ class Homeserver:
             self.reader.backfill = RemoteBackfill(stores, self.receiver, membership_peer, config.server_name).backfill
             self.profile.remote = self.federation.query_profile
             self.directory.remote = self.federation.query_directory
+            self.keys.remote.federation = self.federation
+            self.media.remote.fetcher = self.federation.media
+            self.user_hierarchy.remote = self.federation.hierarchy
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()
 

@@ -30,13 +30,16 @@ async def query(request: Request, hs: Homeserver, req: Requester) -> dict[str, A
     timeout = body.get("timeout", 10000)
     if not isinstance(timeout, int) or isinstance(timeout, bool):
         raise MatrixError(400, "M_BAD_JSON", "'timeout' must be an integer")
-    return await hs.keys.query(req.user_id, body.get("device_keys"))
+    return await hs.keys.query(req.user_id, body.get("device_keys"), min(max(timeout, 1), 60_000))
 
 
 @endpoint()
 async def claim(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
     body = await json_body(request)
-    return await hs.keys.claim(body.get("one_time_keys"))
+    timeout = body.get("timeout", 10000)
+    if not isinstance(timeout, int) or isinstance(timeout, bool):
+        raise MatrixError(400, "M_BAD_JSON", "'timeout' must be an integer")
+    return await hs.keys.claim(body.get("one_time_keys"), min(max(timeout, 1), 60_000))
 
 
 @endpoint()

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.keys.cross_signing import CrossSigningService
+from homeserver.keys.remote import RemoteKeys
 from homeserver.protocol.e2e_keys import check_device_keys, check_one_time_keys, identity_keys
 from homeserver.protocol.errors import MatrixError
 from homeserver.storage.stores import Stores
@@ -35,6 +36,7 @@ class KeyService:
         #: Called with (user, device IDs or None for all, deleted) after a local device change
         #: that other servers must hear of (m.device_list_update).
         self.on_device_change: Callable[[str, list[str] | None, bool], Awaitable[None]] | None = None
+        self.remote = RemoteKeys(stores, server_name, wake_users)
 
     def _is_local(self, user_id: str) -> bool:
         return user_id.partition(":")[2] == self.server_name
@@ -97,20 +99,26 @@ class KeyService:
 
     # ------------------------------------------------------------------ query and claim
 
-    async def query(self, requester: str, device_keys: Any) -> dict[str, Any]:
+    async def query(self, requester: str, device_keys: Any, timeout_ms: int = 10_000,
+                    local_only: bool = False) -> dict[str, Any]:
+        """`/keys/query`: local users from the database, remote users over federation (or from
+        the cache of device lists). `local_only` is the federation answer: other servers' users
+        are left out."""
         if not isinstance(device_keys, dict) or not all(
                 isinstance(v, list) and all(isinstance(d, str) for d in v) for v in device_keys.values()):
             raise MatrixError(400, "M_BAD_JSON", "device_keys must map user IDs to lists of device IDs")
         if len(device_keys) > MAX_QUERY_USERS:
             raise MatrixError(400, "M_INVALID_PARAM", f"At most {MAX_QUERY_USERS} users per query")
+        if not all(isinstance(u, str) and ":" in u for u in device_keys):
+            raise MatrixError(400, "M_INVALID_PARAM", "device_keys must be keyed by user IDs")
         local = [u for u in device_keys if self._is_local(u)]
+        remote = {u: v for u, v in device_keys.items() if not self._is_local(u)}
         found = await self.stores.e2e_keys.device_keys_for_users(local)
         out: dict[str, dict[str, Any]] = {}
-        for user_id, wanted in device_keys.items():
-            # Remote users' devices come through federation (not built yet): answered empty.
-            devices = found.get(user_id, {})
+        for user_id in local:
+            wanted = device_keys[user_id]
             out[user_id] = {}
-            for dev, (keys, name) in devices.items():
+            for dev, (keys, name) in found.get(user_id, {}).items():
                 if wanted and dev not in wanted:
                     continue
                 entry = dict(keys)
@@ -121,13 +129,53 @@ class KeyService:
                 out[user_id][dev] = entry
         result: dict[str, Any] = {"device_keys": out, "failures": {}}
         await self.cross_signing.decorate(requester, result)
+        if remote and not local_only:
+            theirs, result["failures"] = await self.remote.query(remote, timeout_ms)
+            for user_id, entry in theirs.items():
+                out[user_id] = entry["device_keys"]
+                if entry.get("master_key") is not None:
+                    result["master_keys"][user_id] = entry["master_key"]
+                if entry.get("self_signing_key") is not None:
+                    result["self_signing_keys"][user_id] = entry["self_signing_key"]
         return result
 
-    async def claim(self, one_time_keys: Any) -> dict[str, Any]:
+    async def user_devices(self, user_id: str) -> dict[str, Any]:
+        """`GET /_matrix/federation/v1/user/devices/{userId}` for a local user."""
+        found = (await self.stores.e2e_keys.device_keys_for_users([user_id])).get(user_id, {})
+        devices = []
+        for dev, (keys, name) in sorted(found.items()):
+            entry: dict[str, Any] = {"device_id": dev, "keys": keys}
+            if name is not None:
+                entry["device_display_name"] = name
+            devices.append(entry)
+        out: dict[str, Any] = {"user_id": user_id, "devices": devices,
+                               "stream_id": await self.stores.e2e_keys.last_device_list_change(user_id)}
+        cross = (await self.stores.cross_signing.keys_for_users([user_id])).get(user_id, {})
+        for usage in ("master", "self_signing"):
+            if usage in cross:
+                out[f"{usage}_key"] = cross[usage]
+        return out
+
+    async def remote_device_list_changed(self, user_id: str, stream_id: int = 0,
+                                         prev_id: list[int] | None = None) -> None:
+        """A remote server announced that one of its users' devices (or cross-signing keys)
+        changed: the inbound `m.device_list_update` / `m.signing_key_update` EDU handler calls
+        this. The cached device list of that user (if any) is marked stale, so the next
+        `/keys/query` fetches it again, and local users sharing a room with the user are told
+        through `device_lists.changed`. `prev_id` is accepted for the EDU's sake; a stale mark
+        is always safe, so gaps in the remote stream need no special handling."""
+        if self._is_local(user_id):
+            return
+        await self.remote.device_list_changed(user_id, stream_id)
+
+    async def claim(self, one_time_keys: Any, timeout_ms: int = 10_000,
+                    local_only: bool = False) -> dict[str, Any]:
         if not isinstance(one_time_keys, dict) or not all(
                 isinstance(v, dict) and all(isinstance(a, str) and a for a in v.values())
                 for v in one_time_keys.values()):
             raise MatrixError(400, "M_BAD_JSON", "one_time_keys must map users to devices to algorithms")
+        if not all(isinstance(u, str) and ":" in u for u in one_time_keys):
+            raise MatrixError(400, "M_INVALID_PARAM", "one_time_keys must be keyed by user IDs")
         wanted = [(u, d, a) for u, devs in one_time_keys.items() if self._is_local(u) for d, a in devs.items()]
         if sum(len(v) for v in one_time_keys.values()) > MAX_CLAIM:
             raise MatrixError(400, "M_INVALID_PARAM", f"At most {MAX_CLAIM} keys may be claimed at once")
@@ -142,7 +190,12 @@ class KeyService:
                 out.setdefault(user_id, {}).setdefault(device_id, {})[f"{algorithm}:{kid}"] = key
 
         await asyncio.gather(*(one(u, d, a) for u, d, a in wanted))
-        return {"one_time_keys": out, "failures": {}}
+        failures: dict[str, Any] = {}
+        remote = {u: v for u, v in one_time_keys.items() if not self._is_local(u)}
+        if remote and not local_only:
+            theirs, failures = await self.remote.claim(remote, timeout_ms)
+            out.update(theirs)
+        return {"one_time_keys": out, "failures": failures}
 
     # ------------------------------------------------------------------ device lists
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from homeserver.media.backends import LocalBackend, MediaBackend, S3Backend
 from homeserver.media.preview import UrlPreviewer
+from homeserver.media.remote import RemoteMediaCache
 from homeserver.media.thumbnails import (
     MAX_SOURCE_BYTES,
     THUMBNAILABLE,
@@ -72,6 +73,7 @@ class MediaService:
             self.backend = LocalBackend(config.media_dir)
         self._thumb_locks: dict[str, asyncio.Lock] = {}
         self._uploaded: dict[str, asyncio.Event] = {}
+        self.remote = RemoteMediaCache(stores, self.backend, self._spool, self._store)
         self.previewer = UrlPreviewer(config.url_preview_enabled, config.url_preview_ip_allowlist,
                                       self._store_preview_image)
 
@@ -80,9 +82,9 @@ class MediaService:
 
     # ------------------------------------------------------------------ uploads
 
-    async def _spool(self, chunks: AsyncIterator[bytes]) -> tuple[Path, int, str]:
-        """Stream the body to an fsynced temp file, hashing and counting; 413 past the limit
-        (and then nothing is kept)."""
+    async def _spool(self, chunks: AsyncIterator[bytes], too_large: int = 413) -> tuple[Path, int, str]:
+        """Stream the body to an fsynced temp file, hashing and counting; 413 (or `too_large`)
+        past the limit (and then nothing is kept)."""
         fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix="up-")
         path = Path(name)
         digest = hashlib.sha256()
@@ -96,7 +98,8 @@ class MediaService:
                         continue
                     size += len(chunk)
                     if size > self.max_upload:
-                        raise MatrixError(413, "M_TOO_LARGE", f"Uploads are limited to {self.max_upload} bytes")
+                        raise MatrixError(too_large, "M_TOO_LARGE",
+                                          f"Media is limited to {self.max_upload} bytes on this server")
                     digest.update(chunk)
                     pending.append(chunk)
                     pending_size += len(chunk)
@@ -192,7 +195,7 @@ class MediaService:
         filled (then 504 M_NOT_YET_UPLOADED), 404 for unknown, expired or remote media."""
         check_media_id(media_id)
         if server_name != self.server_name:
-            raise MatrixError(404, "M_NOT_FOUND", "Remote media is not available yet")
+            return await self.remote.get(server_name, media_id, min(max(timeout_ms, 0), MAX_WAIT_MS))
         deadline = time.monotonic() + min(max(timeout_ms, 0), MAX_WAIT_MS) / 1000
         waited = False
         try:
@@ -227,6 +230,7 @@ class MediaService:
         if width < 1 or height < 1 or width > 10_000 or height > 10_000:
             raise MatrixError(400, "M_INVALID_PARAM", "width and height must be between 1 and 10000")
         row = await self.get(server_name, media_id, timeout_ms)
+        media_id = row["media_id"]  # the backend key: differs from the ID for cached remote media
         if base_type(row["content_type"]) not in THUMBNAILABLE:
             raise MatrixError(400, "M_UNKNOWN", "Cannot generate thumbnails for the requested content")
         if (row["size"] or 0) > MAX_SOURCE_BYTES:

@@ -153,6 +153,10 @@ class DirectoryService:
             out["prev_batch"] = f"p{max(0, offset - limit)}"
         return out
 
+    async def summary(self, room_id: str) -> dict[str, Any]:
+        """A room's public-rooms chunk (also what space hierarchies show of it)."""
+        return await self._entry(room_id)
+
     async def _entry(self, room_id: str) -> dict[str, Any]:
         keys = [(t, "") for t in ("m.room.name", "m.room.topic", "m.room.canonical_alias",
                                   "m.room.avatar", "m.room.join_rules", "m.room.history_visibility",

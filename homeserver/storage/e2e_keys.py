@@ -152,6 +152,12 @@ class E2EKeyStore:
             out.update(r["user_id"] for r in rows)
         return out
 
+    async def last_device_list_change(self, user_id: str) -> int:
+        """The stream position of the user's latest public device-list change (0 if none)."""
+        n = await self.db.fetchval(
+            "SELECT MAX(stream_id) FROM device_list_changes WHERE user_id = $1 AND only_for IS NULL", user_id)
+        return int(n or 0)
+
     async def users_sharing_rooms(self, user_id: str) -> set[str]:
         """Everyone joined to a room the user is joined to (the user included)."""
         rows = await self.db.fetch(

@@ -28,6 +28,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (12, "012_cross_signing_backup.sql"),
     (13, "013_federation_queue.sql"),
     (14, "014_remote_invites.sql"),
+    (16, "016_remote_caches.sql"),
 ]
 
 _PG_EXTRA = {

@@ -16,6 +16,7 @@ from homeserver.storage.media import MediaStore
 from homeserver.storage.membership_state import MembershipStateStore
 from homeserver.storage.migrate import migrate
 from homeserver.storage.receipts import ReceiptStore
+from homeserver.storage.remote_caches import RemoteDeviceListStore, RemoteMediaStore
 from homeserver.storage.server_keys import ServerKeyStore
 from homeserver.storage.state import StateStore
 from homeserver.storage.to_device import ToDeviceStore
@@ -56,6 +57,8 @@ class Stores:
         self.key_backup = KeyBackupStore(db)
         self.membership_state = MembershipStateStore(db)
         self.federation_queue = FederationQueueStore(db)
+        self.remote_device_lists = RemoteDeviceListStore(db)
+        self.remote_media = RemoteMediaStore(db)
 
     @classmethod
     async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:
