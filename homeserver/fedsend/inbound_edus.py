@@ -144,7 +144,9 @@ class InboundEdus:
     async def device_list_update(self, origin: str, content: dict[str, Any]) -> None:
         user_id = self._owned(origin, content.get("user_id"))
         await self._shares_a_room(user_id)
-        await self.keys.remote_device_list_changed(user_id)
+        stream_id = content.get("stream_id")
+        await self.keys.remote_device_list_changed(
+            user_id, stream_id if isinstance(stream_id, int) and not isinstance(stream_id, bool) else 0)
 
     async def signing_key_update(self, origin: str, content: dict[str, Any]) -> None:
         user_id = self._owned(origin, content.get("user_id"))

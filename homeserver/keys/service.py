@@ -219,13 +219,6 @@ class KeyService:
         await self._announce(user_id)
         await self._tell_servers(user_id, None, False)
 
-    async def remote_device_list_changed(self, user_id: str) -> None:
-        """Another server said its user's devices (or cross-signing keys) changed: local users
-        sharing a room with them see the user in their sync's `device_lists.changed`."""
-        async with self.stores.stream.write() as (c, pos):
-            await self.stores.e2e_keys.add_device_list_change(c, user_id, pos)
-        await self._announce(user_id)
-
     async def _tell_servers(self, user_id: str, device_ids: list[str] | None, deleted: bool) -> None:
         if self.on_device_change is not None and self._is_local(user_id):
             await self.on_device_change(user_id, device_ids, deleted)
