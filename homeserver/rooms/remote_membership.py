@@ -155,8 +155,7 @@ class RemoteMembership:
                 if remote_status in (400, 403) and remote_code in REFUSALS:
                     raise MatrixError(remote_status, remote_code, _remote_message(e)) from None
                 continue
-            stripped = answer.get("knock_room_state")
-            stripped = [e for e in stripped if isinstance(e, dict)][:50] if isinstance(stripped, list) else []
+            stripped = stripped_events(answer.get("knock_room_state"))
             await self.ensure_room(rv, room_id, "")
             async with self.stores.db.transaction() as c:
                 await self.stores.membership_state.put(c, event_id, room_id, stripped)
@@ -371,3 +370,14 @@ def _remote_message(e: MatrixError) -> str:
 def valid_servers(raw: list[str]) -> list[str]:
     """`via`/`server_name` values that are server names (no user IDs or paths)."""
     return [s for s in raw if s and "/" not in s and not is_valid_user_id(s) and len(s) < 256]
+
+
+def stripped_events(raw: Any) -> list[dict[str, Any]]:
+    """The stripped state events (type, state_key, sender, content) among what a server sent
+    along with an invite or knock; anything else is left out."""
+    out: list[dict[str, Any]] = []
+    for e in raw if isinstance(raw, list) else []:
+        if isinstance(e, dict) and isinstance(e.get("type"), str) and isinstance(e.get("state_key"), str) \
+                and isinstance(e.get("sender"), str) and isinstance(e.get("content"), dict):
+            out.append({k: e[k] for k in ("type", "state_key", "sender", "content")})
+    return out[:50]
