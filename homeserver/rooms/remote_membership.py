@@ -22,7 +22,12 @@ from homeserver.events.receiver import Dropped, EventReceiver
 from homeserver.protocol.auth_chain import auth_order, auth_state_for, check_auth_chain, find_create, state_map
 from homeserver.protocol.auth_rules import check_auth
 from homeserver.protocol.errors import AuthError, MatrixError
-from homeserver.protocol.events import check_event_size_and_format, compute_event_id, hash_and_sign_event
+from homeserver.protocol.events import (
+    check_event_size_and_format,
+    compute_event_id,
+    hash_and_sign_event,
+    make_event_refs,
+)
 from homeserver.protocol.ids import is_valid_room_id, is_valid_user_id, server_name_of
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.rooms.directory import DirectoryService
@@ -174,8 +179,33 @@ class RemoteMembership:
         servers = await self.candidate_servers(room_id, [], user_id)
         if not servers:
             return False
-        await self.leave(user_id, room_id, servers, reason)
+        try:
+            await self.leave(user_id, room_id, servers, reason)
+        except MatrixError as e:
+            if current[0] != "invite":
+                raise
+            # The room's servers cannot be reached (or refuse): the invite is rejected here
+            # all the same, so that it does not stay in the user's sync forever.
+            log.info("rejecting the invite to %s locally: %s", room_id, e.error)
+            await self._local_rejection(user_id, room_id, current[1], reason)
         return True
+
+    async def _local_rejection(self, user_id: str, room_id: str, invite_id: str, reason: str | None) -> None:
+        """A leave event of our own making, after the invite (never sent anywhere)."""
+        invite = await self.stores.events.get(invite_id)
+        version = await self.stores.userdata.room_version(room_id)
+        rv = KNOWN_ROOM_VERSIONS.get(version or "")
+        if invite is None or rv is None:
+            raise MatrixError(404, "M_NOT_FOUND", "Unknown invite")
+        content: dict[str, Any] = {"membership": "leave", **({"reason": reason} if reason is not None else {})}
+        refs = make_event_refs(rv, [(invite.event_id, invite.pdu)])
+        pdu: dict[str, Any] = {"room_id": room_id, "type": "m.room.member", "sender": user_id, "state_key": user_id,
+                               "content": content, "origin_server_ts": int(time.time() * 1000),
+                               "depth": invite.depth + 1, "prev_events": refs, "auth_events": refs}
+        if rv.event_id_in_pdu:
+            pdu["event_id"] = self.persister._legacy_event_id()
+        pdu = hash_and_sign_event(pdu, self.server_name, self.persister.signing_key, rv)
+        await self.record_out_of_room(rv, room_id, user_id, pdu, compute_event_id(pdu, rv))
 
     # ------------------------------------------------------------------ joining
 
