@@ -18,7 +18,8 @@ from homeserver.protocol.ids import server_name_of
 from homeserver.protocol.redaction import redact
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.protocol.signing import SigningKey, sign_json, verify_json_signature
-from homeserver.rooms.remote_membership import RemoteMembership, stripped_events
+from homeserver.rooms.membership_peer import stripped_events
+from homeserver.rooms.remote_membership import RemoteMembership
 from homeserver.rooms.serialize import stripped_state
 from homeserver.storage.stores import Stores
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from homeserver.events.persist import EventContext
 from homeserver.events.persister import EventPersister
@@ -28,35 +28,23 @@ from homeserver.protocol.events import (
     hash_and_sign_event,
     make_event_refs,
 )
-from homeserver.protocol.ids import is_valid_room_id, is_valid_user_id, server_name_of
+from homeserver.protocol.ids import is_valid_room_id, server_name_of
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.rooms.directory import DirectoryService
+from homeserver.rooms.membership_peer import (
+    REFUSALS,
+    MembershipPeer,
+    event_id_or_none,
+    remote_message,
+    stripped_events,
+    valid_servers,
+)
 from homeserver.rooms.service import RoomService
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 
 log = logging.getLogger("parley.federation")
 MAX_SERVERS = 10
-#: Answers from a resident server that no other server of the room would answer differently.
-REFUSALS = ("M_FORBIDDEN", "M_INCOMPATIBLE_ROOM_VERSION", "M_UNSUPPORTED_ROOM_VERSION")
-
-
-class MembershipPeer(Protocol):
-    async def make_join(self, destination: str, room_id: str, user_id: str,
-                        versions: list[str]) -> dict[str, Any]: ...
-
-    async def send_join(self, destination: str, room_id: str, event_id: str,
-                        pdu: dict[str, Any]) -> dict[str, Any]: ...
-
-    async def make_leave(self, destination: str, room_id: str, user_id: str) -> dict[str, Any]: ...
-
-    async def send_leave(self, destination: str, room_id: str, event_id: str, pdu: dict[str, Any]) -> None: ...
-
-    async def make_knock(self, destination: str, room_id: str, user_id: str,
-                         versions: list[str]) -> dict[str, Any]: ...
-
-    async def send_knock(self, destination: str, room_id: str, event_id: str,
-                         pdu: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class RemoteMembership:
@@ -158,7 +146,7 @@ class RemoteMembership:
                 last = e
                 remote_status, remote_code = getattr(e, "remote_status", None), getattr(e, "remote_errcode", None)
                 if remote_status in (400, 403) and remote_code in REFUSALS:
-                    raise MatrixError(remote_status, remote_code, _remote_message(e)) from None
+                    raise MatrixError(remote_status, remote_code, remote_message(e)) from None
                 continue
             stripped = stripped_events(answer.get("knock_room_state"))
             await self.ensure_room(rv, room_id, "")
@@ -229,7 +217,7 @@ class RemoteMembership:
                 remote_status, remote_code = getattr(e, "remote_status", None), getattr(e, "remote_errcode", None)
                 if remote_status in (400, 403) and remote_code in REFUSALS:
                     # The room's server said no (not invited, banned, wrong version): final.
-                    raise MatrixError(remote_status, remote_code, _remote_message(e)) from None
+                    raise MatrixError(remote_status, remote_code, remote_message(e)) from None
                 continue
             if self.rooms.after_join is not None:
                 await self.rooms.after_join(user_id, room_id)
@@ -275,14 +263,14 @@ class RemoteMembership:
                          answer: dict[str, Any]) -> StoredEvent:
         """Check the send_join answer and store it; the join is the room's newest event."""
         signed = answer.get("event")
-        if isinstance(signed, dict) and _event_id_or_none(signed, rv) == event_id:
+        if isinstance(signed, dict) and event_id_or_none(signed, rv) == event_id:
             pdu = signed  # countersigned by the resident server (restricted joins)
         state_pdus, chain_pdus = answer.get("state"), answer.get("auth_chain")
         if not isinstance(state_pdus, list) or not isinstance(chain_pdus, list):
             raise MatrixError(502, "M_UNKNOWN", "The resident server's send_join answer is malformed")
         events = await self._checked_pdus(rv, room_id, [*chain_pdus, *state_pdus])
         rejected = check_auth_chain(rv, room_id, events)
-        state_ids = [i for i in (_event_id_or_none(p, rv) for p in state_pdus) if i is not None]
+        state_ids = [i for i in (event_id_or_none(p, rv) for p in state_pdus) if i is not None]
         state = state_map(events, [i for i in state_ids if i in events], rejected)
         create_id = find_create(rv, room_id, events)
         if create_id is None or state.get(("m.room.create", "")) != create_id:
@@ -380,34 +368,3 @@ class RemoteMembership:
         if self.wake_users is not None:
             await self.wake_users([user_id])
         return ev
-
-
-def _event_id_or_none(pdu: Any, rv: RoomVersion) -> str | None:
-    if not isinstance(pdu, dict):
-        return None
-    try:
-        return compute_event_id(pdu, rv)
-    except (KeyError, TypeError, ValueError, AttributeError, MatrixError):
-        return None
-
-
-def _remote_message(e: MatrixError) -> str:
-    body = getattr(e, "remote_body", None)
-    msg = body.get("error") if isinstance(body, dict) else None
-    return f"The room's server refused: {msg}" if isinstance(msg, str) else e.error
-
-
-def valid_servers(raw: list[str]) -> list[str]:
-    """`via`/`server_name` values that are server names (no user IDs or paths)."""
-    return [s for s in raw if s and "/" not in s and not is_valid_user_id(s) and len(s) < 256]
-
-
-def stripped_events(raw: Any) -> list[dict[str, Any]]:
-    """The stripped state events (type, state_key, sender, content) among what a server sent
-    along with an invite or knock; anything else is left out."""
-    out: list[dict[str, Any]] = []
-    for e in raw if isinstance(raw, list) else []:
-        if isinstance(e, dict) and isinstance(e.get("type"), str) and isinstance(e.get("state_key"), str) \
-                and isinstance(e.get("sender"), str) and isinstance(e.get("content"), dict):
-            out.append({k: e[k] for k in ("type", "state_key", "sender", "content")})
-    return out[:50]
