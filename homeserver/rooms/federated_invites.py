@@ -18,6 +18,7 @@ from homeserver.protocol.ids import server_name_of
 from homeserver.protocol.redaction import redact
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.protocol.signing import SigningKey, sign_json, verify_json_signature
+from homeserver.rooms.membership_peer import stripped_events
 from homeserver.rooms.remote_membership import RemoteMembership
 from homeserver.rooms.serialize import stripped_state
 from homeserver.storage.stores import Stores
@@ -87,16 +88,13 @@ class FederatedInvites:
         if self.receiver.check_content_hash(pdu, rv) is not pdu:
             raise MatrixError(400, "M_BAD_JSON", "The invite's content hash does not match")
         signed = self.countersign(pdu, rv)
-        stripped = body.get("invite_room_state", [])
-        if not isinstance(stripped, list):
-            stripped = []
+        stripped = stripped_events(body.get("invite_room_state"))
         current = await self.stores.state.membership(room_id, target)
         if current is not None and current[0] in ("join", "ban") and await self.remote.host_in_room(room_id):
             raise MatrixError(403, "M_FORBIDDEN", f"The user is already {current[0]} in the room")
         await self.remote.ensure_room(rv, room_id, sender)
         async with self.stores.db.transaction() as c:
-            await self.stores.membership_state.put(c, event_id, room_id,
-                                                   [e for e in stripped if isinstance(e, dict)][:50])
+            await self.stores.membership_state.put(c, event_id, room_id, stripped)
         if not await self.remote.host_in_room(room_id):
             await self.remote.record_out_of_room(rv, room_id, target, signed, event_id)
         return {"event": signed}
@@ -144,3 +142,4 @@ class FederatedInvites:
             except MatrixError:  # try the next key
                 continue
         raise MatrixError(502, "M_UNKNOWN", "The invitee's server did not sign the invite")
+

@@ -9,6 +9,7 @@ through the receiver as backfilled: placed in the past by depth, never new to a 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Protocol
 
 from homeserver.events.receiver import EventReceiver
@@ -21,6 +22,8 @@ log = logging.getLogger("parley.federation")
 #: Oldest timeline events whose prev events are looked at.
 EDGE_SCAN = 20
 MAX_SERVERS = 5
+#: After a backfill that brought nothing, the same gap is not asked about again for this long.
+FRUITLESS_S = 60.0
 
 
 class BackfillPeer(Protocol):
@@ -34,6 +37,7 @@ class RemoteBackfill:
         self.receiver = receiver
         self.peer = peer
         self.server_name = server_name
+        self._fruitless: dict[tuple[str, tuple[str, ...]], float] = {}
 
     async def backward_extremities(self, room_id: str) -> list[str]:
         oldest = await self.stores.events.room_events_topo(room_id, None, None, self.stores.stream.current(),
@@ -54,6 +58,17 @@ class RemoteBackfill:
         extremities = await self.backward_extremities(room_id)
         if not extremities:
             return 0
+        key = (room_id, tuple(sorted(extremities)))
+        if time.monotonic() < self._fruitless.get(key, 0.0):
+            return 0
+        got = await self._backfill_from_servers(room_id, extremities, limit)
+        if got == 0:
+            if len(self._fruitless) > 10_000:
+                self._fruitless.clear()
+            self._fruitless[key] = time.monotonic() + FRUITLESS_S
+        return got
+
+    async def _backfill_from_servers(self, room_id: str, extremities: list[str], limit: int) -> int:
         for server in await self._servers(room_id):
             try:
                 pdus = await self.peer.backfill(server, room_id, extremities[:20], limit)

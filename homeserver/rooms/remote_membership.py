@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from homeserver.events.persist import EventContext
 from homeserver.events.persister import EventPersister
@@ -22,36 +22,29 @@ from homeserver.events.receiver import Dropped, EventReceiver
 from homeserver.protocol.auth_chain import auth_order, auth_state_for, check_auth_chain, find_create, state_map
 from homeserver.protocol.auth_rules import check_auth
 from homeserver.protocol.errors import AuthError, MatrixError
-from homeserver.protocol.events import check_event_size_and_format, compute_event_id, hash_and_sign_event
-from homeserver.protocol.ids import is_valid_room_id, is_valid_user_id, server_name_of
+from homeserver.protocol.events import (
+    check_event_size_and_format,
+    compute_event_id,
+    hash_and_sign_event,
+    make_event_refs,
+)
+from homeserver.protocol.ids import is_valid_room_id, server_name_of
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.rooms.directory import DirectoryService
+from homeserver.rooms.membership_peer import (
+    REFUSALS,
+    MembershipPeer,
+    event_id_or_none,
+    remote_message,
+    stripped_events,
+    valid_servers,
+)
 from homeserver.rooms.service import RoomService
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 
 log = logging.getLogger("parley.federation")
 MAX_SERVERS = 10
-#: Answers from a resident server that no other server of the room would answer differently.
-REFUSALS = ("M_FORBIDDEN", "M_INCOMPATIBLE_ROOM_VERSION", "M_UNSUPPORTED_ROOM_VERSION")
-
-
-class MembershipPeer(Protocol):
-    async def make_join(self, destination: str, room_id: str, user_id: str,
-                        versions: list[str]) -> dict[str, Any]: ...
-
-    async def send_join(self, destination: str, room_id: str, event_id: str,
-                        pdu: dict[str, Any]) -> dict[str, Any]: ...
-
-    async def make_leave(self, destination: str, room_id: str, user_id: str) -> dict[str, Any]: ...
-
-    async def send_leave(self, destination: str, room_id: str, event_id: str, pdu: dict[str, Any]) -> None: ...
-
-    async def make_knock(self, destination: str, room_id: str, user_id: str,
-                         versions: list[str]) -> dict[str, Any]: ...
-
-    async def send_knock(self, destination: str, room_id: str, event_id: str,
-                         pdu: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class RemoteMembership:
@@ -153,10 +146,9 @@ class RemoteMembership:
                 last = e
                 remote_status, remote_code = getattr(e, "remote_status", None), getattr(e, "remote_errcode", None)
                 if remote_status in (400, 403) and remote_code in REFUSALS:
-                    raise MatrixError(remote_status, remote_code, _remote_message(e)) from None
+                    raise MatrixError(remote_status, remote_code, remote_message(e)) from None
                 continue
-            stripped = answer.get("knock_room_state")
-            stripped = [e for e in stripped if isinstance(e, dict)][:50] if isinstance(stripped, list) else []
+            stripped = stripped_events(answer.get("knock_room_state"))
             await self.ensure_room(rv, room_id, "")
             async with self.stores.db.transaction() as c:
                 await self.stores.membership_state.put(c, event_id, room_id, stripped)
@@ -175,8 +167,33 @@ class RemoteMembership:
         servers = await self.candidate_servers(room_id, [], user_id)
         if not servers:
             return False
-        await self.leave(user_id, room_id, servers, reason)
+        try:
+            await self.leave(user_id, room_id, servers, reason)
+        except MatrixError as e:
+            if current[0] != "invite":
+                raise
+            # The room's servers cannot be reached (or refuse): the invite is rejected here
+            # all the same, so that it does not stay in the user's sync forever.
+            log.info("rejecting the invite to %s locally: %s", room_id, e.error)
+            await self._local_rejection(user_id, room_id, current[1], reason)
         return True
+
+    async def _local_rejection(self, user_id: str, room_id: str, invite_id: str, reason: str | None) -> None:
+        """A leave event of our own making, after the invite (never sent anywhere)."""
+        invite = await self.stores.events.get(invite_id)
+        version = await self.stores.userdata.room_version(room_id)
+        rv = KNOWN_ROOM_VERSIONS.get(version or "")
+        if invite is None or rv is None:
+            raise MatrixError(404, "M_NOT_FOUND", "Unknown invite")
+        content: dict[str, Any] = {"membership": "leave", **({"reason": reason} if reason is not None else {})}
+        refs = make_event_refs(rv, [(invite.event_id, invite.pdu)])
+        pdu: dict[str, Any] = {"room_id": room_id, "type": "m.room.member", "sender": user_id, "state_key": user_id,
+                               "content": content, "origin_server_ts": int(time.time() * 1000),
+                               "depth": invite.depth + 1, "prev_events": refs, "auth_events": refs}
+        if rv.event_id_in_pdu:
+            pdu["event_id"] = self.persister._legacy_event_id()
+        pdu = hash_and_sign_event(pdu, self.server_name, self.persister.signing_key, rv)
+        await self.record_out_of_room(rv, room_id, user_id, pdu, compute_event_id(pdu, rv))
 
     # ------------------------------------------------------------------ joining
 
@@ -200,7 +217,7 @@ class RemoteMembership:
                 remote_status, remote_code = getattr(e, "remote_status", None), getattr(e, "remote_errcode", None)
                 if remote_status in (400, 403) and remote_code in REFUSALS:
                     # The room's server said no (not invited, banned, wrong version): final.
-                    raise MatrixError(remote_status, remote_code, _remote_message(e)) from None
+                    raise MatrixError(remote_status, remote_code, remote_message(e)) from None
                 continue
             if self.rooms.after_join is not None:
                 await self.rooms.after_join(user_id, room_id)
@@ -246,14 +263,14 @@ class RemoteMembership:
                          answer: dict[str, Any]) -> StoredEvent:
         """Check the send_join answer and store it; the join is the room's newest event."""
         signed = answer.get("event")
-        if isinstance(signed, dict) and _event_id_or_none(signed, rv) == event_id:
+        if isinstance(signed, dict) and event_id_or_none(signed, rv) == event_id:
             pdu = signed  # countersigned by the resident server (restricted joins)
         state_pdus, chain_pdus = answer.get("state"), answer.get("auth_chain")
         if not isinstance(state_pdus, list) or not isinstance(chain_pdus, list):
             raise MatrixError(502, "M_UNKNOWN", "The resident server's send_join answer is malformed")
         events = await self._checked_pdus(rv, room_id, [*chain_pdus, *state_pdus])
         rejected = check_auth_chain(rv, room_id, events)
-        state_ids = [i for i in (_event_id_or_none(p, rv) for p in state_pdus) if i is not None]
+        state_ids = [i for i in (event_id_or_none(p, rv) for p in state_pdus) if i is not None]
         state = state_map(events, [i for i in state_ids if i in events], rejected)
         create_id = find_create(rv, room_id, events)
         if create_id is None or state.get(("m.room.create", "")) != create_id:
@@ -351,23 +368,3 @@ class RemoteMembership:
         if self.wake_users is not None:
             await self.wake_users([user_id])
         return ev
-
-
-def _event_id_or_none(pdu: Any, rv: RoomVersion) -> str | None:
-    if not isinstance(pdu, dict):
-        return None
-    try:
-        return compute_event_id(pdu, rv)
-    except (KeyError, TypeError, ValueError, AttributeError, MatrixError):
-        return None
-
-
-def _remote_message(e: MatrixError) -> str:
-    body = getattr(e, "remote_body", None)
-    msg = body.get("error") if isinstance(body, dict) else None
-    return f"The room's server refused: {msg}" if isinstance(msg, str) else e.error
-
-
-def valid_servers(raw: list[str]) -> list[str]:
-    """`via`/`server_name` values that are server names (no user IDs or paths)."""
-    return [s for s in raw if s and "/" not in s and not is_valid_user_id(s) and len(s) < 256]

@@ -356,3 +356,22 @@ async def test_inviting_a_remote_user(client: MatrixClient, hs: Homeserver) -> N
     assert resp.status_code == 403 and resp.json()["errcode"] == "M_FORBIDDEN"
     assert "No invites, thanks" in resp.json()["error"]
     assert (await alice.get(f"{V3}/rooms/{room}/state/m.room.member/{quote(carol)}")).status_code == 404
+
+
+@FED_ON
+async def test_an_invite_is_rejected_even_when_its_server_refuses(client: MatrixClient, hs: Homeserver) -> None:
+    room = RemoteRoom(hs.server_name, "unreachable inviter")
+    _wire(hs, room)
+    alice = await client.register("alice")
+    eid, pdu = _invite(room, alice.user_id)
+    resp = await _put_invite(client, hs, room, eid, {"room_version": "10", "event": pdu})
+    assert resp.status_code == 200
+    sync = await alice.sync()
+    assert room.room_id in sync["rooms"]["invite"]
+    room.refuse_joins = True
+    await alice.ok("POST", f"{V3}/rooms/{room.room_id}/leave", {"reason": "no thanks"})
+    assert f"{REMOTE} GET make_leave" in room.calls
+    after = await alice.sync(since=sync["next_batch"], timeout="0")
+    assert room.room_id not in after["rooms"].get("invite", {}) and room.room_id in after["rooms"]["leave"]
+    again = await alice.post(f"{V3}/rooms/{room.room_id}/leave")
+    assert again.status_code == 403 and again.json()["errcode"] == "M_FORBIDDEN"

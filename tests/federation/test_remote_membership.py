@@ -1,6 +1,6 @@
 """Parley users in rooms that live on a real Synapse: joining by alias and by ID (room versions
 10, 11 and 12), history through backfill as history_visibility allows, Synapse's later messages
-in the Parley user's sync, invites both ways (accepted and rejected)."""
+in the Parley user's sync, invites and knocks both ways; and a room on another Parley."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.federation.peers import Peer
+from tests.federation.peers import Peer, TestCA, start_parley
 
 V3 = "/_matrix/client/v3"
 DEADLINE_S = 30.0
@@ -217,3 +217,22 @@ def test_knocks_both_ways(parley: Peer, synapse: Peer) -> None:
     _call(parley, alice, "POST", f"/rooms/{quote(on_parley)}/invite", {"user_id": bob["user_id"]})
     _call(synapse, bob, "POST", f"/join/{quote(on_parley)}", {}, params={"server_name": parley.server_name})
     assert _membership_on(parley, alice, on_parley, bob["user_id"]) == "join"
+
+
+def test_parley_joins_a_room_on_another_parley(parley: Peer, test_ca: TestCA,
+                                               tmp_path_factory: pytest.TempPathFactory) -> None:
+    other = start_parley(tmp_path_factory.mktemp("parley-join"), test_ca)
+    try:
+        alice = _register(other)
+        local = f"pp{secrets.token_hex(3)}"
+        room = str(_call(other, alice, "POST", "/createRoom", {
+            "preset": "public_chat", "room_alias_name": local, "name": "on the other Parley"})["room_id"])
+        for i in range(3):
+            _send(other, alice, room, f"earlier {i}")
+        carol = _register(parley)
+        assert _call(parley, carol, "POST", f"/join/{quote(f'#{local}:{other.server_name}')}", {}) == {"room_id": room}
+        assert _membership_on(other, alice, room, carol["user_id"]) == "join"
+        assert _call(parley, carol, "GET", f"/rooms/{quote(room)}/state/m.room.name")["name"] == "on the other Parley"
+        assert _bodies_back(parley, carol, room) == [f"earlier {i}" for i in range(3)]
+    finally:
+        other.stop()
