@@ -13,6 +13,7 @@ from homeserver.storage.ids import Counter, StreamTracker
 from homeserver.storage.key_backup import KeyBackupStore
 from homeserver.storage.media import MediaStore
 from homeserver.storage.migrate import migrate
+from homeserver.storage.pushers import PusherStore
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.server_keys import ServerKeyStore
 from homeserver.storage.state import StateStore
@@ -52,6 +53,7 @@ class Stores:
         self.to_device = ToDeviceStore(db)
         self.cross_signing = CrossSigningStore(db)
         self.key_backup = KeyBackupStore(db)
+        self.pushers = PusherStore(db)
 
     @classmethod
     async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:
