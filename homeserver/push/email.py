@@ -12,7 +12,8 @@ import logging
 import secrets
 import time
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.policy import SMTP
+from email.utils import formataddr, make_msgid, parseaddr
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,6 +29,7 @@ log = logging.getLogger("parley.push.email")
 SECRET_KEY = "email_unsubscribe_secret"
 UNSUBSCRIBE_PATH = "_matrix/client/unstable/org.parley.push/unsubscribe"
 MAX_PER_DIGEST = 50
+SMTP_POLICY = SMTP.clone(max_line_length=998)
 
 
 class EmailNotifier:
@@ -140,7 +142,8 @@ class EmailNotifier:
                   f"Stop these emails: {unsub}"]
         parts += [f'<p><a href="{html.escape(open_url)}">Open {html.escape(self.config.app_name)}</a></p>',
                   f'<p><small><a href="{html.escape(unsub)}">Unsubscribe</a> from these emails.</small></p>']
-        msg = EmailMessage()
+        # Long unsubscribe URLs must stay one token (a shorter line limit would encode them).
+        msg = EmailMessage(policy=SMTP_POLICY)
         msg["From"] = self.config.notif_from
         msg["To"] = formataddr(("", p.pushkey))
         msg["Subject"] = subject
@@ -151,7 +154,8 @@ class EmailNotifier:
         msg.add_alternative("<!doctype html><html><body>" + "".join(parts) + "</body></html>", subtype="html")
         c = self.config
         await aiosmtplib.send(
-            msg, hostname=c.smtp_host, port=c.smtp_port, username=c.smtp_user, password=c.smtp_password,
+            msg.as_bytes(policy=SMTP_POLICY), sender=parseaddr(c.notif_from)[1], recipients=[p.pushkey],
+            hostname=c.smtp_host, port=c.smtp_port, username=c.smtp_user, password=c.smtp_password,
             use_tls=c.force_tls, start_tls=True if c.require_starttls else (False if c.force_tls else None),
             timeout=30,
         )
