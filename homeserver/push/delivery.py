@@ -64,6 +64,7 @@ class PushDelivery:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._task: asyncio.Task[None] | None = None
         self._vapid_pem: str | None = None
+        self._stopping = False
         self.lease = LeaderLease(stores.db, "push-delivery")
 
     # ------------------------------------------------------------------ lifecycle
@@ -76,6 +77,7 @@ class PushDelivery:
             self._task = asyncio.ensure_future(self.lease.run_forever(self._loop))
 
     async def stop(self) -> None:
+        self._stopping = True
         tasks = [t for t in (self._task, *self._in_flight.values()) if t is not None]
         for t in tasks:
             t.cancel()
@@ -86,7 +88,7 @@ class PushDelivery:
         await self.http.close()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.run_once()
@@ -96,8 +98,13 @@ class PushDelivery:
                 raise
             except Exception:
                 log.exception("push delivery round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_ms / 1000)
+            # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that arrives
+            # just as the event is set (a finishing delivery sets it), and stop() would wait forever.
+            waiter = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({waiter}, timeout=self.config.poll_interval_ms / 1000)
+            finally:
+                waiter.cancel()
 
     async def run_once(self, now_ms: int | None = None) -> int:
         """Start a task for each due delivery not already in flight; returns how many started."""
@@ -130,6 +137,9 @@ class PushDelivery:
     # ------------------------------------------------------------------ one delivery
 
     async def deliver(self, d: Delivery) -> None:
+        # The queue was read before an earlier task for this row finished: that one sent it.
+        if not await self.stores.pushers.is_pending(d):
+            return
         pusher = await self.stores.pushers.get(d.user_id, d.app_id, d.pushkey)
         ev = await self.stores.events.get(d.event_id)
         if pusher is None or ev is None:

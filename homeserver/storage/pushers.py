@@ -191,6 +191,11 @@ class PusherStore:
         v = await self.db.fetchval("SELECT MIN(next_attempt_ms) FROM push_deliveries")
         return int(v) if v is not None else None
 
+    async def is_pending(self, d: Delivery) -> bool:
+        return await self.db.fetchval(
+            "SELECT 1 FROM push_deliveries WHERE user_id = $1 AND app_id = $2 AND pushkey = $3"
+            " AND stream_ordering = $4", d.user_id, d.app_id, d.pushkey, d.stream_ordering) is not None
+
     async def delivered(self, d: Delivery) -> None:
         await self.db.execute("DELETE FROM push_deliveries WHERE user_id = $1 AND app_id = $2 AND pushkey = $3"
                               " AND stream_ordering = $4", d.user_id, d.app_id, d.pushkey, d.stream_ordering)

@@ -147,3 +147,58 @@ async def test_sends_stay_fast_while_the_gateway_hangs(client: MatrixClient, gat
 
 async def _pending_is(hs: Homeserver, n: int) -> bool:
     return await hs.stores.pushers.pending_count() == n
+
+
+async def test_two_workers_deliver_once(tmp_path: Any, gateway: TestGateway) -> None:
+    """Two workers on one PostgreSQL database: one holds the push-delivery lease; each
+    notification reaches the gateway once, whichever worker persisted the event, and the other
+    worker takes over when the holder stops."""
+    import httpx
+
+    from client_api.app import build_app
+    from homeserver.protocol.signing import generate_signing_key
+    from homeserver.storage.stores import Stores
+    from tests.conftest import _dsn_for, create_pg_database, drop_pg_database, make_config
+
+    name = await create_pg_database()
+    workers: list[Homeserver] = []
+    key = generate_signing_key("t1")  # one server: the workers share its key (and token secret)
+    try:
+        for i in range(2):
+            cfg = make_config(tmp_path / f"w{i}", _dsn_for(name), **{
+                "push": PushConfig(ip_range_allowlist=("127.0.0.0/8",), poll_interval_ms=50)})
+            w = Homeserver(cfg, await Stores.open(cfg.database), key)
+            w.notifications.delivery.lease.retry_s = 0.05
+            w.notifications.delivery.lease.check_s = 0.05
+            await w.start_background()
+            workers.append(w)
+        clients = []
+        for w in workers:
+            http = httpx.AsyncClient(transport=httpx.ASGITransport(app=build_app(w.config, w)),
+                                     base_url="http://parley.test")
+            clients.append(MatrixClient(http))
+        alice, bob, room = await setup_pair(clients[0], gateway)
+        bob_on_1 = clients[1].as_user(bob.token or "", bob.user_id or "", bob.device_id or "")
+        await bob.send_text(room, "from worker 0")
+        await bob_on_1.send_text(room, "from worker 1")
+        reqs = await gateway.wait_for(2)
+        await wait_until(lambda: _pending_is(workers[0], 0))
+        bodies = sorted(r.json()["notification"]["content"]["body"] for r in reqs)
+        assert bodies == ["from worker 0", "from worker 1"]
+        held = [i for i, w in enumerate(workers) if w.notifications.delivery.lease.held]
+        assert len(held) == 1
+        # The holder stops; the other takes the lease over and delivers the next message.
+        other = 1 - held[0]
+        await workers[held[0]].close()
+        workers = [workers[other]]
+        bob_here = clients[other].as_user(bob.token or "", bob.user_id or "", bob.device_id or "")
+        await bob_here.send_text(room, "after failover")
+        reqs = await gateway.wait_for(3)
+        assert sorted(r.json()["notification"]["content"]["body"] for r in reqs)[0] == "after failover"
+        assert len(gateway.requests) == 3
+        for c in clients:
+            await c.http.aclose()
+    finally:
+        for w in workers:
+            await w.close()
+        await drop_pg_database(name)
