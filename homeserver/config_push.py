@@ -41,6 +41,8 @@ class EmailConfig:
     # STARTTLS after connecting (required when true), or implicit TLS from the first byte.
     require_starttls: bool = False
     force_tls: bool = False
+    # Extra trust anchors (PEM) for the SMTP server's certificate, on top of the system store.
+    ca_file: str | None = None
     notif_from: str = "Parley <noreply@localhost>"
     app_name: str = "Parley"
     # Messages still unread after this long are emailed (one digest per user per batch).
@@ -119,7 +121,7 @@ def build_email_config(raw: Any) -> EmailConfig:
     for k in ("smtp_host", "notif_from", "app_name"):
         if k in raw:
             kw[k] = as_str(f"email.{k}", raw[k])
-    for k in ("smtp_user", "smtp_password", "client_base_url"):
+    for k in ("smtp_user", "smtp_password", "client_base_url", "ca_file"):
         if raw.get(k) not in (None, ""):
             kw[k] = as_str(f"email.{k}", raw[k])
     if "smtp_port" in raw:

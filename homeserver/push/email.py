@@ -157,6 +157,6 @@ class EmailNotifier:
             msg.as_bytes(policy=SMTP_POLICY), sender=parseaddr(c.notif_from)[1], recipients=[p.pushkey],
             hostname=c.smtp_host, port=c.smtp_port, username=c.smtp_user, password=c.smtp_password,
             use_tls=c.force_tls, start_tls=True if c.require_starttls else (False if c.force_tls else None),
-            timeout=30,
+            cert_bundle=c.ca_file, timeout=30,
         )
 
