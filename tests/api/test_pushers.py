@@ -165,3 +165,24 @@ async def test_invite_notifies_the_invitee(client: MatrixClient) -> None:
     await alice.ok("POST", f"{V3}/rooms/{room}/invite", {"user_id": bob.user_id})
     got = await bob.ok("GET", f"{V3}/notifications")
     assert [n["event"]["type"] for n in got["notifications"]] == ["m.room.member"]
+
+
+async def test_user_rules_mute_a_room_and_highlight_keywords(client: MatrixClient) -> None:
+    """Per-room and keyword settings through the standard push-rule API drive what is stored."""
+    from urllib.parse import quote
+
+    alice, bob = await client.register(), await client.register()
+    noisy = await alice.create_room(preset="public_chat")
+    quiet = await alice.create_room(preset="public_chat")
+    for room in (noisy, quiet):
+        await bob.ok("POST", f"{V3}/join/{room}")
+    await alice.ok("PUT", f"{V3}/pushrules/global/room/{quote(quiet, safe='')}", {"actions": []})
+    await alice.ok("PUT", f"{V3}/pushrules/global/content/deploy", {
+        "pattern": "deploy", "actions": ["notify", {"set_tweak": "highlight"}]})
+    await bob.send_text(quiet, "nobody hears this")
+    plain = await bob.send_text(noisy, "just chatting")
+    keyword = await bob.send_text(noisy, "time to deploy")
+    got = await alice.ok("GET", f"{V3}/notifications")
+    assert [n["event"]["event_id"] for n in got["notifications"]] == [keyword, plain]
+    hl = await alice.ok("GET", f"{V3}/notifications", params={"only": "highlight"})
+    assert [n["event"]["event_id"] for n in hl["notifications"]] == [keyword]
