@@ -23,6 +23,7 @@ from client_api.routes import (
     media,
     operations,
     peek,
+    pushers,
     pushrules,
     room_keys,
     room_upgrades,
@@ -49,7 +50,7 @@ ALL_ROUTES: list[Route] = [
     *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
     *room_upgrades.routes, *user_directory.routes, *keys.routes, *room_keys.routes,
     *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
-    *shared_secret.routes, *federation_routes, *spaces.routes,
+    *shared_secret.routes, *federation_routes, *spaces.routes, *pushers.routes,
     *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))

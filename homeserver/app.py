@@ -49,6 +49,7 @@ from homeserver.legacy.service import LegacySyncService
 from homeserver.media.service import MediaService
 from homeserver.protocol.signing import SigningKey, encode_signing_key_seed, key_id, verify_key_b64
 from homeserver.push.service import PushService
+from homeserver.push.wiring import NotificationParts
 from homeserver.ratelimit import Limiter, RateLimiter
 from homeserver.rooms.directory import DirectoryService
 from homeserver.rooms.federated_invites import FederatedInvites
@@ -175,6 +176,7 @@ class Homeserver:
         self.peek = PeekService(stores, self.serializer, self.notifier, self.visibility)
         self.user_directory = UserDirectoryService(stores, config.user_directory_search_all_users)
         self.media = MediaService(stores, config.server_name, config)
+        self.notifications = NotificationParts(self)
         self.shared_secret_registration = SharedSecretRegistration(config.registration_shared_secret,
                                                                    self.accounts, self.profile)
         self.federation = Federation(config.server_name, config.federation, signing_key, self.retired_keys,
@@ -252,11 +254,13 @@ class Homeserver:
         await self.fanout.start()
         if self.config.federation.enabled:
             self.federation_sender.start()
+        self.notifications.start()
         metrics.watch(self)
 
     async def close(self) -> None:
         metrics.unwatch(self)
         self.typing.close()
+        await self.notifications.stop()
         await self.fanout.stop()
         await self.federation_sender.stop()
         await self.federation.close()

@@ -18,6 +18,7 @@ from homeserver.config_federation import (
     build_federation_config,
     resolve_federation_paths,
 )
+from homeserver.config_push import EmailConfig, PushConfig, build_email_config, build_push_config
 from homeserver.config_values import ConfigError, as_bool, as_str
 from homeserver.protocol.ids import is_valid_server_name
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
@@ -77,6 +78,8 @@ class Config:
     allow_guest_access: bool = False
     user_directory_search_all_users: bool = False
     federation: FederationConfig = field(default_factory=FederationConfig)
+    push: PushConfig = field(default_factory=PushConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     # Enables Synapse-style /_synapse/admin/v1/register (nonce + HMAC-SHA1) when set.
     registration_shared_secret: str | None = None
     web_client_dir: str | None = None  # the web client's static export; None: web/out in the source tree
@@ -271,7 +274,7 @@ _KNOWN_KEYS = {
     "max_upload_bytes", "media_backend", "s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key",
     "s3_region", "url_preview_enabled", "url_preview_ip_allowlist", "sqlite_synchronous",
     "metrics_listener", "log_format", "allow_guest_access", "user_directory_search_all_users",
-    "federation", "registration_shared_secret", "web_client_dir",
+    "federation", "registration_shared_secret", "web_client_dir", "push", "email",
 }
 
 
@@ -386,6 +389,10 @@ def build_config(raw: Mapping[str, Any]) -> Config:
             kw[key] = _as_int(key, raw[key], minimum)
     if "federation" in raw:
         kw["federation"] = build_federation_config(raw["federation"])
+    if "push" in raw:
+        kw["push"] = build_push_config(raw["push"])
+    if "email" in raw:
+        kw["email"] = build_email_config(raw["email"])
     if raw.get("registration_shared_secret") not in (None, ""):
         kw["registration_shared_secret"] = as_str("registration_shared_secret", raw["registration_shared_secret"])
     if "rate_limits" in raw:

@@ -79,6 +79,8 @@ class AccountService:
         self.on_devices_deleted: Callable[[str, list[str] | None], Awaitable[None]] | None = None
         #: Called after a device is added (a login) or renamed: the user's device list changed.
         self.on_device_list_changed: Callable[[str], Awaitable[None]] | None = None
+        # (user_id, the device that changed it): pushers of other devices go with the old password.
+        self.on_password_changed: Callable[[str, str | None], Awaitable[None]] | None = None
 
     async def _device_list_changed(self, out: dict[str, Any]) -> dict[str, Any]:
         """After a login committed (`out` is its response): announce the new device."""
@@ -308,6 +310,8 @@ class AccountService:
                           if d["device_id"] != req.device_id]
                 await self.stores.accounts.delete_other_devices(c, req.user_id, req.device_id)
         await self._devices_deleted(req.user_id, others)
+        if self.on_password_changed is not None:
+            await self.on_password_changed(req.user_id, req.device_id)
 
     async def user_exists(self, user_id: str) -> bool:
         """Whether the ID is taken (deactivated accounts included: IDs are never reused)."""

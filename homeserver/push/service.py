@@ -206,4 +206,6 @@ def _push_view(ev: StoredEvent) -> dict[str, Any]:
     return view
 
 
-__all__ = ["PushService", "default_ruleset"]
+push_view = _push_view  # the event as push rules see it, for the notification pipeline
+
+__all__ = ["PushService", "default_ruleset", "push_view"]

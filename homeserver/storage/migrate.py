@@ -29,6 +29,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (13, "013_federation_queue.sql"),
     (14, "014_remote_invites.sql"),
     (16, "016_remote_caches.sql"),
+    (17, "017_push.sql"),
 ]
 
 _PG_EXTRA = {

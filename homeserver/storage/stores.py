@@ -15,6 +15,7 @@ from homeserver.storage.key_backup import KeyBackupStore
 from homeserver.storage.media import MediaStore
 from homeserver.storage.membership_state import MembershipStateStore
 from homeserver.storage.migrate import migrate
+from homeserver.storage.pushers import PusherStore
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.remote_caches import RemoteDeviceListStore, RemoteMediaStore
 from homeserver.storage.server_keys import ServerKeyStore
@@ -59,6 +60,7 @@ class Stores:
         self.federation_queue = FederationQueueStore(db)
         self.remote_device_lists = RemoteDeviceListStore(db)
         self.remote_media = RemoteMediaStore(db)
+        self.pushers = PusherStore(db)
 
     @classmethod
     async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:
