@@ -19,6 +19,7 @@ from homeserver.accounts.shared_secret import SharedSecretRegistration
 from homeserver.accounts.uia import UIAService
 from homeserver.accounts.user_directory import UserDirectoryService
 from homeserver.admin.service import AdminService
+from homeserver.ai.service import AIService
 from homeserver.bus.base import Bus
 from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
@@ -99,6 +100,7 @@ class Homeserver:
     keys: KeyService
     key_backup: KeyBackupService
     to_device: ToDeviceService
+    ai: AIService
 
     def __init__(self, config: Config, stores: Stores, signing_key: SigningKey,
                  retired_keys: list[RetiredKey] | None = None) -> None:
@@ -152,6 +154,7 @@ class Homeserver:
         self.account_data = AccountDataService(stores, self.fanout.wake_users)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.fanout.wake_room,
                                        self.fanout.wake_users)
+        self.ai = AIService(stores.db, config.ai, seed, self.reader, self.account_data)
         self.legacy = LegacySyncService(self.sync, stores, self.serializer, self.presence, self.reader)
         self.openid = OpenIDService(stores, config.server_name)
         self.admin = AdminService(stores, self.rooms, self.reader)
@@ -226,6 +229,7 @@ class Homeserver:
         self.typing.close()
         await self.fanout.stop()
         await self.federation.close()
+        await self.ai.close()
         await self.stores.close()
 
     # Fan-out entry points kept on the composition root for callers that hold only `hs`.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from homeserver.config_ai import AIConfig, build_ai_config
 from homeserver.config_federation import (
     FederationConfig,
     build_federation_config,
@@ -80,6 +81,7 @@ class Config:
     # Enables Synapse-style /_synapse/admin/v1/register (nonce + HMAC-SHA1) when set.
     registration_shared_secret: str | None = None
     web_client_dir: str | None = None  # the web client's static export; None: web/out in the source tree
+    ai: AIConfig = field(default_factory=AIConfig)
 
     @property
     def data_path(self) -> Path:
@@ -271,7 +273,7 @@ _KNOWN_KEYS = {
     "max_upload_bytes", "media_backend", "s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key",
     "s3_region", "url_preview_enabled", "url_preview_ip_allowlist", "sqlite_synchronous",
     "metrics_listener", "log_format", "allow_guest_access", "user_directory_search_all_users",
-    "federation", "registration_shared_secret", "web_client_dir",
+    "federation", "registration_shared_secret", "web_client_dir", "ai",
 }
 
 
@@ -386,6 +388,8 @@ def build_config(raw: Mapping[str, Any]) -> Config:
             kw[key] = _as_int(key, raw[key], minimum)
     if "federation" in raw:
         kw["federation"] = build_federation_config(raw["federation"])
+    if "ai" in raw:
+        kw["ai"] = build_ai_config(raw["ai"])
     if raw.get("registration_shared_secret") not in (None, ""):
         kw["registration_shared_secret"] = as_str("registration_shared_secret", raw["registration_shared_secret"])
     if "rate_limits" in raw:
