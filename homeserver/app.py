@@ -222,6 +222,7 @@ class Homeserver:
 
     async def start_background(self) -> None:
         await self.fanout.start()
+        await self.ai.start()
         metrics.watch(self)
 
     async def close(self) -> None:

@@ -76,6 +76,9 @@ async def summarize(request: Request, hs: Homeserver, req: Requester) -> Any:
     if since not in (None, "read_marker"):
         raise MatrixError(400, "M_INVALID_PARAM", "'since' may only be \"read_marker\"")
     thread_id = _event_id(body, "thread_id") if "thread_id" in body else None
+    if body.get("background") is True:
+        params = {k: body[k] for k in ("since_ts", "since", "thread_id") if body.get(k) is not None}
+        return {"job_id": await hs.ai.submit_summary(req.user_id, room_id, params)}
     stream = wants_stream(request, body)
     chat = await hs.ai.prepare_summary(req.user_id, room_id, since_ts=since_ts,
                                        since_read_marker=since == "read_marker", thread_id=thread_id)
@@ -112,6 +115,26 @@ async def suggest_replies(request: Request, hs: Homeserver, req: Requester) -> d
     return {"suggestions": await hs.ai.suggest_replies(req.user_id, room_id, _event_id(body, "event_id"))}
 
 
+@endpoint()
+async def refresh_topics(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
+    return {"job_id": await hs.ai.submit_topics(req.user_id, _room(request))}
+
+
+@endpoint()
+async def get_topics(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
+    return await hs.ai.topics(req.user_id, _room(request))
+
+
+@endpoint()
+async def get_job(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
+    return await hs.ai.jobs.get(request.path_params["job_id"], req.user_id)
+
+
+@endpoint()
+async def cancel_job(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
+    return await hs.ai.jobs.cancel(request.path_params["job_id"], req.user_id)
+
+
 routes = [
     Route(f"{PREFIX}/settings", get_settings, methods=["GET"]),
     Route(f"{PREFIX}/settings", put_settings, methods=["PUT"]),
@@ -119,4 +142,8 @@ routes = [
     Route(f"{PREFIX}/models", models, methods=["GET"]),
     Route(f"{PREFIX}/rooms/{{room_id}}/summarize", summarize, methods=["POST"]),
     Route(f"{PREFIX}/rooms/{{room_id}}/suggest_replies", suggest_replies, methods=["POST"]),
+    Route(f"{PREFIX}/rooms/{{room_id}}/topics", refresh_topics, methods=["POST"]),
+    Route(f"{PREFIX}/rooms/{{room_id}}/topics", get_topics, methods=["GET"]),
+    Route(f"{PREFIX}/jobs/{{job_id}}", get_job, methods=["GET"]),
+    Route(f"{PREFIX}/jobs/{{job_id}}", cancel_job, methods=["DELETE"]),
 ]

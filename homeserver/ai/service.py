@@ -18,6 +18,7 @@ from homeserver.accounts.account_data import AccountDataService
 from homeserver.ai import prompts
 from homeserver.ai.client import InferenceClient, Message
 from homeserver.ai.endpoint import Endpoint
+from homeserver.ai.jobs import JobQueue, Progress, job_json
 from homeserver.ai.settings import AISettings
 from homeserver.ai.transcript import TranscriptReader
 from homeserver.config_ai import AIConfig
@@ -25,6 +26,7 @@ from homeserver.outbound import Resolver, system_resolve
 from homeserver.protocol.errors import MatrixError
 from homeserver.rooms.reads import RoomReader
 from homeserver.storage.ai import AIStore
+from homeserver.storage.ai_jobs import AIJobStore, JobRow
 from homeserver.storage.database import Database
 
 SUMMARY_MAX_TOKENS = 600
@@ -47,8 +49,20 @@ class AIService:
         self.settings = AISettings(self.store, cfg, seed, resolver)
         self.client = InferenceClient(cfg, transport)
         self.transcripts = TranscriptReader(reader, account_data)
+        self.jobs = JobQueue(AIJobStore(db))
+        self.jobs.register("topics", self._topics_job)
+        self.jobs.register("summary", self._summary_job)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        if self.cfg.enabled:
+            self._tasks.append(asyncio.create_task(self.jobs.run(), name="ai-jobs"))
 
     async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
         await self.client.close()
 
     async def models(self, user_id: str) -> list[str]:
@@ -97,3 +111,50 @@ class AIService:
         text = await asyncio.wait_for(
             self.client.chat(ep, model, prompts.suggest_prompt(target, before), 200), self.cfg.request_timeout_s)
         return prompts.short_lines(text, 3)
+
+    # ------------------------------------------------------------------ jobs
+
+    async def submit_topics(self, user_id: str, room_id: str) -> str:
+        await self.settings.endpoint_for(user_id, "topics")  # fail now when nothing can serve it
+        await self.transcripts.refuse_encrypted(user_id, room_id)
+        return await self.jobs.submit("topics", user_id, room_id, {})
+
+    async def submit_summary(self, user_id: str, room_id: str, params: dict[str, object]) -> str:
+        await self.settings.endpoint_for(user_id, "summary")
+        await self.transcripts.refuse_encrypted(user_id, room_id)
+        return await self.jobs.submit("summary", user_id, room_id, params)
+
+    async def topics(self, user_id: str, room_id: str) -> dict[str, object]:
+        """The newest topic labels computed for this user and room, and the newest job."""
+        await self.transcripts.reader.check_history_access(user_id, room_id)
+        done = await self.jobs.store.latest_done(user_id, room_id, "topics")
+        latest = await self.jobs.store.latest(user_id, room_id, "topics")
+        out: dict[str, object] = {"labels": (done.result or {}).get("labels", []) if done else []}
+        if done is not None:
+            out["updated_ts"] = done.updated_ts
+        if latest is not None:
+            out["job"] = job_json(latest)
+        return out
+
+    async def _topics_job(self, job: JobRow, progress: Progress) -> dict[str, object]:
+        assert job.room_id is not None
+        ep, model = await self.settings.endpoint_for(job.user_id, "topics")
+        lines = await self.transcripts.channel(job.user_id, job.room_id, limit=200)
+        progress(30)
+        if not lines:
+            return {"labels": [], "message_count": 0}
+        text = await self.client.chat(ep, model, prompts.topics_prompt(lines), 100)
+        return {"labels": prompts.short_lines(text, 5, 60), "message_count": len(lines)}
+
+    async def _summary_job(self, job: JobRow, progress: Progress) -> dict[str, object]:
+        assert job.room_id is not None
+        p = job.params
+        since_ts = p.get("since_ts")
+        thread_id = p.get("thread_id")
+        chat = await self.prepare_summary(
+            job.user_id, job.room_id, since_ts=since_ts if isinstance(since_ts, int) else None,
+            since_read_marker=p.get("since") == "read_marker",
+            thread_id=thread_id if isinstance(thread_id, str) else None)
+        progress(20)
+        text = "".join([piece async for piece in self.stream(chat)])
+        return {"summary": text, "message_count": chat.message_count, "model": chat.model}

@@ -195,3 +195,33 @@ async def test_models_listed_from_the_endpoint(client: MatrixClient, fake: FakeI
     await bob.ok("PUT", f"{AI}/settings", {"endpoint": fake.url, "api_style": "ollama"})
     out = await bob.ok("GET", f"{AI}/models")
     assert "llama3.2:latest" in out["models"] and fake.requests[-1].path == "/api/tags"
+
+
+async def wait_job(bob: MatrixClient, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        job = await bob.ok("GET", f"{AI}/jobs/{job_id}")
+        if job["status"] not in ("queued", "running"):
+            return job
+        assert time.monotonic() < deadline, job
+        await asyncio.sleep(0.05)
+
+
+async def test_topics_and_background_summary_as_jobs(client: MatrixClient, fake: FakeInference) -> None:
+    fake.reply = ["- Databases\n", "- On-call\n", "Incidents"]
+    _, bob, room, _ = await room_with_history(client)
+    assert (await bob.ok("GET", f"{AI}/rooms/{room}/topics"))["labels"] == []
+    job_id = (await bob.ok("POST", f"{AI}/rooms/{room}/topics", {}))["job_id"]
+    job = await wait_job(bob, job_id)
+    assert job["status"] == "done" and job["result"]["labels"] == ["Databases", "On-call", "Incidents"]
+    topics = await bob.ok("GET", f"{AI}/rooms/{room}/topics")
+    assert topics["labels"] == ["Databases", "On-call", "Incidents"] and topics["job"]["job_id"] == job_id
+    prompt = fake.chats()[-1].body["messages"][-1]["content"]
+    assert "database failover" in prompt and "SECRET" not in prompt and "OTHER" not in prompt
+    # Someone else cannot read bob's job.
+    eve = await client.register("eve")
+    assert (await eve.get(f"{AI}/jobs/{job_id}")).status_code == 404
+    fake.reply = ["Summary in the background."]
+    job_id = (await bob.ok("POST", f"{AI}/rooms/{room}/summarize", {"background": True}))["job_id"]
+    job = await wait_job(bob, job_id)
+    assert job["result"] == {"summary": "Summary in the background.", "message_count": 2, "model": "llama3.2"}
