@@ -154,7 +154,7 @@ class Homeserver:
         self.account_data = AccountDataService(stores, self.fanout.wake_users)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.fanout.wake_room,
                                        self.fanout.wake_users)
-        self.ai = AIService(stores.db, config.ai, seed, self.reader, self.account_data)
+        self.ai = AIService(stores, config.ai, seed, self.reader, self.account_data, self.membership)
         self.legacy = LegacySyncService(self.sync, stores, self.serializer, self.presence, self.reader)
         self.openid = OpenIDService(stores, config.server_name)
         self.admin = AdminService(stores, self.rooms, self.reader)

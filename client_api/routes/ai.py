@@ -135,6 +135,21 @@ async def cancel_job(request: Request, hs: Homeserver, req: Requester) -> dict[s
     return await hs.ai.jobs.cancel(request.path_params["job_id"], req.user_id)
 
 
+@endpoint()
+async def search(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
+    body = await json_body(request)
+    term = body.get("search_term")
+    if not isinstance(term, str) or not term.strip() or len(term) > 1000:
+        raise MatrixError(400, "M_INVALID_PARAM", "'search_term' must be a non-empty string")
+    rooms = body.get("rooms")
+    if rooms is not None and (not isinstance(rooms, list) or not all(isinstance(r, str) for r in rooms)):
+        raise MatrixError(400, "M_INVALID_PARAM", "'rooms' must be a list of room IDs")
+    limit = body.get("limit", 10)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 50:
+        raise MatrixError(400, "M_INVALID_PARAM", "'limit' must be an integer from 1 to 50")
+    return {"results": await hs.ai.search(req.user_id, term, rooms, limit)}
+
+
 routes = [
     Route(f"{PREFIX}/settings", get_settings, methods=["GET"]),
     Route(f"{PREFIX}/settings", put_settings, methods=["PUT"]),
@@ -144,6 +159,7 @@ routes = [
     Route(f"{PREFIX}/rooms/{{room_id}}/suggest_replies", suggest_replies, methods=["POST"]),
     Route(f"{PREFIX}/rooms/{{room_id}}/topics", refresh_topics, methods=["POST"]),
     Route(f"{PREFIX}/rooms/{{room_id}}/topics", get_topics, methods=["GET"]),
+    Route(f"{PREFIX}/search", search, methods=["POST"]),
     Route(f"{PREFIX}/jobs/{{job_id}}", get_job, methods=["GET"]),
     Route(f"{PREFIX}/jobs/{{job_id}}", cancel_job, methods=["DELETE"]),
 ]

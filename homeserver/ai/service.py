@@ -17,17 +17,20 @@ import httpx
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.ai import prompts
 from homeserver.ai.client import InferenceClient, Message
+from homeserver.ai.embeddings import Embedder, EmbeddingIndex
 from homeserver.ai.endpoint import Endpoint
 from homeserver.ai.jobs import JobQueue, Progress, job_json
 from homeserver.ai.settings import AISettings
 from homeserver.ai.transcript import TranscriptReader
 from homeserver.config_ai import AIConfig
+from homeserver.lease import LeaderLease
 from homeserver.outbound import Resolver, system_resolve
 from homeserver.protocol.errors import MatrixError
+from homeserver.rooms.membership import MembershipService
 from homeserver.rooms.reads import RoomReader
 from homeserver.storage.ai import AIStore
 from homeserver.storage.ai_jobs import AIJobStore, JobRow
-from homeserver.storage.database import Database
+from homeserver.storage.stores import Stores
 
 SUMMARY_MAX_TOKENS = 600
 
@@ -41,10 +44,12 @@ class PreparedChat:
 
 
 class AIService:
-    def __init__(self, db: Database, cfg: AIConfig, seed: bytes, reader: RoomReader,
-                 account_data: AccountDataService, transport: httpx.AsyncBaseTransport | None = None,
-                 resolver: Resolver = system_resolve) -> None:
+    def __init__(self, stores: Stores, cfg: AIConfig, seed: bytes, reader: RoomReader,
+                 account_data: AccountDataService, membership: MembershipService,
+                 transport: httpx.AsyncBaseTransport | None = None, resolver: Resolver = system_resolve) -> None:
         self.cfg = cfg
+        self.db = stores.db
+        db = stores.db
         self.store = AIStore(db)
         self.settings = AISettings(self.store, cfg, seed, resolver)
         self.client = InferenceClient(cfg, transport)
@@ -53,10 +58,15 @@ class AIService:
         self.jobs.register("topics", self._topics_job)
         self.jobs.register("summary", self._summary_job)
         self._tasks: list[asyncio.Task[None]] = []
+        self.index = EmbeddingIndex(self.store, Embedder(cfg, self.settings, self.client), stores.stream.current,
+                                    reader.visibility, membership, reader.serializer, stores.events.get_many)
 
     async def start(self) -> None:
         if self.cfg.enabled:
             self._tasks.append(asyncio.create_task(self.jobs.run(), name="ai-jobs"))
+        if self.cfg.enabled and self.cfg.index_embeddings:
+            lease = LeaderLease(self.db, "ai-embedding-indexer")
+            self._tasks.append(asyncio.create_task(lease.run_forever(self.index.run), name="ai-index"))
 
     async def close(self) -> None:
         for t in self._tasks:
@@ -158,3 +168,8 @@ class AIService:
         progress(20)
         text = "".join([piece async for piece in self.stream(chat)])
         return {"summary": text, "message_count": chat.message_count, "model": chat.model}
+
+    async def search(self, user_id: str, term: str, room_ids: list[str] | None, limit: int) -> list[dict[str, object]]:
+        if not self.cfg.enabled:
+            raise MatrixError(403, "M_FORBIDDEN", "AI features are disabled on this server")
+        return await self.index.search(user_id, term, room_ids, limit)

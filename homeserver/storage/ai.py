@@ -93,3 +93,29 @@ class AIStore:
         await self.db.execute(
             "INSERT INTO ai_index_position (name, stream_ordering) VALUES ($1,$2) ON CONFLICT (name)"
             " DO UPDATE SET stream_ordering = excluded.stream_ordering", name, pos)
+
+    # ------------------------------------------------------------------ indexer input
+
+    async def messages_after(self, after: int, upto: int, limit: int) -> list[dict[str, Any]]:
+        """Messages and redactions in stream order after `after`, up to the committed `upto`."""
+        rows = await self.db.fetch(
+            "SELECT event_id, room_id, stream_ordering, type, json, redacted_by FROM events"
+            " WHERE stream_ordering > $1 AND stream_ordering <= $2"
+            " AND type IN ('m.room.message', 'm.room.redaction') ORDER BY stream_ordering LIMIT $3",
+            after, upto, limit)
+        return [{**dict(r), "json": orjson.loads(r["json"])} for r in rows]
+
+    async def keyword_matches(self, room_ids: list[str], words: list[str], model: str,
+                              limit: int) -> list[str]:
+        """Event IDs whose indexed text holds every word (case-insensitive), newest first."""
+        if not words or not room_ids:
+            return []
+        out: list[str] = []
+        for part in chunks(room_ids):
+            conds = " AND ".join(f"LOWER(body) LIKE ${i + 2 + len(part)}" for i in range(len(words)))
+            rows = await self.db.fetch(
+                f"SELECT event_id FROM ai_embeddings WHERE model = $1 AND room_id IN ({placeholders(2, len(part))})"
+                f" AND {conds} ORDER BY stream_ordering DESC LIMIT {int(limit)}",
+                model, *part, *(f"%{w.lower()}%" for w in words))
+            out.extend(r["event_id"] for r in rows)
+        return out[:limit]
