@@ -63,3 +63,17 @@ async def test_search_by_meaning_respects_visibility_edits_and_redactions(client
     for bad in ({"search_term": ""}, {"search_term": "x", "limit": 0}, {"search_term": "x", "rooms": "!a:b"}, {}):
         r = await bob.post(f"{AI}/search", bad)
         assert r.status_code == 400, bad
+
+
+async def test_messages_are_indexed_in_the_background(client: MatrixClient, hs: Homeserver) -> None:
+    import asyncio
+
+    assert hs.ai.cfg.index_embeddings  # the AI tests' config leaves the background indexer on
+    alice = await client.register("alice")
+    room = await alice.create_room()
+    await alice.send_text(room, "Background indexing picks this up without being asked.")
+    deadline = asyncio.get_running_loop().time() + 60
+    while await hs.ai.store.count_embeddings() < 1:
+        assert asyncio.get_running_loop().time() < deadline, "not indexed in time"
+        await asyncio.sleep(0.05)
+    assert (await search(alice, "automatic indexing"))[0].startswith("Background indexing")
