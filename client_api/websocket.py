@@ -17,6 +17,7 @@ import msgpack
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from client_api.ws_ai import AIFrames
 from homeserver import metrics
 from homeserver.accounts.service import Requester
 from homeserver.app import Homeserver
@@ -61,6 +62,7 @@ class SyncSocket:
         self.sync_started = asyncio.Event()
         self.filter = SyncFilter()
         self.last_seen = anyio.current_time()
+        self.ai = AIFrames(hs, lambda obj: self.out.put((self._encode(obj), None)))
 
     # ------------------------------------------------------------------ framing
 
@@ -131,6 +133,7 @@ class SyncSocket:
                 try:
                     await self._reader()
                 finally:
+                    self.ai.close()
                     tg.cancel_scope.cancel()
         except* _Closed as eg:
             why = str(eg.exceptions[0])
@@ -205,6 +208,10 @@ class SyncSocket:
                 return
             if kind == "ping":
                 self.push({"type": "pong", "id": rid})
+                return
+            if kind.startswith("ai."):
+                assert self.requester is not None
+                await self.ai.handle(self.requester.user_id, msg)
                 return
             if kind == "sync":
                 await self._start_sync(msg)

@@ -20,6 +20,7 @@ from homeserver.accounts.shared_secret import SharedSecretRegistration
 from homeserver.accounts.uia import UIAService
 from homeserver.accounts.user_directory import UserDirectoryService
 from homeserver.admin.service import AdminService
+from homeserver.ai.service import AIService
 from homeserver.bus.base import Bus
 from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
@@ -114,6 +115,7 @@ class Homeserver:
     federation_sender: FederationSender
     federation_outbound: FederationOutbound
     inbound_edus: InboundEdus
+    ai: AIService
 
     def __init__(self, config: Config, stores: Stores, signing_key: SigningKey,
                  retired_keys: list[RetiredKey] | None = None) -> None:
@@ -167,6 +169,7 @@ class Homeserver:
         self.account_data = AccountDataService(stores, self.fanout.wake_users)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.fanout.wake_room,
                                        self.fanout.wake_users)
+        self.ai = AIService(stores, config.ai, seed, self.reader, self.account_data, self.membership)
         self.legacy = LegacySyncService(self.sync, stores, self.serializer, self.presence, self.reader)
         self.openid = OpenIDService(stores, config.server_name)
         self.admin = AdminService(stores, self.rooms, self.reader)
@@ -255,6 +258,7 @@ class Homeserver:
         if self.config.federation.enabled:
             self.federation_sender.start()
         self.notifications.start()
+        await self.ai.start()
         metrics.watch(self)
 
     async def close(self) -> None:
@@ -264,6 +268,7 @@ class Homeserver:
         await self.fanout.stop()
         await self.federation_sender.stop()
         await self.federation.close()
+        await self.ai.close()
         await self.stores.close()
 
     # Fan-out entry points kept on the composition root for callers that hold only `hs`.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from homeserver.config_ai import AIConfig, build_ai_config
 from homeserver.config_federation import (
     FederationConfig,
     build_federation_config,
@@ -83,6 +84,7 @@ class Config:
     # Enables Synapse-style /_synapse/admin/v1/register (nonce + HMAC-SHA1) when set.
     registration_shared_secret: str | None = None
     web_client_dir: str | None = None  # the web client's static export; None: web/out in the source tree
+    ai: AIConfig = field(default_factory=AIConfig)
 
     @property
     def data_path(self) -> Path:
@@ -274,7 +276,7 @@ _KNOWN_KEYS = {
     "max_upload_bytes", "media_backend", "s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key",
     "s3_region", "url_preview_enabled", "url_preview_ip_allowlist", "sqlite_synchronous",
     "metrics_listener", "log_format", "allow_guest_access", "user_directory_search_all_users",
-    "federation", "registration_shared_secret", "web_client_dir", "push", "email",
+    "federation", "registration_shared_secret", "web_client_dir", "push", "email", "ai",
 }
 
 
@@ -393,6 +395,8 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         kw["push"] = build_push_config(raw["push"])
     if "email" in raw:
         kw["email"] = build_email_config(raw["email"])
+    if "ai" in raw:
+        kw["ai"] = build_ai_config(raw["ai"])
     if raw.get("registration_shared_secret") not in (None, ""):
         kw["registration_shared_secret"] = as_str("registration_shared_secret", raw["registration_shared_secret"])
     if "rate_limits" in raw:

@@ -17,6 +17,7 @@ import pytest
 from client_api.app import build_app
 from homeserver.app import Homeserver
 from homeserver.config import Config, RateLimits
+from homeserver.config_ai import AIConfig
 from homeserver.protocol.signing import generate_signing_key
 from homeserver.storage.database import PostgresDatabase
 from homeserver.storage.migrate import migrate
@@ -97,6 +98,7 @@ def make_config(tmp_path: Path, database: str, **overrides: Any) -> Config:
         media_dir=str(tmp_path / "media"),
         signing_key_path=str(tmp_path / "signing.key"),
         rate_limits=RateLimits(enabled=False),
+        ai=AIConfig(index_embeddings=False),  # tests of smart search turn the indexer on
     )
     return replace(cfg, **overrides)
 

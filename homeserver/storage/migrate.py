@@ -30,6 +30,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (14, "014_remote_invites.sql"),
     (16, "016_remote_caches.sql"),
     (17, "017_push.sql"),
+    (18, "018_ai.sql"),
 ]
 
 _PG_EXTRA = {

@@ -1,0 +1,182 @@
+"""Smart search: message embeddings indexed in the background, queried by meaning.
+
+The indexer follows the event stream (only positions below which everything has committed),
+embeds each new `m.room.message` (an edit re-embeds the message it edits with the new text; a
+redaction drops the vector) and stores float32 vectors in `ai_embeddings`. It runs on one
+worker at a time (LeaderLease "ai-embedding-indexer"). Vectors come from the organization's
+endpoint when `[ai] embedding_model` is set, else from the bundled MiniLM run locally.
+
+A query is embedded the same way and scored by cosine similarity with numpy against the vectors
+of the rooms the user is in; a keyword match over the same indexed text is merged in by
+reciprocal-rank fusion; every hit then passes the history-visibility filter, so a user never
+finds a message they could not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from homeserver.ai.client import InferenceClient
+from homeserver.ai.local_embed import DIM, MODEL_NAME, shared_embedder
+from homeserver.ai.settings import AISettings
+from homeserver.config_ai import AIConfig
+from homeserver.events.visibility import VisibilityFilter
+from homeserver.protocol.errors import MatrixError
+from homeserver.rooms.membership import MembershipService
+from homeserver.rooms.serialize import EventSerializer
+from homeserver.storage.ai import AIStore, unpack_vectors
+from homeserver.storage.events import StoredEvent
+
+log = logging.getLogger("parley.ai.index")
+POSITION = "messages"
+BATCH = 64
+MAX_TEXT = 2000
+RRF_K = 60
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _text_of(content: dict[str, Any]) -> str | None:
+    body = content.get("body")
+    return body[:MAX_TEXT] if isinstance(body, str) and body.strip() else None
+
+
+class Embedder:
+    def __init__(self, cfg: AIConfig, settings: AISettings, client: InferenceClient) -> None:
+        self.cfg = cfg
+        self.settings = settings
+        self.client = client
+
+    @property
+    def model(self) -> str:
+        return self.cfg.embedding_model if self.cfg.embedding_model and self.cfg.endpoint else MODEL_NAME
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        ep = self.settings.server_endpoint()
+        if self.cfg.embedding_model and ep is not None:
+            vecs = np.asarray(await self.client.embed(ep, self.cfg.embedding_model, texts), dtype=np.float32)
+            norms = np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            return vecs / norms
+        embedder = await asyncio.to_thread(shared_embedder)
+        return await asyncio.to_thread(embedder.embed, texts)
+
+
+class EmbeddingIndex:
+    def __init__(self, store: AIStore, embedder: Embedder, committed: Callable[[], int],
+                 visibility: VisibilityFilter, membership: MembershipService, serializer: EventSerializer,
+                 get_events: Callable[[list[str]], Any], poll_s: float = 1.0) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.committed = committed
+        self.visibility = visibility
+        self.membership = membership
+        self.serializer = serializer
+        self.get_events = get_events
+        self.poll_s = poll_s
+
+    async def index_once(self) -> int:
+        """Index one batch; how many stream rows it consumed (0: caught up)."""
+        pos = await self.store.index_position(POSITION) or 0
+        rows = await self.store.messages_after(pos, self.committed(), BATCH)
+        if not rows:
+            return 0
+        todo: dict[str, tuple[str, int, str]] = {}  # event_id -> (room, stream, text)
+        drop: list[str] = []
+        for r in rows:
+            pdu = r["json"]
+            content = pdu.get("content") or {}
+            if r["type"] == "m.room.redaction":
+                target = content.get("redacts") or pdu.get("redacts")
+                if isinstance(target, str):
+                    drop.append(target)
+                    todo.pop(target, None)
+                continue
+            rel = content.get("m.relates_to") or {}
+            if isinstance(rel, dict) and rel.get("rel_type") == "m.replace":
+                new = _text_of(content.get("m.new_content") or {})
+                target = rel.get("event_id")
+                if new is not None and isinstance(target, str):
+                    todo[target] = (r["room_id"], -1, new)  # stream filled in below
+                continue
+            text = _text_of(content)
+            if text is not None and r["redacted_by"] is None:
+                todo[r["event_id"]] = (r["room_id"], r["stream_ordering"], text)
+        edits = [e for e, (_, s, _) in todo.items() if s < 0]
+        if edits:
+            originals = await self.get_events(edits)
+            for e in edits:
+                ev = originals.get(e)
+                if ev is None or ev.redacted_by or ev.pdu.get("sender") != _edit_sender(rows, e):
+                    todo.pop(e)  # only the sender may edit; a redacted message stays dropped
+                else:
+                    room, _, text = todo[e]
+                    todo[e] = (room, ev.stream_ordering, text)
+        if todo:
+            ids = list(todo)
+            vecs = await self.embedder.embed([todo[i][2] for i in ids])
+            await self.store.put_embeddings(
+                [(i, todo[i][0], todo[i][1], self.embedder.model, vecs[n], todo[i][2]) for n, i in enumerate(ids)])
+        if drop:
+            await self.store.delete_embeddings(drop)
+        await self.store.set_index_position(POSITION, rows[-1]["stream_ordering"])
+        return len(rows)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                n = await self.index_once()
+            except MatrixError as e:
+                log.warning("embedding endpoint failed: %s", e.to_dict())
+                n = 0
+            if n == 0:
+                await asyncio.sleep(self.poll_s)
+
+    async def search(self, user_id: str, term: str, room_ids: list[str] | None, limit: int) -> list[dict[str, Any]]:
+        joined = await self.membership.joined_rooms(user_id)
+        rooms = [r for r in joined if room_ids is None or r in room_ids]
+        if not rooms:
+            return []
+        model = self.embedder.model
+        rows = await self.store.embeddings_in_rooms(rooms, model)
+        ranked: dict[str, float] = {}
+        scores: dict[str, float] = {}
+        if rows:
+            dim = int(rows[0]["dim"])
+            rows = [r for r in rows if int(r["dim"]) == dim]
+            mat = unpack_vectors([r["vector"] for r in rows], dim)
+            q = (await self.embedder.embed([term]))[0]
+            sims = mat @ q if q.shape[0] == dim else np.zeros(len(rows), dtype=np.float32)
+            order = np.argsort(-sims)[: limit * 4]
+            for rank, i in enumerate(order):
+                eid = rows[int(i)]["event_id"]
+                scores[eid] = float(sims[int(i)])
+                ranked[eid] = ranked.get(eid, 0.0) + 1.0 / (RRF_K + rank)
+        words = WORD.findall(term)[:8]
+        for rank, eid in enumerate(await self.store.keyword_matches(rooms, words, model, limit * 4)):
+            ranked[eid] = ranked.get(eid, 0.0) + 1.0 / (RRF_K + rank)
+        best = sorted(ranked, key=lambda e: -ranked[e])[: limit * 2]
+        evs = await self.get_events(best)
+        visible = await self.visibility.filter_for_user(user_id, [evs[e] for e in best if e in evs])
+        keep = {e.event_id for e in visible if not e.redacted_by}
+        out: list[dict[str, Any]] = []
+        for eid in best:
+            if eid in keep and len(out) < limit:
+                ser = (await self.serializer.serialize([evs[eid]]))[0]
+                out.append({"rank": ranked[eid], "similarity": scores.get(eid), "result": ser})
+        return out
+
+
+def _edit_sender(rows: list[dict[str, Any]], target: str) -> str | None:
+    for r in reversed(rows):
+        rel = (r["json"].get("content") or {}).get("m.relates_to") or {}
+        if isinstance(rel, dict) and rel.get("rel_type") == "m.replace" and rel.get("event_id") == target:
+            return str(r["json"].get("sender"))
+    return None
+
+
+__all__ = ["DIM", "EmbeddingIndex", "Embedder", "StoredEvent"]
