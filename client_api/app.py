@@ -23,6 +23,7 @@ from client_api.routes import (
     media,
     operations,
     peek,
+    plugins,
     pushrules,
     room_keys,
     room_upgrades,
@@ -48,7 +49,7 @@ ALL_ROUTES: list[Route] = [
     *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
     *room_upgrades.routes, *user_directory.routes, *keys.routes, *room_keys.routes,
     *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
-    *shared_secret.routes, *federation_routes,
+    *shared_secret.routes, *federation_routes, *plugins.routes,
     *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))

@@ -42,6 +42,8 @@ from homeserver.keys.signing_key import (
 from homeserver.keys.to_device import ToDeviceService
 from homeserver.legacy.service import LegacySyncService
 from homeserver.media.service import MediaService
+from homeserver.plugins.host import PluginHost
+from homeserver.plugins.service import PluginService
 from homeserver.protocol.signing import SigningKey, encode_signing_key_seed, key_id, verify_key_b64
 from homeserver.push.service import PushService
 from homeserver.ratelimit import Limiter, RateLimiter
@@ -174,6 +176,8 @@ class Homeserver:
         if config.federation.enabled:
             self.profile.remote = self.federation.query_profile
             self.directory.remote = self.federation.query_directory
+        self.plugins = PluginService(stores, config, self.accounts, self.rooms, self.to_device)
+        self.plugin_host = PluginHost(self.plugins, stores, self.serializer, config)
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()
 
@@ -219,10 +223,12 @@ class Homeserver:
 
     async def start_background(self) -> None:
         await self.fanout.start()
+        self.plugin_host.start()
         metrics.watch(self)
 
     async def close(self) -> None:
         metrics.unwatch(self)
+        await self.plugin_host.stop()
         self.typing.close()
         await self.fanout.stop()
         await self.federation.close()

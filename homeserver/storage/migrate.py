@@ -26,6 +26,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (10, "010_intake.sql"),
     (11, "011_e2ee.sql"),
     (12, "012_cross_signing_backup.sql"),
+    (19, "019_plugins.sql"),
 ]
 
 _PG_EXTRA = {
