@@ -1,7 +1,8 @@
 """Confinement the plugin process applies to itself before any plugin code is imported.
 
 Run first thing by `runner.py`, with the limits the server sent in its hello:
-- resource limits: address space (memory), CPU seconds, open files, file size, no core dumps;
+- resource limits: address space (memory), CPU seconds, open files, file size, no core dumps,
+  and a lower scheduling priority than the server;
 - no new privileges, every capability dropped (a root parent's child cannot raise its limits
   back, read files it does not own, or signal and trace other processes);
 - Landlock (Linux 5.13+): the file system is read-only on the interpreter and the plugin's code,
@@ -133,6 +134,7 @@ def confine(limits: dict[str, Any], read_paths: list[str], write_paths: list[str
     """Apply everything; what was applied (reported to the server in `ready`)."""
     set_limits(int(limits["memory_mb"]), int(limits["cpu_seconds"]), int(limits["open_files"]),
                int(limits["file_size_mb"]))
+    os.nice(10)  # a busy plugin yields the CPU to the server first
     interpreter = [os.path.realpath(p) for p in {sys.base_prefix, sys.prefix, os.path.dirname(sys.executable)}]
     system = ["/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime"]
     abi = landlock([*interpreter, *system, *read_paths], [*write_paths, "/dev/null"], tcp_ports)
