@@ -110,7 +110,7 @@ def parse_manifest(raw: dict[str, Any]) -> Manifest:
         send=_strs("permissions.send", perms.get("send", ["m.room.message", "m.reaction"])),
         network=network, settings=settings, description=str(raw.get("description", "")),
     )
-    m.check_settings({})
+    m.check_settings(m.default_settings())  # the defaults must have their declared types
     return m
 
 
