@@ -32,6 +32,7 @@ from client_api.routes import (
     sync,
     user_directory,
     userdata,
+    webhooks,
 )
 from client_api.webclient import WebClient, default_root
 from client_api.websocket import PATH as WS_PATH
@@ -49,7 +50,7 @@ ALL_ROUTES: list[Route] = [
     *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
     *room_upgrades.routes, *user_directory.routes, *keys.routes, *room_keys.routes,
     *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
-    *shared_secret.routes, *federation_routes, *plugins.routes,
+    *shared_secret.routes, *federation_routes, *plugins.routes, *webhooks.routes,
     *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))

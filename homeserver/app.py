@@ -44,6 +44,7 @@ from homeserver.legacy.service import LegacySyncService
 from homeserver.media.service import MediaService
 from homeserver.plugins.host import PluginHost
 from homeserver.plugins.service import PluginService
+from homeserver.plugins.webhooks import WebhookService
 from homeserver.protocol.signing import SigningKey, encode_signing_key_seed, key_id, verify_key_b64
 from homeserver.push.service import PushService
 from homeserver.ratelimit import Limiter, RateLimiter
@@ -178,6 +179,7 @@ class Homeserver:
             self.directory.remote = self.federation.query_directory
         self.plugins = PluginService(stores, config, self.accounts, self.rooms, self.to_device)
         self.plugin_host = PluginHost(self.plugins, stores, self.serializer, config)
+        self.webhooks = WebhookService(self.plugins, self.rooms, config)
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()
 

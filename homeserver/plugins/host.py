@@ -19,6 +19,7 @@ from homeserver.config import Config
 from homeserver.lease import LeaderLease
 from homeserver.plugins.process import HookFailed, Launch, PluginProcess
 from homeserver.plugins.service import PluginService
+from homeserver.plugins.webhooks import WebhookSender
 from homeserver.rooms.serialize import EventSerializer
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
@@ -83,6 +84,8 @@ class PluginHost:
         return out
 
     async def _work(self) -> None:
+        webhooks = asyncio.ensure_future(
+            WebhookSender(self.service.store, self.stores.stream, self.config).run())
         try:
             while True:
                 await self._reconcile()
@@ -90,6 +93,9 @@ class PluginHost:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), RECONCILE_S)
         finally:
+            webhooks.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await webhooks
             await self._stop_all()
 
     async def _stop_all(self) -> None:

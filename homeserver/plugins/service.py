@@ -180,14 +180,14 @@ class PluginService:
                 out.append(m)
         return out
 
-    async def _check_member(self, user_id: str, room_id: str) -> None:
+    async def check_member(self, user_id: str, room_id: str) -> None:
         member = await self.stores.state.membership(room_id, user_id)
         if member is None or member[0] != "join":
             raise MatrixError(403, "M_FORBIDDEN", "You are not joined to this room")
 
     async def commands(self, user_id: str, room_id: str) -> list[dict[str, Any]]:
         """The slash commands usable in a room (for the composer's autocomplete)."""
-        await self._check_member(user_id, room_id)
+        await self.check_member(user_id, room_id)
         return [{"command": c.name, "description": c.description, "usage": c.usage, "plugin": m.name}
                 for m in await self._enabled_here(room_id) for c in m.commands]
 
@@ -195,7 +195,7 @@ class PluginService:
         """Queue `/command args` for its plugin; answers at once (the plugin replies later)."""
         if not isinstance(args, str) or len(args) > MAX_ARGS:
             raise MatrixError(400, "M_INVALID_PARAM", f"'args' must be a string of at most {MAX_ARGS} characters")
-        await self._check_member(user_id, room_id)
+        await self.check_member(user_id, room_id)
         for m in await self._enabled_here(room_id):
             if any(c.name == command for c in m.commands):
                 cid = secrets.token_urlsafe(12)
@@ -205,7 +205,7 @@ class PluginService:
         raise MatrixError(404, "M_NOT_FOUND", f"No plugin in this room handles /{command}")
 
     async def room_plugins(self, user_id: str, room_id: str) -> list[dict[str, Any]]:
-        await self._check_member(user_id, room_id)
+        await self.check_member(user_id, room_id)
         out = []
         for row in await self.store.all():
             if not row["enabled"]:
@@ -220,13 +220,13 @@ class PluginService:
         if not isinstance(enabled, bool):
             raise MatrixError(400, "M_BAD_JSON", "'enabled' must be true or false")
         await self.source(name)
-        await self._check_member(user_id, room_id)
-        if not await self._is_room_admin(user_id, room_id):
+        await self.check_member(user_id, room_id)
+        if not await self.is_room_admin(user_id, room_id):
             raise MatrixError(403, "M_FORBIDDEN", "Only room admins may choose the room's plugins")
         await self.store.set_room(name, room_id, enabled, user_id)
         self._changed()
 
-    async def _is_room_admin(self, user_id: str, room_id: str) -> bool:
+    async def is_room_admin(self, user_id: str, room_id: str) -> bool:
         rv = await self.rooms.version_of(room_id)
         ids = {**await self.stores.state.current_of_type(room_id, "m.room.create"),
                **await self.stores.state.current_of_type(room_id, "m.room.power_levels")}

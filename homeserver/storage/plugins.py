@@ -127,3 +127,33 @@ class PluginStore:
 
     async def done_command(self, cid: str) -> None:
         await self.db.execute("DELETE FROM plugin_commands WHERE id = $1", cid)
+
+    # ------------------------------------------------------------------ webhooks
+
+    async def add_webhook(self, hook: dict[str, Any]) -> None:
+        await self.db.execute(
+            "INSERT INTO webhooks (id, kind, room_id, owner, secret, url, pattern, created_ts)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            hook["id"], hook["kind"], hook["room_id"], hook["owner"], hook["secret"], hook.get("url"),
+            hook.get("pattern"), hook["created_ts"],
+        )
+
+    async def webhook(self, hook_id: str) -> dict[str, Any] | None:
+        r = await self.db.fetchrow(
+            "SELECT id, kind, room_id, owner, secret, url, pattern, created_ts FROM webhooks WHERE id = $1", hook_id)
+        return dict(r) if r else None
+
+    async def room_webhooks(self, room_id: str) -> list[dict[str, Any]]:
+        rows = await self.db.fetch(
+            "SELECT id, kind, room_id, owner, secret, url, pattern, created_ts FROM webhooks WHERE room_id = $1"
+            " ORDER BY created_ts, id", room_id)
+        return [dict(r) for r in rows]
+
+    async def outgoing_webhooks(self) -> list[dict[str, Any]]:
+        rows = await self.db.fetch(
+            "SELECT id, kind, room_id, owner, secret, url, pattern, created_ts FROM webhooks"
+            " WHERE kind = 'outgoing' ORDER BY created_ts, id")
+        return [dict(r) for r in rows]
+
+    async def delete_webhook(self, hook_id: str) -> None:
+        await self.db.execute("DELETE FROM webhooks WHERE id = $1", hook_id)

@@ -120,6 +120,7 @@ async def plugin_server(tmp_path: Path, backend: str) -> AsyncIterator[PluginSer
         "PARLEY_PLUGINS__RESTART_BACKOFF_MAX_S": "2",
         "PARLEY_ADMINS": ADMIN,
         "PARLEY_LOG_LEVEL": "INFO",
+        "PARLEY_PLUGINS__WEBHOOK_IP_ALLOWLIST": "127.0.0.0/8",
         "CANARY_SECRET": CANARY,
     }
     proc, base = spawn_server(tmp_path, backend, SERVER_NAME, **env)

@@ -36,3 +36,18 @@ CREATE TABLE plugin_commands (
     created_ts BIGINT NOT NULL
 );
 CREATE INDEX plugin_commands_by_plugin ON plugin_commands (plugin, created_ts);
+
+-- Webhooks of a room: incoming (a secret URL that posts as `owner`) and outgoing (POSTed to
+-- `url` for messages matching `pattern`, signed with `secret`). Outgoing delivery keeps its
+-- stream position in plugin_cursors under the name 'webhooks'.
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    room_id TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    url TEXT,
+    pattern TEXT,
+    created_ts BIGINT NOT NULL
+);
+CREATE INDEX webhooks_by_room ON webhooks (room_id);
