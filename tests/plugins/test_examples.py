@@ -5,7 +5,10 @@ received as a to-device notice, and the command list for the composer."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
+
+import pytest
 
 from tests.plugins.conftest import ADMIN, EXT, REPO, SERVER_NAME, PluginServer, until
 
@@ -78,3 +81,30 @@ async def test_remind_bot_answers_and_replies_ephemerally(plugin_server: PluginS
         state = plugin_server.tmp / "plugin-work" / "remind" / "data" / "state.json"
         return state.exists() and '"reminders": {}' in state.read_text()
     await until(empty_store)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_the_tutorial_in_the_docs_works(plugin_server: PluginServer) -> None:
+    """docs/plugins.md's /poll manifest and code, copied out of the page, run as written."""
+    doc = (REPO / "docs" / "plugins.md").read_text()
+    manifest = re.search(r"```toml\n(name = \"poll\".*?)```", doc, re.S)
+    code = re.search(r"```python\n(from parley_plugin.*?)```", doc, re.S)
+    assert manifest is not None and code is not None
+    folder = plugin_server.tmp / "tutorial" / "poll"
+    folder.mkdir(parents=True)
+    (folder / "manifest.toml").write_text(manifest.group(1))
+    (folder / "plugin.py").write_text(code.group(1))
+
+    admin = await plugin_server.register("admin")
+    await plugin_server.install(admin, folder)
+    await plugin_server.wait_running(admin, "poll")
+    bot = f"@poll:{SERVER_NAME}"
+    room = await admin.create_room(invite=[bot])
+    await plugin_server.bot_joined(admin, room, bot)
+    await admin.command(room, "poll", "Tea? | Green | Black")
+    poll = await admin.message_from(room, bot, "Poll: Tea?")
+    path = f"/_matrix/client/v3/rooms/{quote(room)}/send/m.reaction/v1"
+    await admin.call("PUT", path, {"m.relates_to": {"rel_type": "m.annotation", "event_id": poll["event_id"],
+                                                    "key": "1️⃣"}})
+    tally = await admin.message_from(room, bot, "Tally for Tea?")
+    assert tally["content"]["body"] == "Tally for Tea?: Green: 1, Black: 0"
