@@ -15,6 +15,7 @@ from client_api.r0 import r0_to_v3
 from client_api.routes import (
     account,
     admin,
+    appservice,
     directory,
     discovery,
     ephemeral,
@@ -50,7 +51,7 @@ ALL_ROUTES: list[Route] = [
     *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
     *room_upgrades.routes, *user_directory.routes, *keys.routes, *room_keys.routes,
     *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
-    *shared_secret.routes, *federation_routes, *plugins.routes, *webhooks.routes,
+    *shared_secret.routes, *federation_routes, *plugins.routes, *webhooks.routes, *appservice.routes,
     *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))

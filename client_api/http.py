@@ -218,6 +218,8 @@ async def authenticate(request: Request, hs: Homeserver, optional: bool = False)
         raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token")
     if token.startswith(PLUGIN_TOKEN_PREFIX):  # a plugin: only what its manifest grants
         return await hs.plugins.authenticate(token, request.method, request.url.path)
+    if (appservice := hs.appservices.by_token(token)) is not None:  # identity assertion: ?user_id=
+        return await hs.appservices.authenticate(appservice, request.query_params.get("user_id"))
     requester: Requester = await hs.accounts.authenticate(token)
     if requester.is_guest and not guest_may_call(request.method, request.url.path):
         raise MatrixError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest accounts may not use this endpoint")

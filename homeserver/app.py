@@ -19,6 +19,8 @@ from homeserver.accounts.shared_secret import SharedSecretRegistration
 from homeserver.accounts.uia import UIAService
 from homeserver.accounts.user_directory import UserDirectoryService
 from homeserver.admin.service import AdminService
+from homeserver.appservice.sender import AppServiceSender
+from homeserver.appservice.service import AppServices
 from homeserver.bus.base import Bus
 from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
@@ -178,7 +180,9 @@ class Homeserver:
             self.profile.remote = self.federation.query_profile
             self.directory.remote = self.federation.query_directory
         self.plugins = PluginService(stores, config, self.accounts, self.rooms, self.to_device)
-        self.plugin_host = PluginHost(self.plugins, stores, self.serializer, config)
+        self.appservices = AppServices(config, self.accounts)
+        self.plugin_host = PluginHost(self.plugins, stores, self.serializer, config,
+                                      AppServiceSender(self.appservices, stores, self.serializer))
         self.webhooks = WebhookService(self.plugins, self.rooms, config)
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()

@@ -30,6 +30,8 @@ class PluginsConfig:
     restart_backoff_max_s: float = 60.0
     # Outgoing webhooks refuse private addresses except inside these networks.
     webhook_ip_allowlist: tuple[str, ...] = ()
+    # Application service registration files (YAML), as in the Application Service API.
+    app_service_config_files: tuple[str, ...] = ()
 
 
 def _int(key: str, v: Any, minimum: int) -> int:
@@ -70,6 +72,12 @@ def build_plugins_config(raw: Any) -> PluginsConfig:
             kw[k] = _int(key, v, 1)
         elif k in ("hook_timeout_s", "restart_backoff_max_s"):
             kw[k] = _float(key, v, 0.1)
+        elif k == "app_service_config_files":
+            if isinstance(v, str):
+                v = [s.strip() for s in v.split(",") if s.strip()]
+            if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v):
+                raise ConfigError(key, "expected a list of file paths")
+            kw[k] = tuple(v)
         elif k == "webhook_ip_allowlist":
             if isinstance(v, str):
                 v = [s.strip() for s in v.split(",") if s.strip()]
@@ -92,4 +100,7 @@ def resolve_plugin_paths(raw: Any, resolve: Any) -> Any:
     """The table with its relative directories made absolute by `resolve` (config.py's rule)."""
     if not isinstance(raw, dict):
         return raw
-    return {k: resolve(v) if k in PLUGIN_PATH_KEYS else v for k, v in raw.items()}
+    out = {k: resolve(v) if k in PLUGIN_PATH_KEYS else v for k, v in raw.items()}
+    if isinstance(out.get("app_service_config_files"), list):
+        out["app_service_config_files"] = [resolve(v) for v in out["app_service_config_files"]]
+    return out

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from homeserver.appservice.sender import AppServiceSender
 from homeserver.config import Config
 from homeserver.lease import LeaderLease
 from homeserver.plugins.process import HookFailed, Launch, PluginProcess
@@ -53,7 +54,7 @@ class Running:
 
 class PluginHost:
     def __init__(self, service: PluginService, stores: Stores, serializer: EventSerializer,
-                 config: Config) -> None:
+                 config: Config, appservices: AppServiceSender | None = None) -> None:
         self.service = service
         self.stores = stores
         self.serializer = serializer
@@ -61,17 +62,24 @@ class PluginHost:
         self.running: dict[str, Running] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._as_task: asyncio.Task[None] | None = None
+        self.appservices = appservices
         service.on_change = self._wake.set
 
     def start(self) -> None:
         if self.config.plugins.enabled:
             self._task = asyncio.ensure_future(LeaderLease(self.stores.db, "plugins").run_forever(self._work))
+        if self.appservices is not None and self.appservices.appservices.services:
+            # Application services are pushed to whether or not plugins run here.
+            self._as_task = asyncio.ensure_future(
+                LeaderLease(self.stores.db, "appservices").run_forever(self.appservices.run))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._task, self._as_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self._stop_all()
 
     def status(self) -> dict[str, dict[str, Any]]:

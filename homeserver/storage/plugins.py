@@ -103,6 +103,17 @@ class PluginStore:
         )
         return [_row_to_event(r) for r in rows]
 
+    async def all_events_after(self, after: int, upto: int, limit: int) -> list[StoredEvent]:
+        """Every timeline event with after < position <= upto, oldest first."""
+        if after >= upto:
+            return []
+        rows = await self.db.fetch(
+            f"SELECT {_COLS} FROM events WHERE stream_ordering > $1 AND stream_ordering <= $2 AND {LIVE}"
+            " ORDER BY stream_ordering LIMIT $3",
+            after, upto, limit,
+        )
+        return [_row_to_event(r) for r in rows]
+
     # ------------------------------------------------------------------ slash commands
 
     async def queue_command(self, cid: str, name: str, room_id: str, user_id: str, command: str,
