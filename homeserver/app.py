@@ -181,6 +181,10 @@ class Homeserver:
             self.directory.remote = self.federation.query_directory
         self.plugins = PluginService(stores, config, self.accounts, self.rooms, self.to_device)
         self.appservices = AppServices(config, self.accounts)
+        if self.appservices.services:
+            self.profile.ask_appservice = self.appservices.query_user
+            self.directory.ask_appservice = self.appservices.query_alias
+            self.directory.alias_reserved = self.appservices.alias_reserved
         self.plugin_host = PluginHost(self.plugins, stores, self.serializer, config,
                                       AppServiceSender(self.appservices, stores, self.serializer))
         self.webhooks = WebhookService(self.plugins, self.rooms, config)

@@ -62,6 +62,11 @@ class AppServices:
         if any(a.is_user(user_id, exclusive_only=True) for a in self.services):
             raise MatrixError(400, "M_EXCLUSIVE", "This user ID is reserved by an application service")
 
+    def alias_reserved(self, alias: str, user_id: str) -> bool:
+        """True when an AS holds `alias` exclusively and `user_id` is not one of its users."""
+        return any(a.is_alias(alias, exclusive_only=True) and not (a.is_user(user_id) or user_id == self.sender(a))
+                   for a in self.services)
+
     async def register(self, token: str | None, body: dict[str, Any]) -> dict[str, Any]:
         """POST /register with type m.login.application_service."""
         a = self.by_token(token or "")

@@ -30,6 +30,20 @@ class Bridge:
         self.appservice = AppService(server=base, domain=SERVER_NAME, as_token=AS_TOKEN, hs_token=HS_TOKEN,
                                      bot_localpart="bridgebot", id="bridge")
         self.appservice.matrix_event_handler(self.on_event)
+        self.appservice.query_user = self.query_user
+        self.appservice.query_alias = self.query_alias
+
+    async def query_user(self, user_id: str) -> dict[str, Any] | None:
+        """The homeserver asks about an unknown user of our namespace: create it."""
+        await self.appservice.intent.user(user_id).ensure_registered()
+        return {"created": True}  # mautrix answers 404 for a falsy result
+
+    async def query_alias(self, alias: str) -> dict[str, Any] | None:
+        localpart = alias[1:].split(":")[0]
+        if localpart != "bridge_lobby":
+            return None
+        await self.appservice.intent.create_room(alias_localpart=localpart)
+        return {"created": True}
 
     async def on_event(self, event: Event) -> None:
         self.events.append(event.serialize())
@@ -47,7 +61,8 @@ async def as_server(tmp_path: Path, backend: str) -> AsyncIterator[tuple[httpx.A
         f"id: bridge\nurl: http://127.0.0.1:{as_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\n"
         "sender_localpart: bridgebot\nrate_limited: false\nnamespaces:\n  users:\n"
         f"    - exclusive: true\n      regex: '@bridge_.*:{SERVER_NAME.replace('.', '[.]')}'\n"
-        "  aliases: []\n  rooms: []\n")
+        f"  aliases:\n    - exclusive: true\n      regex: '#bridge_.*:{SERVER_NAME.replace('.', '[.]')}'\n"
+        "  rooms: []\n")
     proc, base = spawn_server(tmp_path, backend, SERVER_NAME,
                               PARLEY_PLUGINS__APP_SERVICE_CONFIG_FILES=str(registration))
     try:
@@ -119,6 +134,26 @@ async def test_mautrix_bridge(as_server: tuple[httpx.AsyncClient, Bridge]) -> No
 async def _has(bridge: Bridge, room: str, body: str) -> bool:
     await asyncio.sleep(0)
     return body in bridge.bodies(room)
+
+
+async def test_user_and_alias_queries_and_exclusive_aliases(as_server: tuple[httpx.AsyncClient, Bridge]) -> None:
+    http, _ = as_server
+    alice = await _register(http, "alice")
+    bob_id = f"@bridge_bob:{SERVER_NAME}"
+    profile = await alice.call("GET", f"/_matrix/client/v3/profile/{quote(bob_id)}")
+    assert isinstance(profile, dict)
+    lobby = await alice.call("GET", f"/_matrix/client/v3/directory/room/{quote(f'#bridge_lobby:{SERVER_NAME}')}")
+    assert lobby["room_id"].startswith("!")
+    err = await alice.call("GET", f"/_matrix/client/v3/directory/room/{quote(f'#bridge_none:{SERVER_NAME}')}",
+                           expect=404)
+    assert err["errcode"] == "M_NOT_FOUND"
+    err = await alice.call("GET", f"/_matrix/client/v3/profile/{quote(f'@nobody:{SERVER_NAME}')}", expect=404)
+    assert err["errcode"] == "M_NOT_FOUND"
+    room = await alice.create_room()
+    err = await alice.call("PUT", f"/_matrix/client/v3/directory/room/{quote(f'#bridge_mine:{SERVER_NAME}')}",
+                           {"room_id": room}, expect=400)
+    assert err["errcode"] == "M_EXCLUSIVE"
+    await alice.call("PUT", f"/_matrix/client/v3/directory/room/{quote(f'#mine:{SERVER_NAME}')}", {"room_id": room})
 
 
 async def test_appservice_registration_needs_its_token(as_server: tuple[httpx.AsyncClient, Bridge]) -> None:
