@@ -78,6 +78,9 @@ def build_plugins_config(raw: Any) -> PluginsConfig:
             if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v):
                 raise ConfigError(key, "expected a list of file paths")
             kw[k] = tuple(v)
+            from homeserver.appservice.registration import load_registrations
+
+            load_registrations(kw[k])  # a bad registration stops the server at start, naming the key
         elif k == "webhook_ip_allowlist":
             if isinstance(v, str):
                 v = [s.strip() for s in v.split(",") if s.strip()]
