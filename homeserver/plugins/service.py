@@ -27,6 +27,7 @@ PLUGIN_DEVICE = "PARLEY_PLUGIN"
 NOTICE_TYPE = "org.parley.plugin.notice"
 ROOM_STATE_TYPE = "org.parley.plugins"  # the level to send it is the level to choose plugins
 MAX_ARGS = 4096
+MANIFEST_TTL_S = 5.0
 
 
 def token_hash(token: str) -> str:
@@ -43,7 +44,9 @@ class PluginService:
         self.rooms = rooms
         self.to_device = to_device
         self.registry = Registry(Path(config.plugins.dir or Path(config.data_dir) / "plugins"))
-        self._manifests: dict[str, Manifest] = {}
+        # name -> (manifest, when read): re-read after MANIFEST_TTL_S, so a reinstall through
+        # another worker changes what tokens may do here too.
+        self._manifests: dict[str, tuple[Manifest, float]] = {}
         self.on_change: Any = None  # set by the host: wake it after a change
 
     def _changed(self) -> None:
@@ -129,10 +132,11 @@ class PluginService:
         return self.accounts.user_id_for(m.bot)
 
     async def manifest(self, name: str) -> Manifest:
-        m = self._manifests.get(name)
-        if m is None:
-            m = (await self.source(name)).manifest
-            self._manifests[name] = m
+        cached = self._manifests.get(name)
+        if cached is not None and time.monotonic() - cached[1] < MANIFEST_TTL_S:
+            return cached[0]
+        m = (await self.source(name)).manifest
+        self._manifests[name] = (m, time.monotonic())
         return m
 
     # ------------------------------------------------------------------ capability tokens
