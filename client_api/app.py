@@ -16,6 +16,7 @@ from client_api.routes import (
     account,
     admin,
     ai,
+    appservice,
     directory,
     discovery,
     ephemeral,
@@ -24,6 +25,7 @@ from client_api.routes import (
     media,
     operations,
     peek,
+    plugins,
     pushers,
     pushrules,
     room_keys,
@@ -34,6 +36,7 @@ from client_api.routes import (
     sync,
     user_directory,
     userdata,
+    webhooks,
 )
 from client_api.webclient import WebClient, default_root
 from client_api.websocket import PATH as WS_PATH
@@ -52,6 +55,7 @@ ALL_ROUTES: list[Route] = [
     *room_upgrades.routes, *user_directory.routes, *keys.routes, *room_keys.routes,
     *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
     *shared_secret.routes, *federation_routes, *spaces.routes, *pushers.routes, *ai.routes,
+    *plugins.routes, *webhooks.routes, *appservice.routes,
     *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))

@@ -17,6 +17,7 @@ from starlette.types import Scope
 from client_api.guest_access import guest_may_call
 from homeserver.accounts.service import Requester
 from homeserver.app import Homeserver
+from homeserver.plugins.service import TOKEN_PREFIX as PLUGIN_TOKEN_PREFIX
 from homeserver.protocol.errors import MatrixError
 
 log = logging.getLogger("parley.http")
@@ -215,6 +216,10 @@ async def authenticate(request: Request, hs: Homeserver, optional: bool = False)
         if optional:
             return None
         raise MatrixError(401, "M_MISSING_TOKEN", "Missing access token")
+    if token.startswith(PLUGIN_TOKEN_PREFIX):  # a plugin: only what its manifest grants
+        return await hs.plugins.authenticate(token, request.method, request.url.path)
+    if (appservice := hs.appservices.by_token(token)) is not None:  # identity assertion: ?user_id=
+        return await hs.appservices.authenticate(appservice, request.query_params.get("user_id"))
     requester: Requester = await hs.accounts.authenticate(token)
     if requester.is_guest and not guest_may_call(request.method, request.url.path):
         raise MatrixError(403, "M_GUEST_ACCESS_FORBIDDEN", "Guest accounts may not use this endpoint")

@@ -21,6 +21,8 @@ from homeserver.accounts.uia import UIAService
 from homeserver.accounts.user_directory import UserDirectoryService
 from homeserver.admin.service import AdminService
 from homeserver.ai.service import AIService
+from homeserver.appservice.sender import AppServiceSender
+from homeserver.appservice.service import AppServices
 from homeserver.bus.base import Bus
 from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
@@ -48,6 +50,9 @@ from homeserver.keys.signing_key import (
 from homeserver.keys.to_device import ToDeviceService
 from homeserver.legacy.service import LegacySyncService
 from homeserver.media.service import MediaService
+from homeserver.plugins.host import PluginHost
+from homeserver.plugins.service import PluginService
+from homeserver.plugins.webhooks import WebhookService
 from homeserver.protocol.signing import SigningKey, encode_signing_key_seed, key_id, verify_key_b64
 from homeserver.push.service import PushService
 from homeserver.push.wiring import NotificationParts
@@ -210,6 +215,15 @@ class Homeserver:
             self.keys.remote.federation = self.federation
             self.media.remote.fetcher = self.federation.media
             self.user_hierarchy.remote = self.federation.hierarchy
+        self.plugins = PluginService(stores, config, self.accounts, self.rooms, self.to_device)
+        self.appservices = AppServices(config, self.accounts)
+        if self.appservices.services:
+            self.profile.ask_appservice = self.appservices.query_user
+            self.directory.ask_appservice = self.appservices.query_alias
+            self.directory.alias_reserved = self.appservices.alias_reserved
+        self.plugin_host = PluginHost(self.plugins, stores, self.serializer, config,
+                                      AppServiceSender(self.appservices, stores, self.serializer))
+        self.webhooks = WebhookService(self.plugins, self.rooms, config)
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()
 
@@ -259,10 +273,12 @@ class Homeserver:
             self.federation_sender.start()
         self.notifications.start()
         await self.ai.start()
+        self.plugin_host.start()
         metrics.watch(self)
 
     async def close(self) -> None:
         metrics.unwatch(self)
+        await self.plugin_host.stop()
         self.typing.close()
         await self.notifications.stop()
         await self.fanout.stop()

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from homeserver import cli_plugins
 from homeserver.config import Config, config_warnings, default_config_text, load_config
 from homeserver.config_values import ConfigError
 from homeserver.logs import setup_logging
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     reg.add_argument("username")
     reg.add_argument("--password")
     reg.add_argument("--admin", action="store_true")
+    cli_plugins.add_parser(sub)
     args = parser.parse_args(argv)
     if args.config is None and Path(DEFAULT_CONFIG_PATH).exists():
         args.config = DEFAULT_CONFIG_PATH
@@ -251,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(_run(_rotate_signing_key(config)) or 0)  # type: ignore[call-overload]
     if command == "register-user":
         return int(_run(_register_user(config, args)) or 0)  # type: ignore[call-overload]
+    if command == "plugins":
+        return int(_run(cli_plugins.run(config, args)) or 0)  # type: ignore[call-overload]
     parser.error(f"unknown command {command}")
     return 2
 

@@ -20,6 +20,7 @@ from homeserver.config_federation import (
     resolve_federation_paths,
 )
 from homeserver.config_push import EmailConfig, PushConfig, build_email_config, build_push_config
+from homeserver.config_plugins import PluginsConfig, build_plugins_config, resolve_plugin_paths
 from homeserver.config_values import ConfigError, as_bool, as_str
 from homeserver.protocol.ids import is_valid_server_name
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
@@ -85,6 +86,7 @@ class Config:
     registration_shared_secret: str | None = None
     web_client_dir: str | None = None  # the web client's static export; None: web/out in the source tree
     ai: AIConfig = field(default_factory=AIConfig)
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
 
     @property
     def data_path(self) -> Path:
@@ -276,7 +278,7 @@ _KNOWN_KEYS = {
     "max_upload_bytes", "media_backend", "s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key",
     "s3_region", "url_preview_enabled", "url_preview_ip_allowlist", "sqlite_synchronous",
     "metrics_listener", "log_format", "allow_guest_access", "user_directory_search_all_users",
-    "federation", "registration_shared_secret", "web_client_dir", "push", "email", "ai",
+    "federation", "registration_shared_secret", "web_client_dir", "push", "email", "ai", "plugins",
 }
 
 
@@ -397,6 +399,8 @@ def build_config(raw: Mapping[str, Any]) -> Config:
         kw["email"] = build_email_config(raw["email"])
     if "ai" in raw:
         kw["ai"] = build_ai_config(raw["ai"])
+    if "plugins" in raw:
+        kw["plugins"] = build_plugins_config(raw["plugins"])
     if raw.get("registration_shared_secret") not in (None, ""):
         kw["registration_shared_secret"] = as_str("registration_shared_secret", raw["registration_shared_secret"])
     if "rate_limits" in raw:
@@ -447,6 +451,8 @@ def _resolve_file_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
         out["database"] = _resolve_database(out["database"], base)
     if "federation" in out:
         out["federation"] = resolve_federation_paths(out["federation"], lambda v: _resolve(v, base))
+    if "plugins" in out:
+        out["plugins"] = resolve_plugin_paths(out["plugins"], lambda v: _resolve(v, base))
     return out
 
 

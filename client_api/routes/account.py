@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from client_api.http import endpoint, json_body
+from client_api.http import access_token_of, endpoint, json_body
 from client_api.routes import guests
 from homeserver.accounts.service import Requester
 from homeserver.accounts.uia import StageChecker, UIAOutcome
@@ -155,10 +155,14 @@ async def register(request: Request, hs: Homeserver) -> Any:
     if kind != "user":
         raise MatrixError(400, "M_INVALID_PARAM", "kind must be 'user' or 'guest'")
     body = await json_body(request)
+    if body.get("type") == "m.login.application_service":
+        return await hs.appservices.register(access_token_of(request), body)
     if hs.config.registration == "closed":
         raise MatrixError(403, "M_FORBIDDEN", "Registration is disabled")
     guest = await guests.upgrading_guest(hs, body)
     early = _registration_params(hs, body)  # bad input fails before any session is opened
+    if early["username"] is not None:
+        hs.appservices.check_not_exclusive(hs.accounts.user_id_for(early["username"]))
     if early["username"] is not None and body.get("auth") is None and guest is None \
             and await hs.accounts.user_exists(hs.accounts.user_id_for(early["username"])):
         raise MatrixError(400, "M_USER_IN_USE", "User ID already taken")

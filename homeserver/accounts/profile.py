@@ -20,11 +20,15 @@ class ProfileService:
         self.rooms = rooms
         # Profiles of other servers' users, over federation (wired in app.py).
         self.remote: Callable[[str], Awaitable[dict[str, Any]]] | None = None
+        # Asks the application service whose namespace holds an unknown user (wired in app.py).
+        self.ask_appservice: Callable[[str], Awaitable[bool]] | None = None
 
     async def get(self, user_id: str) -> dict[str, Any]:
         if self.remote is not None and server_name_of(user_id) != self.rooms.server_name:
             return await self.remote(user_id)
         user = await self.stores.accounts.get_user(user_id)
+        if user is None and self.ask_appservice is not None and await self.ask_appservice(user_id):
+            user = await self.stores.accounts.get_user(user_id)
         if user is None:
             raise MatrixError(404, "M_NOT_FOUND", "Profile not found")
         out = {}

@@ -21,6 +21,10 @@ class DirectoryService:
         self.server_name = server_name
         # Aliases of other servers, over federation (wired in app.py).
         self.remote: Callable[[str], Awaitable[dict[str, Any]]] | None = None
+        # Application services: asked about unknown aliases in their namespaces; exclusive
+        # alias namespaces refused to everyone else (wired in app.py).
+        self.ask_appservice: Callable[[str], Awaitable[bool]] | None = None
+        self.alias_reserved: Callable[[str, str], bool] | None = None
 
     def _check_alias(self, alias: str) -> None:
         if not is_valid_room_alias(alias):
@@ -32,6 +36,8 @@ class DirectoryService:
         self._check_alias(alias)
         if not isinstance(room_id, str) or not is_valid_room_id(room_id):
             raise MatrixError(400, "M_INVALID_PARAM", "room_id must be a room ID")
+        if self.alias_reserved is not None and self.alias_reserved(alias, user_id):
+            raise MatrixError(400, "M_EXCLUSIVE", "This alias is reserved by an application service")
         await self.rooms.version_of(room_id)
         membership = await self.stores.state.membership(room_id, user_id)
         if not membership or membership[0] != "join":
@@ -45,6 +51,8 @@ class DirectoryService:
         if self.remote is not None and server_name_of(alias) != self.server_name:
             return await self.remote(alias)
         found = await self.stores.userdata.get_alias(alias)
+        if found is None and self.ask_appservice is not None and await self.ask_appservice(alias):
+            found = await self.stores.userdata.get_alias(alias)
         if found is None:
             raise MatrixError(404, "M_NOT_FOUND", "Room alias not found")
         return {"room_id": found[0], "servers": [self.server_name]}

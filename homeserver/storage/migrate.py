@@ -31,6 +31,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (16, "016_remote_caches.sql"),
     (17, "017_push.sql"),
     (18, "018_ai.sql"),
+    (19, "019_plugins.sql"),
 ]
 
 _PG_EXTRA = {

@@ -1,0 +1,1 @@
+"""The Matrix Application Service API: registrations, identity assertion, transactions."""

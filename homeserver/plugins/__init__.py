@@ -1,0 +1,1 @@
+"""Plugins: discovery and installation, sandboxed processes, hooks, capability tokens."""
