@@ -19,8 +19,8 @@ from homeserver.config_federation import (
     build_federation_config,
     resolve_federation_paths,
 )
-from homeserver.config_push import EmailConfig, PushConfig, build_email_config, build_push_config
 from homeserver.config_plugins import PluginsConfig, build_plugins_config, resolve_plugin_paths
+from homeserver.config_push import EmailConfig, PushConfig, build_email_config, build_push_config
 from homeserver.config_values import ConfigError, as_bool, as_str
 from homeserver.protocol.ids import is_valid_server_name
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
