@@ -95,6 +95,15 @@ class FederationOutbound:
         await self._queue([QueueItem(d, "pdu", room_id=ev.room_id, event_id=ev.event_id)
                            for d in sorted(destinations)])
 
+    async def join_accepted(self, ev: StoredEvent, origin: str) -> None:
+        """A remote user's join accepted through send_join here: the room's other servers
+        hear of it from us (the joining server only talks to this one)."""
+        if not self.enabled:
+            return
+        destinations = await self.servers_in_room(ev.room_id) - {origin}
+        await self._queue([QueueItem(d, "pdu", room_id=ev.room_id, event_id=ev.event_id)
+                           for d in sorted(destinations)])
+
     # ------------------------------------------------------------------ EDUs
 
     async def typing(self, room_id: str, user_id: str, typing: bool) -> None:

@@ -16,6 +16,7 @@ from homeserver.protocol.errors import AuthError, MatrixError
 from homeserver.protocol.events import compute_event_id, make_event_refs
 from homeserver.protocol.ids import is_valid_user_id, server_name_of
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 
 log = logging.getLogger("parley.federation")
@@ -30,6 +31,10 @@ class RemoteJoins:
         self.server_name = server_name
         self.receiver = receiver
         self.reads = reads
+        #: Called with (join event, origin) once a send_join is accepted: the resident server
+        #: passes the join on to the room's other servers (the one exception to "only our own
+        #: events are sent"), as the server-server API's joining handshake asks.
+        self.on_join_accepted: Callable[[StoredEvent, str], Awaitable[None]] | None = None
 
     async def _rv(self, room_id: str) -> RoomVersion:
         version = await self.stores.userdata.room_version(room_id)
@@ -92,6 +97,8 @@ class RemoteJoins:
             raise MatrixError(400, "M_BAD_JSON", f"The join was refused: {got.reason}")
         if got.event is None or got.event.rejected or got.event.soft_failed:
             raise MatrixError(403, "M_FORBIDDEN", f"The join is not allowed: {got.reason or 'current state'}")
+        if self.on_join_accepted is not None:
+            await self.on_join_accepted(got.event, origin)
         state_ids, chain = await self.reads.state_ids(origin, room_id, event_id)
         servers = set()
         for (t, sk), _ in (await self.stores.state.current_all(room_id)).items():
