@@ -229,3 +229,24 @@ async def test_two_workers_one_sender(backend: str, tmp_path: Path) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+@FED_ON
+async def test_a_backlog_of_typing_and_presence_is_sent_in_its_latest_state(client: MatrixClient,
+                                                                          hs: Homeserver) -> None:
+    peer = RemotePeer(fail=10**6)
+    hs.federation_sender.base_backoff_ms = 50
+    hs.federation_sender.max_backoff_ms = 100
+    alice, room = await _room_with_remote(client, hs, peer)
+    await alice.send_text(room, "first")  # in flight while the rest queues up
+    await until(lambda: len(peer.attempts) >= 1, what="a failed attempt")
+    for state in ("online", "unavailable", "online", "offline"):
+        await alice.ok("PUT", f"{V3}/presence/{quote(alice.user_id or '')}/status", {"presence": state})
+    for typing in (True, False, True):
+        await alice.ok("PUT", f"{V3}/rooms/{room}/typing/{quote(alice.user_id or '')}",
+                       {"typing": typing, "timeout": 10_000})
+    peer.fail = 0
+    await until(lambda: len(peer.delivered) >= 2, what="the backlog")
+    await queue_drained(hs)
+    assert [p["push"][0]["presence"] for p in peer.edus("m.presence")] == ["offline"]
+    assert [t["typing"] for t in peer.edus("m.typing")] == [True]
