@@ -61,7 +61,12 @@ class FederationOutbound:
     async def _queue(self, items: list[QueueItem]) -> None:
         if not items:
             return
-        await self.stores.federation_queue.add(items, int(time.time() * 1000))
+        try:
+            await self.stores.federation_queue.add(items, int(time.time() * 1000))
+        except Exception:
+            # The change itself has committed: the caller's request succeeded either way.
+            log.exception("could not queue %d item(s) for other servers", len(items))
+            return
         destinations = sorted({i.destination for i in items})
         self.sender.wake(destinations)
         if self.bus.distributed:
