@@ -61,7 +61,12 @@ class FederationOutbound:
     async def _queue(self, items: list[QueueItem]) -> None:
         if not items:
             return
-        await self.stores.federation_queue.add(items, int(time.time() * 1000))
+        try:
+            await self.stores.federation_queue.add(items, int(time.time() * 1000))
+        except Exception:
+            # The change itself has committed: the caller's request succeeded either way.
+            log.exception("could not queue %d item(s) for other servers", len(items))
+            return
         destinations = sorted({i.destination for i in items})
         self.sender.wake(destinations)
         if self.bus.distributed:
@@ -92,6 +97,15 @@ class FederationOutbound:
                 ev.pdu.get("content", {}).get("membership") in ("leave", "ban"):
             destinations.add(_server(ev.state_key))
         destinations -= {self.server_name, ""}
+        await self._queue([QueueItem(d, "pdu", room_id=ev.room_id, event_id=ev.event_id)
+                           for d in sorted(destinations)])
+
+    async def join_accepted(self, ev: StoredEvent, origin: str) -> None:
+        """A remote user's join accepted through send_join here: the room's other servers
+        hear of it from us (the joining server only talks to this one)."""
+        if not self.enabled:
+            return
+        destinations = await self.servers_in_room(ev.room_id) - {origin}
         await self._queue([QueueItem(d, "pdu", room_id=ev.room_id, event_id=ev.event_id)
                            for d in sorted(destinations)])
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from homeserver.lease import LeaderLease
 from homeserver.protocol.transactions import MAX_EDUS, MAX_PDUS, retry_delay_ms, transaction_body
-from homeserver.storage.federation_queue import DestinationState
+from homeserver.storage.federation_queue import DestinationState, QueuedRow
 from homeserver.storage.stores import Stores
 
 log = logging.getLogger("parley.federation.sender")
@@ -44,6 +44,36 @@ class TransactionRefused(Exception):
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _superseded_key(row: QueuedRow) -> tuple[str, ...] | None:
+    """Rows with the same key say the same thing newer: only the last one is worth sending."""
+    c = row.content or {}
+    if row.edu_type == "m.typing":
+        return ("m.typing", str(c.get("room_id")), str(c.get("user_id")))
+    if row.edu_type == "m.presence" and isinstance(c.get("push"), list) and len(c["push"]) == 1 \
+            and isinstance(c["push"][0], dict):
+        return ("m.presence", str(c["push"][0].get("user_id")))
+    return None
+
+
+def _current_edus(rows: list[QueuedRow], now: int) -> list[QueuedRow]:
+    """The EDUs of a batch still worth sending: typing and presence only in their latest state
+    (a backlog after an outage holds many), typing not at all once stale."""
+    last: dict[tuple[str, ...], int] = {}
+    for r in rows:
+        key = _superseded_key(r)
+        if key is not None:
+            last[key] = r.id
+    out = []
+    for r in rows:
+        key = _superseded_key(r)
+        if key is not None and last[key] != r.id:
+            continue
+        if r.edu_type == "m.typing" and now - r.created_ts > TYPING_STALE_MS:
+            continue
+        out.append(r)
+    return out
 
 
 class FederationSender:
@@ -172,8 +202,7 @@ class FederationSender:
             ev = events.get(r.event_id or "")
             if ev is not None:
                 pdus.append({k: v for k, v in ev.pdu.items() if k != "unsigned"})
-        edus = [{"edu_type": r.edu_type, "content": r.content} for r in edu_rows
-                if not (r.edu_type == "m.typing" and now - r.created_ts > TYPING_STALE_MS)]
+        edus = [{"edu_type": r.edu_type, "content": r.content} for r in _current_edus(edu_rows, now)]
         ids = [r.id for r in pdu_rows] + [r.id for r in edu_rows]
         if not pdus and not edus:
             await q.delete(ids)

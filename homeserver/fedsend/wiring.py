@@ -46,6 +46,8 @@ def wire_federation_sender(hs: Homeserver) -> None:
 
 def wire_transactions(hs: Homeserver) -> None:
     """Inbound transactions: EDUs to the registry, and a transaction from a destination we owe
-    something resets its backoff. (Again after hs.transactions is rebuilt.)"""
+    something resets its backoff; joins accepted through send_join are passed on. (Again after
+    hs.transactions or hs.remote_joins is rebuilt.)"""
     hs.transactions.edu_handler = hs.inbound_edus.handle
     hs.transactions.on_origin_seen = hs.federation_sender.destination_up
+    hs.remote_joins.on_join_accepted = hs.federation_outbound.join_accepted

@@ -18,6 +18,7 @@ from homeserver.protocol.ids import is_valid_user_id, server_name_of
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.rooms.serialize import stripped_state
 from homeserver.rooms.server_acl import ServerAclService
+from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 
 log = logging.getLogger("parley.federation")
@@ -35,6 +36,10 @@ class RemoteJoins:
         self.server_name = server_name
         self.receiver = receiver
         self.reads = reads
+        #: Called with (join event, origin) once a send_join is accepted: the resident server
+        #: passes the join on to the room's other servers (the one exception to "only our own
+        #: events are sent"), as the server-server API's joining handshake asks.
+        self.on_join_accepted: Callable[[StoredEvent, str], Awaitable[None]] | None = None
 
     async def _rv(self, room_id: str) -> RoomVersion:
         version = await self.stores.userdata.room_version(room_id)
@@ -146,6 +151,9 @@ class RemoteJoins:
             raise MatrixError(400, "M_BAD_JSON", f"The {membership} was refused: {got.reason}")
         if got.event is None or got.event.rejected or got.event.soft_failed:
             raise MatrixError(403, "M_FORBIDDEN", f"The {membership} is not allowed: {got.reason or 'current state'}")
+        # The sending server only talks to us: the room's other servers hear of it from here.
+        if self.on_join_accepted is not None:
+            await self.on_join_accepted(got.event, origin)
         return got
 
 

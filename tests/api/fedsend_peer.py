@@ -17,6 +17,7 @@ import orjson
 from federation.keys import local_key_response
 from homeserver.app import Homeserver
 from homeserver.fedsend.wiring import wire_transactions
+from homeserver.protocol.signing import SigningKey
 from tests.api.test_federation_api import REMOTE, REMOTE_KEY, use_transport
 from tests.api.test_federation_events import _rewire
 
@@ -38,11 +39,16 @@ class RemotePeer:
     fail_status: int = 500
     attempts: list[Attempt] = field(default_factory=list)
     name: str = REMOTE
+    #: further servers whose keys this transport serves (server name -> signing key)
+    others: dict[str, SigningKey] = field(default_factory=dict)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         host = request.headers["host"]
         if host == self.name and request.url.path == "/_matrix/key/v2/server":
             return httpx.Response(200, json=local_key_response(REMOTE, REMOTE_KEY, [], int(time.time() * 1000)))
+        if host in self.others and request.url.path == "/_matrix/key/v2/server":
+            return httpx.Response(200, json=local_key_response(host, self.others[host], [],
+                                                               int(time.time() * 1000)))
         if host == self.name and request.method == "PUT" and request.url.path.startswith(SEND):
             txn_id = unquote(request.url.raw_path.decode().split("?")[0][len(SEND):])
             status = 200
@@ -73,6 +79,15 @@ def attach(hs: Homeserver, peer: RemotePeer) -> None:
     use_transport(hs, peer)
     _rewire(hs)
     wire_transactions(hs)
+
+
+async def queue_drained(hs: Homeserver, timeout: float = 15.0) -> None:
+    """Wait until no destination has anything queued or in flight."""
+    deadline = time.monotonic() + timeout
+    while await hs.stores.federation_queue.destinations_with_work():
+        if time.monotonic() > deadline:
+            raise AssertionError("the federation queue did not drain")
+        await asyncio.sleep(0.02)
 
 
 async def until(cond: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from homeserver.app import Homeserver
 from tests.api.fedsend_peer import RemotePeer, attach, until
+from tests.api.test_cross_signing import CrossSigning
 from tests.api.test_e2ee_keys import Device
 from tests.api.test_federation_api import FED_ON, REMOTE
 from tests.api.test_federation_events import BOB, FED, _fed, _joined_room
@@ -83,8 +84,11 @@ async def test_inbound_edus_reach_local_syncs(client: MatrixClient, hs: Homeserv
             "sender": BOB, "type": "m.test", "message_id": "msg1",
             "messages": {alice.user_id: {alice.device_id: {"hello": "device"}}}}},
         {"edu_type": "m.typing", "content": {"room_id": room, "user_id": BOB, "typing": False}},
+        {"edu_type": "m.signing_key_update", "content": {"user_id": BOB, "master_key": {}}},
+        {"edu_type": "m.signing_key_update", "content": {"user_id": eve, "master_key": {}}},
     ])
     later = await alice.sync(since=sync["next_batch"], timeout=0)
+    assert later["device_lists"]["changed"] == [BOB]
     assert later.get("to_device", {}).get("events", []) == []
     (typing,) = _ephemeral(later, room, "m.typing")
     assert typing["content"]["user_ids"] == []
@@ -105,7 +109,9 @@ async def test_local_changes_become_edus(client: MatrixClient, hs: Homeserver) -
                    {"messages": {BOB: {"BOBDEV": {"secret": 1}}, alice.user_id: {alice.device_id: {"self": 1}}}})
     dev = Device(alice)
     await alice.ok("POST", f"{V3}/keys/upload", {"device_keys": dev.device_keys()})
-    await until(lambda: len(peer.edus("m.device_list_update")) >= 1, what="all EDUs")
+    cs = CrossSigning(alice.user_id or "")
+    await alice.ok("POST", f"{V3}/keys/device_signing/upload", cs.body())
+    await until(lambda: len(peer.edus("m.signing_key_update")) >= 1, what="all EDUs")
     assert peer.edus("m.typing") == [{"room_id": room, "user_id": alice.user_id, "typing": True}]
     (receipt,) = peer.edus("m.receipt")  # the private receipt stays here
     entry = receipt[room]["m.read"][alice.user_id]
@@ -118,5 +124,8 @@ async def test_local_changes_become_edus(client: MatrixClient, hs: Homeserver) -
     (update,) = peer.edus("m.device_list_update")
     assert update["user_id"] == alice.user_id and update["device_id"] == alice.device_id
     assert update["deleted"] is False and update["keys"]["keys"] == dev.device_keys()["keys"]
+    (keys,) = peer.edus("m.signing_key_update")  # the user-signing key stays private
+    assert keys == {"user_id": alice.user_id, "master_key": cs.objs["master"],
+                    "self_signing_key": cs.objs["self_signing"]}
     # EDUs and PDUs share the one queue: the message went first
     assert peer.pdu_bodies() == ["hello"]

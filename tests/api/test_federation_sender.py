@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -17,11 +18,13 @@ import pytest
 from client_api.app import build_app
 from homeserver.app import Homeserver
 from homeserver.config_federation import FederationConfig
+from homeserver.protocol.events import compute_event_id, hash_and_sign_event
+from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from homeserver.protocol.signing import generate_signing_key
 from homeserver.storage.stores import Stores
-from tests.api.fedsend_peer import RemotePeer, attach, until
-from tests.api.test_federation_api import FED_ON, REMOTE
-from tests.api.test_federation_events import BOB, _joined_room
+from tests.api.fedsend_peer import RemotePeer, attach, queue_drained, until
+from tests.api.test_federation_api import FED_ON, REMOTE, signed
+from tests.api.test_federation_events import BOB, FED, _joined_room
 from tests.conftest import REDIS_URL, MatrixClient, make_config
 
 V3 = "/_matrix/client/v3"
@@ -56,11 +59,7 @@ async def test_local_events_reach_the_remote_in_order_and_batched(client: Matrix
     assert stored is not None and first["signatures"] == stored.pdu["signatures"]
     # received events are never sent back: the remote's own join is not in any transaction
     assert all(p["sender"] != BOB for a in peer.attempts for p in a.body["pdus"])
-    # the queue empties once the sender has read the last answer (just after the peer recorded it)
-    deadline = asyncio.get_running_loop().time() + 15
-    while await hs.stores.federation_queue.destinations_with_work() != []:
-        assert asyncio.get_running_loop().time() < deadline, "the queue never emptied"
-        await asyncio.sleep(0.02)
+    await queue_drained(hs)
 
 
 @FED_ON
@@ -117,6 +116,29 @@ async def test_catch_up_sends_the_newest_event_of_each_room(client: MatrixClient
     newest = peer.delivered[-1].body["pdus"][0]
     got = await hs.stores.events.get_many(newest["prev_events"])
     assert [e.pdu["content"]["body"] for e in got.values()] == ["during 10"]
+
+
+@FED_ON
+async def test_a_join_through_send_join_is_passed_on_to_the_other_servers(client: MatrixClient,
+                                                                         hs: Homeserver) -> None:
+    second, second_key = "second.example", generate_signing_key("s2")
+    peer = RemotePeer(others={second: second_key})
+    alice, room = await _room_with_remote(client, hs, peer)
+    dan = f"@dan:{second}"
+    uri = f"{FED}/make_join/{quote(room)}/{quote(dan)}?ver=10&ver=11&ver=12"
+    resp = await client.request("GET", uri, token="", headers=signed(second_key, second, hs.server_name, "GET", uri))
+    assert resp.status_code == 200, resp.text
+    rv = KNOWN_ROOM_VERSIONS[resp.json()["room_version"]]
+    join = hash_and_sign_event(resp.json()["event"], second, second_key, rv)
+    uri = f"/_matrix/federation/v2/send_join/{quote(room)}/{quote(compute_event_id(join, rv))}"
+    resp = await client.request("PUT", uri, join, token="",
+                                headers=signed(second_key, second, hs.server_name, "PUT", uri, join))
+    assert resp.status_code == 200, resp.text
+    await until(lambda: any(p["sender"] == dan for a in peer.delivered for p in a.body["pdus"]),
+                what="the join passed on to the first remote")
+    # the joining server itself is not sent its own join, and nothing else was forwarded
+    assert [p["sender"] for a in peer.delivered for p in a.body["pdus"]] == [dan]
+    await queue_drained(hs)
 
 
 _KEY = generate_signing_key("t1")
@@ -208,3 +230,24 @@ async def test_two_workers_one_sender(backend: str, tmp_path: Path) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+@FED_ON
+async def test_a_backlog_of_typing_and_presence_is_sent_in_its_latest_state(client: MatrixClient,
+                                                                          hs: Homeserver) -> None:
+    peer = RemotePeer(fail=10**6)
+    hs.federation_sender.base_backoff_ms = 50
+    hs.federation_sender.max_backoff_ms = 100
+    alice, room = await _room_with_remote(client, hs, peer)
+    await alice.send_text(room, "first")  # in flight while the rest queues up
+    await until(lambda: len(peer.attempts) >= 1, what="a failed attempt")
+    for state in ("online", "unavailable", "online", "offline"):
+        await alice.ok("PUT", f"{V3}/presence/{quote(alice.user_id or '')}/status", {"presence": state})
+    for typing in (True, False, True):
+        await alice.ok("PUT", f"{V3}/rooms/{room}/typing/{quote(alice.user_id or '')}",
+                       {"typing": typing, "timeout": 10_000})
+    peer.fail = 0
+    await until(lambda: len(peer.delivered) >= 2, what="the backlog")
+    await queue_drained(hs)
+    assert [p["push"][0]["presence"] for p in peer.edus("m.presence")] == ["offline"]
+    assert [t["typing"] for t in peer.edus("m.typing")] == [True]
