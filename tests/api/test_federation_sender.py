@@ -5,7 +5,6 @@ after an outage, kept across a restart, and sent by exactly one of two workers."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
