@@ -1,5 +1,5 @@
 """Sending one transaction (`PUT /_matrix/federation/v1/send/{txnId}`) through the signed client,
-for homeserver/fedsend/sender.py: which answers mean "never" rather than "later"."""
+for homeserver/peering/sender.py: which answers mean "never" rather than "later"."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from federation.client import FederationClient, RemoteError
-from homeserver.fedsend.sender import TransactionRefused
+from homeserver.peering.sender import TransactionRefused
 from homeserver.protocol.errors import MatrixError
 
 #: 4xx answers that may well change on a later try (rate limits, keys not yet fetched).

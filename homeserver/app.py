@@ -33,10 +33,6 @@ from homeserver.events.persister import EventPersister
 from homeserver.events.receiver import EventReceiver
 from homeserver.events.server_reads import ServerReads
 from homeserver.events.visibility import VisibilityFilter
-from homeserver.fedsend.inbound_edus import InboundEdus
-from homeserver.fedsend.outbound import FederationOutbound
-from homeserver.fedsend.sender import FederationSender
-from homeserver.fedsend.wiring import wire_federation_sender
 from homeserver.keys.backup import KeyBackupService
 from homeserver.keys.service import KeyService
 from homeserver.keys.signing_key import (
@@ -50,6 +46,10 @@ from homeserver.keys.signing_key import (
 from homeserver.keys.to_device import ToDeviceService
 from homeserver.legacy.service import LegacySyncService
 from homeserver.media.service import MediaService
+from homeserver.peering.inbound_edus import InboundEdus
+from homeserver.peering.outbound import FederationOutbound
+from homeserver.peering.sender import FederationSender
+from homeserver.peering.wiring import wire_federation_sender
 from homeserver.plugins.host import PluginHost
 from homeserver.plugins.service import PluginService
 from homeserver.plugins.webhooks import WebhookService

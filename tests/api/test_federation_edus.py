@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from homeserver.app import Homeserver
-from tests.api.fedsend_peer import RemotePeer, attach, until
+from tests.api.federation_peer import RemotePeer, attach, until
 from tests.api.test_cross_signing import CrossSigning
 from tests.api.test_e2ee_keys import Device
 from tests.api.test_federation_api import FED_ON, REMOTE

@@ -1,5 +1,5 @@
 """The outbound federation sender, in-process on SQLite and PostgreSQL against an in-memory peer
-(tests/api/fedsend_peer.py): local events reach the room's other servers in order, batched
+(tests/api/federation_peer.py): local events reach the room's other servers in order, batched
 (at most 50 PDUs a transaction), retried with backoff under the same transaction ID, caught up
 after an outage, kept across a restart, and sent by exactly one of two workers."""
 
@@ -21,7 +21,7 @@ from homeserver.protocol.events import compute_event_id, hash_and_sign_event
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
 from homeserver.protocol.signing import generate_signing_key
 from homeserver.storage.stores import Stores
-from tests.api.fedsend_peer import RemotePeer, attach, queue_drained, until
+from tests.api.federation_peer import RemotePeer, attach, queue_drained, until
 from tests.api.test_federation_api import FED_ON, REMOTE, signed
 from tests.api.test_federation_events import BOB, FED, _joined_room
 from tests.conftest import REDIS_URL, MatrixClient, make_config

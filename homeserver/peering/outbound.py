@@ -1,5 +1,5 @@
 """What this server tells other servers: its new events (PDUs) and its users' ephemeral changes
-(EDUs), written to the per-destination queue that homeserver/fedsend/sender.py delivers.
+(EDUs), written to the per-destination queue that homeserver/peering/sender.py delivers.
 
 Only events created here are sent (received events are the origin server's to send). An event
 goes to every other server with a joined member in the room after it, and a leave or ban also to
@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from homeserver.bus.base import Bus
-from homeserver.fedsend.sender import FederationSender
+from homeserver.peering.sender import FederationSender
 from homeserver.protocol.ids import server_name_of
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.federation_queue import QueueItem

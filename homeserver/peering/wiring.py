@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from federation.transactions import send_transaction
-from homeserver.fedsend.inbound_edus import InboundEdus
-from homeserver.fedsend.outbound import BUS_KIND, FederationOutbound
-from homeserver.fedsend.sender import FederationSender
+from homeserver.peering.inbound_edus import InboundEdus
+from homeserver.peering.outbound import BUS_KIND, FederationOutbound
+from homeserver.peering.sender import FederationSender
 from homeserver.storage.events import StoredEvent
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import orjson
 
 from federation.keys import local_key_response
 from homeserver.app import Homeserver
-from homeserver.fedsend.wiring import wire_transactions
+from homeserver.peering.wiring import wire_transactions
 from homeserver.protocol.signing import SigningKey
 from tests.api.test_federation_api import REMOTE, REMOTE_KEY, use_transport
 from tests.api.test_federation_events import _rewire
