@@ -1,6 +1,6 @@
 """The push delivery queue: one worker (LeaderLease "push-delivery") takes due rows from
-`push_deliveries` and POSTs them, each in its own task, so a hanging gateway holds one slot
-until its timeout and never anything on a request path.
+`push_deliveries` and POSTs them, each in its own task and one at a time per pusher, so a
+hanging gateway holds one slot until its timeout and never anything on a request path.
 
 - HTTP pushers get the Push Gateway API's notification (`event_id_only` when the pusher's data
   asks for it); pushkeys the gateway lists in `rejected` lose their pushers.
