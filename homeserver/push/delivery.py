@@ -144,7 +144,10 @@ class PushDelivery:
         if not await self.stores.pushers.is_pending(d):
             return
         pusher = await self.stores.pushers.get(d.user_id, d.app_id, d.pushkey)
-        ev = await self.stores.events.get(d.event_id)
+        if pusher is not None and pusher.kind == KIND_HTTP and d.event_id is None:
+            await self._finish(pusher, d, await self._post_counts(pusher, d))
+            return
+        ev = await self.stores.events.get(d.event_id) if d.event_id is not None else None
         if pusher is None or ev is None:
             await self.stores.pushers.delivered(d)
             return
@@ -155,6 +158,9 @@ class PushDelivery:
         else:
             await self.stores.pushers.delivered(d)
             return
+        await self._finish(pusher, d, result)
+
+    async def _finish(self, pusher: Pusher, d: Delivery, result: PostResult) -> None:
         if 200 <= result.status < 300:
             await self.stores.pushers.delivered(d)
             if pusher.kind == KIND_HTTP:
@@ -212,8 +218,7 @@ class PushDelivery:
     async def gateway_payload(self, pusher: Pusher, d: Delivery, ev: StoredEvent) -> dict[str, Any]:
         """The body of POST /_matrix/push/v1/notify (Push Gateway API)."""
         tweaks = _tweaks(d.actions)
-        device: dict[str, Any] = {"app_id": pusher.app_id, "pushkey": pusher.pushkey, "pushkey_ts": pusher.pushkey_ts,
-                                  "data": {k: v for k, v in pusher.data.items() if k != "url"}}
+        device = self._device(pusher)
         if tweaks:
             device["tweaks"] = tweaks
         n: dict[str, Any] = {"event_id": ev.event_id, "room_id": ev.room_id, "counts": await self._counts(d.user_id),
@@ -229,6 +234,16 @@ class PushDelivery:
             if ev.type == "m.room.member":
                 n["user_is_target"] = ev.state_key == d.user_id
         return {"notification": n}
+
+    def _device(self, pusher: Pusher) -> dict[str, Any]:
+        return {"app_id": pusher.app_id, "pushkey": pusher.pushkey, "pushkey_ts": pusher.pushkey_ts,
+                "data": {k: v for k, v in pusher.data.items() if k != "url"}}
+
+    async def _post_counts(self, pusher: Pusher, d: Delivery) -> PostResult:
+        """A badge update without an event (the Push Gateway API allows counts alone)."""
+        body = {"notification": {"counts": await self._counts(d.user_id), "devices": [self._device(pusher)],
+                                 "prio": "low"}}
+        return await self.http.post(str(pusher.data["url"]), orjson.dumps(body), {"Content-Type": "application/json"})
 
     async def _post_gateway(self, pusher: Pusher, d: Delivery, ev: StoredEvent) -> PostResult:
         body = orjson.dumps(await self.gateway_payload(pusher, d, ev))

@@ -23,6 +23,8 @@ class ReceiptService:
         self.account_data = account_data
         self._wake_room = wake_room
         self._wake_users = wake_users
+        # Called with the user after their read position moved (push badges follow it).
+        self.on_read: Callable[[str], Awaitable[None]] | None = None
 
     async def receipt(self, user_id: str, room_id: str, rtype: str, event_id: str, thread_id: Any) -> None:
         if rtype not in RECEIPT_TYPES:
@@ -46,6 +48,8 @@ class ReceiptService:
                 int(time.time() * 1000), pos,
             )
         if changed:
+            if self.on_read is not None:
+                await self.on_read(user_id)
             if rtype == "m.read.private":
                 await self._wake_users([user_id])
             else:

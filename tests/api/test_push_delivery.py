@@ -87,6 +87,19 @@ async def test_event_id_only(client: MatrixClient, gateway: TestGateway) -> None
     assert n["devices"][0]["data"] == {"custom": "kept", "format": "event_id_only"}
 
 
+async def test_reading_sends_a_badge_update(client: MatrixClient, gateway: TestGateway) -> None:
+    alice, bob, room = await setup_pair(client, gateway)
+    await bob.send_text(room, "one")
+    last = await bob.send_text(room, "two")
+    await gateway.wait_for(2)
+    assert gateway.requests[1].json()["notification"]["counts"] == {"unread": 2}
+    await alice.ok("POST", f"{V3}/rooms/{room}/receipt/m.read/{last}", {})
+    reqs = await gateway.wait_for(3)
+    n = reqs[2].json()["notification"]
+    assert "event_id" not in n and n["counts"] == {} and n["prio"] == "low"
+    assert [d["pushkey"] for d in n["devices"]] == ["alice-key"]
+
+
 async def test_retries_with_backoff(client: MatrixClient, gateway: TestGateway, hs: Homeserver) -> None:
     gateway.statuses = [500, 503]
     _, bob, room = await setup_pair(client, gateway)
