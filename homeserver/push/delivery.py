@@ -1,6 +1,6 @@
 """The push delivery queue: one worker (LeaderLease "push-delivery") takes due rows from
-`push_deliveries` and POSTs them, each in its own task, so a hanging gateway holds one slot
-until its timeout and never anything on a request path.
+`push_deliveries` and POSTs them, each in its own task and one at a time per pusher, so a
+hanging gateway holds one slot until its timeout and never anything on a request path.
 
 - HTTP pushers get the Push Gateway API's notification (`event_id_only` when the pusher's data
   asks for it); pushkeys the gateway lists in `rejected` lose their pushers.
@@ -107,13 +107,16 @@ class PushDelivery:
                 waiter.cancel()
 
     async def run_once(self, now_ms: int | None = None) -> int:
-        """Start a task for each due delivery not already in flight; returns how many started."""
+        """Start a task for the oldest due delivery of each pusher with none in flight; returns
+        how many started."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         started = 0
+        busy = {k[:3] for k in self._in_flight}
         for d in await self.stores.pushers.due(now, self.config.concurrency * 4):
             key = (d.user_id, d.app_id, d.pushkey, d.stream_ordering)
-            if key in self._in_flight:
+            if key[:3] in busy:  # one request at a time per pusher: a hanging gateway holds one slot
                 continue
+            busy.add(key[:3])
             task = asyncio.ensure_future(self._deliver_guarded(d))
             self._in_flight[key] = task
             task.add_done_callback(lambda _t, k=key: self._done(k))  # type: ignore[misc]
@@ -141,7 +144,10 @@ class PushDelivery:
         if not await self.stores.pushers.is_pending(d):
             return
         pusher = await self.stores.pushers.get(d.user_id, d.app_id, d.pushkey)
-        ev = await self.stores.events.get(d.event_id)
+        if pusher is not None and pusher.kind == KIND_HTTP and d.event_id is None:
+            await self._finish(pusher, d, await self._post_counts(pusher, d))
+            return
+        ev = await self.stores.events.get(d.event_id) if d.event_id is not None else None
         if pusher is None or ev is None:
             await self.stores.pushers.delivered(d)
             return
@@ -152,6 +158,9 @@ class PushDelivery:
         else:
             await self.stores.pushers.delivered(d)
             return
+        await self._finish(pusher, d, result)
+
+    async def _finish(self, pusher: Pusher, d: Delivery, result: PostResult) -> None:
         if 200 <= result.status < 300:
             await self.stores.pushers.delivered(d)
             if pusher.kind == KIND_HTTP:
@@ -209,8 +218,7 @@ class PushDelivery:
     async def gateway_payload(self, pusher: Pusher, d: Delivery, ev: StoredEvent) -> dict[str, Any]:
         """The body of POST /_matrix/push/v1/notify (Push Gateway API)."""
         tweaks = _tweaks(d.actions)
-        device: dict[str, Any] = {"app_id": pusher.app_id, "pushkey": pusher.pushkey, "pushkey_ts": pusher.pushkey_ts,
-                                  "data": {k: v for k, v in pusher.data.items() if k != "url"}}
+        device = self._device(pusher)
         if tweaks:
             device["tweaks"] = tweaks
         n: dict[str, Any] = {"event_id": ev.event_id, "room_id": ev.room_id, "counts": await self._counts(d.user_id),
@@ -226,6 +234,16 @@ class PushDelivery:
             if ev.type == "m.room.member":
                 n["user_is_target"] = ev.state_key == d.user_id
         return {"notification": n}
+
+    def _device(self, pusher: Pusher) -> dict[str, Any]:
+        return {"app_id": pusher.app_id, "pushkey": pusher.pushkey, "pushkey_ts": pusher.pushkey_ts,
+                "data": {k: v for k, v in pusher.data.items() if k != "url"}}
+
+    async def _post_counts(self, pusher: Pusher, d: Delivery) -> PostResult:
+        """A badge update without an event (the Push Gateway API allows counts alone)."""
+        body = {"notification": {"counts": await self._counts(d.user_id), "devices": [self._device(pusher)],
+                                 "prio": "low"}}
+        return await self.http.post(str(pusher.data["url"]), orjson.dumps(body), {"Content-Type": "application/json"})
 
     async def _post_gateway(self, pusher: Pusher, d: Delivery, ev: StoredEvent) -> PostResult:
         body = orjson.dumps(await self.gateway_payload(pusher, d, ev))

@@ -18,6 +18,7 @@ from homeserver.push.pushers import KIND_HTTP, KIND_WEBPUSH
 from homeserver.push.service import PushService, push_view
 from homeserver.storage.database import chunks
 from homeserver.storage.events import StoredEvent
+from homeserver.storage.pushers import COUNTS_ONLY
 from homeserver.storage.stores import Stores
 
 log = logging.getLogger("parley.push")
@@ -99,3 +100,17 @@ class NotificationPipeline:
                 if isinstance(name, str) and name:
                     out[user] = name
         return out
+
+    async def user_read(self, user_id: str) -> None:
+        """A read receipt moved: queue a counts-only update (the badge) to the user's HTTP pushers."""
+        try:
+            pushers = (await self.stores.pushers.users_with_pushers([user_id], (KIND_HTTP,))).get(user_id, [])
+            if not pushers:
+                return
+            now = int(time.time() * 1000)
+            await self.stores.pushers.add_notifications(
+                [], [(p.user_id, p.app_id, p.pushkey, COUNTS_ONLY, now) for p in pushers])
+            if self.on_queued is not None:
+                self.on_queued()
+        except Exception:
+            log.exception("queueing a badge update for %s failed", user_id)

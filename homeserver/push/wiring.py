@@ -42,6 +42,7 @@ class NotificationParts:
         hs.persister.on_persisted = on_persisted
         hs.accounts.on_devices_deleted = on_devices_deleted
         hs.accounts.on_password_changed = self.pushers.password_changed
+        hs.receipts.on_read = self.pipeline.user_read
 
     async def _email_round(self) -> None:
         await self.email.run_once()

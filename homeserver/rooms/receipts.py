@@ -25,6 +25,8 @@ class ReceiptService:
         self._wake_users = wake_users
         #: Called with (room, user, event, thread, ts) after a public receipt changed (federation).
         self.on_receipt: Callable[[str, str, str, str, int], Awaitable[None]] | None = None
+        # Called with the user after their read position moved (push badges follow it).
+        self.on_read: Callable[[str], Awaitable[None]] | None = None
 
     async def receipt(self, user_id: str, room_id: str, rtype: str, event_id: str, thread_id: Any) -> None:
         if rtype not in RECEIPT_TYPES:
@@ -48,6 +50,8 @@ class ReceiptService:
                 c, room_id, user_id, rtype, thread, event_id, ev.stream_ordering, ts, pos,
             )
         if changed:
+            if self.on_read is not None:
+                await self.on_read(user_id)
             if rtype == "m.read.private":
                 await self._wake_users([user_id])
             else:

@@ -33,6 +33,11 @@ class Pusher:
     emailed_stream: int
 
 
+# The stream position of a counts-only delivery (no event; the badge changed). Below every
+# event, so it goes first, and repeated reads before it is sent coalesce into one row.
+COUNTS_ONLY = -1
+
+
 @dataclass(frozen=True)
 class Delivery:
     user_id: str
@@ -41,8 +46,8 @@ class Delivery:
     stream_ordering: int
     attempts: int
     created_ms: int
-    event_id: str
-    room_id: str
+    event_id: str | None  # None: a counts-only update (COUNTS_ONLY), e.g. after the user read
+    room_id: str | None
     actions: list[Any]
 
 
@@ -178,13 +183,19 @@ class PusherStore:
         return int(v) if v is not None else None
 
     async def due(self, now_ms: int, limit: int) -> list[Delivery]:
+        """The oldest pending delivery of each pusher, when it is due."""
         rows = await self.db.fetch(
             "SELECT d.user_id, d.app_id, d.pushkey, d.stream_ordering, d.attempts, d.created_ms, n.event_id,"
-            " n.room_id, n.actions FROM push_deliveries d JOIN push_notifications n ON n.user_id = d.user_id"
+            " n.room_id, n.actions FROM push_deliveries d LEFT JOIN push_notifications n ON n.user_id = d.user_id"
             " AND n.stream_ordering = d.stream_ordering WHERE d.next_attempt_ms <= $1"
+            # Only each pusher's oldest row: one pusher's backlog (a dead gateway) never fills the
+            # batch, and a pusher gets its notifications in order.
+            " AND d.stream_ordering = (SELECT MIN(d2.stream_ordering) FROM push_deliveries d2"
+            " WHERE d2.user_id = d.user_id AND d2.app_id = d.app_id AND d2.pushkey = d.pushkey)"
             " ORDER BY d.next_attempt_ms, d.stream_ordering LIMIT $2", now_ms, limit)
         return [Delivery(r["user_id"], r["app_id"], r["pushkey"], int(r["stream_ordering"]), int(r["attempts"]),
-                         int(r["created_ms"]), r["event_id"], r["room_id"], orjson.loads(r["actions"]))
+                         int(r["created_ms"]), r["event_id"], r["room_id"],
+                         orjson.loads(r["actions"]) if r["actions"] is not None else [])
                 for r in rows]
 
     async def next_due_ms(self) -> int | None:

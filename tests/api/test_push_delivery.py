@@ -87,6 +87,19 @@ async def test_event_id_only(client: MatrixClient, gateway: TestGateway) -> None
     assert n["devices"][0]["data"] == {"custom": "kept", "format": "event_id_only"}
 
 
+async def test_reading_sends_a_badge_update(client: MatrixClient, gateway: TestGateway) -> None:
+    alice, bob, room = await setup_pair(client, gateway)
+    await bob.send_text(room, "one")
+    last = await bob.send_text(room, "two")
+    await gateway.wait_for(2)
+    assert gateway.requests[1].json()["notification"]["counts"] == {"unread": 2}
+    await alice.ok("POST", f"{V3}/rooms/{room}/receipt/m.read/{last}", {})
+    reqs = await gateway.wait_for(3)
+    n = reqs[2].json()["notification"]
+    assert "event_id" not in n and n["counts"] == {} and n["prio"] == "low"
+    assert [d["pushkey"] for d in n["devices"]] == ["alice-key"]
+
+
 async def test_retries_with_backoff(client: MatrixClient, gateway: TestGateway, hs: Homeserver) -> None:
     gateway.statuses = [500, 503]
     _, bob, room = await setup_pair(client, gateway)
@@ -142,7 +155,20 @@ async def test_sends_stay_fast_while_the_gateway_hangs(client: MatrixClient, gat
     elapsed = time.perf_counter() - start
     # The gateway's timeout is 30 s: had a send waited on it, this would take that long.
     assert elapsed < 5.0, elapsed
-    await gateway.wait_for(6)  # and the queue kept going to the (hanging) gateway meanwhile
+    assert len(gateway.requests) == 1  # one request at a time per pusher: the rest wait their turn
+    # Another user's pusher on a healthy gateway is still served while the first one hangs.
+    healthy = await TestGateway().start()
+    try:
+        carol = await client.register("carol")
+        await carol.ok("POST", f"{V3}/join/{room}")
+        await carol.ok("POST", f"{V3}/pushers/set", {
+            "kind": "http", "app_id": "org.example.app", "pushkey": "carol-key", "app_display_name": "Example",
+            "device_display_name": "Phone", "lang": "en", "data": {"url": healthy.url}})
+        event_id = await bob.send_text(room, "for carol too")
+        [req] = await healthy.wait_for(1)
+        assert req.json()["notification"]["event_id"] == event_id
+    finally:
+        await healthy.close()
 
 
 async def _pending_is(hs: Homeserver, n: int) -> bool:
