@@ -21,7 +21,7 @@ from homeserver.config_federation import (
 )
 from homeserver.config_plugins import PluginsConfig, build_plugins_config, resolve_plugin_paths
 from homeserver.config_push import EmailConfig, PushConfig, build_email_config, build_push_config
-from homeserver.config_values import ConfigError, as_bool, as_str
+from homeserver.config_values import ConfigError, as_bool, as_float, as_int, as_str, as_str_list
 from homeserver.protocol.ids import is_valid_server_name
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
 
@@ -216,37 +216,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 
-def _as_int(key: str, v: Any, minimum: int = 0) -> int:
-    try:
-        if isinstance(v, bool):
-            raise ValueError
-        n = int(v)
-    except (TypeError, ValueError):
-        raise ConfigError(key, f"expected an integer, got {v!r}") from None
-    if n < minimum:
-        raise ConfigError(key, f"must be at least {minimum}")
-    return n
-
-
-def _as_float(key: str, v: Any) -> float:
-    try:
-        if isinstance(v, bool):
-            raise ValueError
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(key, f"expected a number, got {v!r}") from None
-    if f <= 0:
-        raise ConfigError(key, "must be positive")
-    return f
 
 
 
-def _as_str_list(key: str, v: Any) -> tuple[str, ...]:
-    if isinstance(v, str):
-        v = [s for s in v.split(",") if s]
-    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-        raise ConfigError(key, "expected a list of strings")
-    return tuple(v)
+
+
 
 
 def _listeners(v: Any) -> tuple[Listener, ...]:
@@ -263,7 +237,7 @@ def _listeners(v: Any) -> tuple[Listener, ...]:
         if not isinstance(item, dict):
             raise ConfigError(f"listeners[{i}]", "expected a table with host and port")
         host = as_str(f"listeners[{i}].host", item.get("host", "127.0.0.1"))
-        port = _as_int(f"listeners[{i}].port", item.get("port"), 0)
+        port = as_int(f"listeners[{i}].port", item.get("port"), 0)
         if port > 65535:
             raise ConfigError(f"listeners[{i}].port", "must be at most 65535")
         out.append(Listener(host, port))
@@ -323,11 +297,11 @@ def build_config(raw: Mapping[str, Any]) -> Config:
             raise ConfigError("registration", f"must be one of {', '.join(_REGISTRATION_MODES)}")
         kw["registration"] = mode
     if "registration_tokens" in raw:
-        kw["registration_tokens"] = _as_str_list("registration_tokens", raw["registration_tokens"])
+        kw["registration_tokens"] = as_str_list("registration_tokens", raw["registration_tokens"])
     if "url_preview_enabled" in raw:
         kw["url_preview_enabled"] = as_bool("url_preview_enabled", raw["url_preview_enabled"])
     if "url_preview_ip_allowlist" in raw:
-        cidrs = _as_str_list("url_preview_ip_allowlist", raw["url_preview_ip_allowlist"])
+        cidrs = as_str_list("url_preview_ip_allowlist", raw["url_preview_ip_allowlist"])
         import ipaddress
 
         for c in cidrs:
@@ -354,7 +328,7 @@ def build_config(raw: Mapping[str, Any]) -> Config:
     if "presence_enabled" in raw:
         kw["presence_enabled"] = as_bool("presence_enabled", raw["presence_enabled"])
     if "admins" in raw:
-        kw["admins"] = _as_str_list("admins", raw["admins"])
+        kw["admins"] = as_str_list("admins", raw["admins"])
     if "log_format" in raw:
         fmt = str(raw["log_format"]).lower()
         if fmt not in _LOG_FORMATS:
@@ -373,7 +347,7 @@ def build_config(raw: Mapping[str, Any]) -> Config:
             host, _, port = as_str("metrics_listener", ml).rpartition(":")
             if not host:
                 raise ConfigError("metrics_listener", "expected host:port, e.g. 127.0.0.1:9108")
-            n = _as_int("metrics_listener", port, 0)
+            n = as_int("metrics_listener", port, 0)
             if n > 65535:
                 raise ConfigError("metrics_listener", "port must be at most 65535")
             kw["metrics_listener"] = Listener(host.strip("[]"), n)
@@ -390,7 +364,7 @@ def build_config(raw: Mapping[str, Any]) -> Config:
     for key, minimum in (("access_token_lifetime_ms", 1000), ("max_sync_timeout_ms", 0),
                          ("ws_max_queued_frames", 1), ("max_upload_bytes", 1)):
         if key in raw:
-            kw[key] = _as_int(key, raw[key], minimum)
+            kw[key] = as_int(key, raw[key], minimum)
     if "federation" in raw:
         kw["federation"] = build_federation_config(raw["federation"])
     if "push" in raw:
@@ -413,9 +387,9 @@ def build_config(raw: Mapping[str, Any]) -> Config:
             if k == "enabled":
                 rkw[k] = as_bool(full, v)
             elif k.endswith("_per_second"):
-                rkw[k] = _as_float(full, v)
+                rkw[k] = as_float(full, v)
             elif k.endswith("_burst"):
-                rkw[k] = _as_int(full, v, 1)
+                rkw[k] = as_int(full, v, 1)
             else:
                 raise ConfigError(full, "unknown rate limit key")
             if k not in RateLimits.__dataclass_fields__:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from homeserver.config_values import ConfigError, as_bool, as_str
+from homeserver.config_values import ConfigError, as_bool, as_str, as_str_list
 from homeserver.protocol.ids import is_valid_server_name
 
 # Keys holding file system paths: resolved against the config file's directory like the
@@ -49,12 +49,6 @@ KNOWN_KEYS = frozenset(FederationConfig.__dataclass_fields__)
 
 
 
-def _str_list(key: str, v: Any) -> tuple[str, ...]:
-    if isinstance(v, str):
-        v = [s.strip() for s in v.split(",") if s.strip()]
-    if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v):
-        raise ConfigError(key, "expected a list of strings")
-    return tuple(v)
 
 
 def _listen(key: str, v: Any) -> tuple[str, int]:
@@ -92,7 +86,7 @@ def build_federation_config(raw: Any) -> FederationConfig:
         if raw.get(k) not in (None, ""):
             kw[k] = _readable_file(f"federation.{k}", as_str(f"federation.{k}", raw[k]))
     if "ip_range_allowlist" in raw:
-        cidrs = _str_list("federation.ip_range_allowlist", raw["ip_range_allowlist"])
+        cidrs = as_str_list("federation.ip_range_allowlist", raw["ip_range_allowlist"])
         for c in cidrs:
             try:
                 ipaddress.ip_network(c, strict=False)
@@ -101,7 +95,7 @@ def build_federation_config(raw: Any) -> FederationConfig:
         kw["ip_range_allowlist"] = cidrs
     for k in ("domain_allowlist", "trusted_key_servers"):
         if k in raw:
-            names = _str_list(f"federation.{k}", raw[k])
+            names = as_str_list(f"federation.{k}", raw[k])
             for n in names:
                 if not is_valid_server_name(n):
                     raise ConfigError(f"federation.{k}", f"{n!r} is not a valid server name")

@@ -7,7 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from homeserver.config_values import ConfigError, as_bool, as_str
+from homeserver.config_values import ConfigError, as_bool, as_float, as_int, as_str
 
 PLUGIN_PATH_KEYS = ("dir", "work_dir")
 
@@ -34,28 +34,8 @@ class PluginsConfig:
     app_service_config_files: tuple[str, ...] = ()
 
 
-def _int(key: str, v: Any, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | str):
-        raise ConfigError(key, f"expected an integer, got {v!r}")
-    try:
-        n = int(v)
-    except ValueError:
-        raise ConfigError(key, f"expected an integer, got {v!r}") from None
-    if n < minimum:
-        raise ConfigError(key, f"must be at least {minimum}")
-    return n
 
 
-def _float(key: str, v: Any, minimum: float) -> float:
-    if isinstance(v, bool):
-        raise ConfigError(key, f"expected a number, got {v!r}")
-    try:
-        n = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(key, f"expected a number, got {v!r}") from None
-    if n < minimum:
-        raise ConfigError(key, f"must be at least {minimum}")
-    return n
 
 
 def build_plugins_config(raw: Any) -> PluginsConfig:
@@ -69,9 +49,9 @@ def build_plugins_config(raw: Any) -> PluginsConfig:
         elif k in ("dir", "work_dir", "server_url"):
             kw[k] = as_str(key, v) if v not in (None, "") else None
         elif k in ("memory_mb", "cpu_seconds", "open_files", "file_size_mb"):
-            kw[k] = _int(key, v, 1)
+            kw[k] = as_int(key, v, 1)
         elif k in ("hook_timeout_s", "restart_backoff_max_s"):
-            kw[k] = _float(key, v, 0.1)
+            kw[k] = as_float(key, v, 0.1)
         elif k == "app_service_config_files":
             if isinstance(v, str):
                 v = [s.strip() for s in v.split(",") if s.strip()]

@@ -10,7 +10,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from homeserver.config_values import ConfigError, as_bool, as_str
+from homeserver.config_values import ConfigError, as_bool, as_float, as_int, as_str
 
 
 @dataclass(frozen=True)
@@ -51,28 +51,8 @@ class EmailConfig:
     client_base_url: str | None = None
 
 
-def _int(key: str, v: Any, minimum: int) -> int:
-    try:
-        if isinstance(v, bool):
-            raise ValueError
-        n = int(v)
-    except (TypeError, ValueError):
-        raise ConfigError(key, f"expected an integer, got {v!r}") from None
-    if n < minimum:
-        raise ConfigError(key, f"must be at least {minimum}")
-    return n
 
 
-def _float(key: str, v: Any) -> float:
-    try:
-        if isinstance(v, bool):
-            raise ValueError
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(key, f"expected a number, got {v!r}") from None
-    if f <= 0:
-        raise ConfigError(key, "must be positive")
-    return f
 
 
 def _table(name: str, raw: Any, known: frozenset[str]) -> dict[str, Any]:
@@ -102,11 +82,11 @@ def build_push_config(raw: Any) -> PushConfig:
                 raise ConfigError("push.ip_range_allowlist", f"{c!r} is not an IP network") from None
         kw["ip_range_allowlist"] = tuple(v)
     if "http_timeout_s" in raw:
-        kw["http_timeout_s"] = _float("push.http_timeout_s", raw["http_timeout_s"])
+        kw["http_timeout_s"] = as_float("push.http_timeout_s", raw["http_timeout_s"])
     for k, minimum in (("retry_base_ms", 1), ("retry_max_ms", 1), ("max_attempts", 1),
                        ("poll_interval_ms", 10), ("concurrency", 1)):
         if k in raw:
-            kw[k] = _int(f"push.{k}", raw[k], minimum)
+            kw[k] = as_int(f"push.{k}", raw[k], minimum)
     if raw.get("vapid_contact") not in (None, ""):
         kw["vapid_contact"] = as_str("push.vapid_contact", raw["vapid_contact"])
     return PushConfig(**kw)
@@ -125,11 +105,11 @@ def build_email_config(raw: Any) -> EmailConfig:
         if raw.get(k) not in (None, ""):
             kw[k] = as_str(f"email.{k}", raw[k])
     if "smtp_port" in raw:
-        kw["smtp_port"] = _int("email.smtp_port", raw["smtp_port"], 1)
+        kw["smtp_port"] = as_int("email.smtp_port", raw["smtp_port"], 1)
         if kw["smtp_port"] > 65535:
             raise ConfigError("email.smtp_port", "must be at most 65535")
     if "notif_delay_ms" in raw:
-        kw["notif_delay_ms"] = _int("email.notif_delay_ms", raw["notif_delay_ms"], 0)
+        kw["notif_delay_ms"] = as_int("email.notif_delay_ms", raw["notif_delay_ms"], 0)
     cfg = EmailConfig(**kw)
     if cfg.require_starttls and cfg.force_tls:
         raise ConfigError("email.force_tls", "choose either force_tls or require_starttls")

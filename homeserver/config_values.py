@@ -28,3 +28,40 @@ def as_str(key: str, v: Any) -> str:
     if not isinstance(v, str) or not v:
         raise ConfigError(key, f"expected a non-empty string, got {v!r}")
     return v
+
+
+def as_int(key: str, v: Any, minimum: int = 0) -> int:
+    """An integer (a TOML integer or a decimal string from the environment), at least `minimum`."""
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise ConfigError(key, f"expected an integer, got {v!r}")
+    try:
+        n = int(v)
+    except ValueError:
+        raise ConfigError(key, f"expected an integer, got {v!r}") from None
+    if n < minimum:
+        raise ConfigError(key, f"must be at least {minimum}")
+    return n
+
+
+def as_float(key: str, v: Any, minimum: float | None = None) -> float:
+    """A number; positive, or at least `minimum` when one is given."""
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise ConfigError(key, f"expected a number, got {v!r}")
+    try:
+        f = float(v)
+    except ValueError:
+        raise ConfigError(key, f"expected a number, got {v!r}") from None
+    if minimum is None and not f > 0:
+        raise ConfigError(key, "must be positive")
+    if minimum is not None and not f >= minimum:
+        raise ConfigError(key, f"must be at least {minimum}")
+    return f
+
+
+def as_str_list(key: str, v: Any) -> tuple[str, ...]:
+    """A list of non-empty strings; from the environment, comma-separated."""
+    if isinstance(v, str):
+        v = [s.strip() for s in v.split(",") if s.strip()]
+    if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v):
+        raise ConfigError(key, "expected a list of strings")
+    return tuple(v)
