@@ -33,6 +33,7 @@ from homeserver.storage.ai_jobs import AIJobStore, JobRow
 from homeserver.storage.stores import Stores
 
 SUMMARY_MAX_TOKENS = 600
+JOB_LOOPS = 2
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,9 @@ class AIService:
 
     async def start(self) -> None:
         if self.cfg.enabled:
-            self._tasks.append(asyncio.create_task(self.jobs.run(), name="ai-jobs"))
+            # Two job loops per worker, so one job stuck on a slow endpoint does not hold up the rest.
+            for i in range(JOB_LOOPS):
+                self._tasks.append(asyncio.create_task(self.jobs.run(), name=f"ai-jobs-{i}"))
         if self.cfg.enabled and self.cfg.index_embeddings:
             lease = LeaderLease(self.db, "ai-embedding-indexer")
             self._tasks.append(asyncio.create_task(lease.run_forever(self.index.run), name="ai-index"))
