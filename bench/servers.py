@@ -156,6 +156,7 @@ def _start_parley_process(tmp: Path, database: str, server_name: str,
         "PARLEY_MEDIA_DIR": str(tmp / "media"),
         "PARLEY_RATE_LIMITS__ENABLED": "false",
         "PARLEY_LOG_LEVEL": "WARNING",
+        "PARLEY_AI__INDEX_EMBEDDINGS": "false",  # no background embedding work unless a test asks
         **extra,
     })
     log = tmp / "server.log"

@@ -80,8 +80,12 @@ class JobQueue:
     async def run(self) -> None:
         """Claim and run jobs until cancelled."""
         while True:
-            job = await self.store.claim(self.worker_id, now_ms(), now_ms() + int(self.lease_s * 1000),
-                                         MAX_ATTEMPTS)
+            try:
+                job = await self.store.claim(self.worker_id, now_ms(), now_ms() + int(self.lease_s * 1000),
+                                             MAX_ATTEMPTS)
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the worker
+                log.exception("claiming an AI job failed; trying again")
+                job = None
             if job is None:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):

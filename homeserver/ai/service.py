@@ -19,7 +19,7 @@ from homeserver.ai import prompts
 from homeserver.ai.client import InferenceClient, Message
 from homeserver.ai.embeddings import Embedder, EmbeddingIndex
 from homeserver.ai.endpoint import Endpoint
-from homeserver.ai.jobs import JobQueue, Progress, job_json
+from homeserver.ai.jobs import JobQueue, Progress, job_json, now_ms
 from homeserver.ai.settings import AISettings
 from homeserver.ai.transcript import TranscriptReader
 from homeserver.config_ai import AIConfig
@@ -33,6 +33,8 @@ from homeserver.storage.ai_jobs import AIJobStore, JobRow
 from homeserver.storage.stores import Stores
 
 SUMMARY_MAX_TOKENS = 600
+JOB_LOOPS = 2
+TOPICS_REFRESH_MS = 10 * 60 * 1000  # at most one automatic relabelling per channel and user in this time
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,9 @@ class AIService:
 
     async def start(self) -> None:
         if self.cfg.enabled:
-            self._tasks.append(asyncio.create_task(self.jobs.run(), name="ai-jobs"))
+            # Two job loops per worker, so one job stuck on a slow endpoint does not hold up the rest.
+            for i in range(JOB_LOOPS):
+                self._tasks.append(asyncio.create_task(self.jobs.run(), name=f"ai-jobs-{i}"))
         if self.cfg.enabled and self.cfg.index_embeddings:
             lease = LeaderLease(self.db, "ai-embedding-indexer")
             self._tasks.append(asyncio.create_task(lease.run_forever(self.index.run), name="ai-index"))
@@ -139,6 +143,14 @@ class AIService:
         await self.transcripts.reader.check_history_access(user_id, room_id)
         done = await self.jobs.store.latest_done(user_id, room_id, "topics")
         latest = await self.jobs.store.latest(user_id, room_id, "topics")
+        if done is not None and latest is not None and latest.status not in ("queued", "running") \
+                and now_ms() - done.updated_ts >= TOPICS_REFRESH_MS:
+            # Refreshed as the channel grows: relabel once newer messages exist than the labels saw.
+            newest = await self.transcripts.channel(user_id, room_id, limit=1)
+            seen = (done.result or {}).get("newest_ts")
+            if newest and isinstance(seen, int) and newest[-1].ts > seen:
+                await self.jobs.submit("topics", user_id, room_id, {})
+                latest = await self.jobs.store.latest(user_id, room_id, "topics")
         out: dict[str, object] = {"labels": (done.result or {}).get("labels", []) if done else []}
         if done is not None:
             out["updated_ts"] = done.updated_ts
@@ -154,7 +166,8 @@ class AIService:
         if not lines:
             return {"labels": [], "message_count": 0}
         text = await self.client.chat(ep, model, prompts.topics_prompt(lines), 100)
-        return {"labels": prompts.short_lines(text, 5, 60), "message_count": len(lines)}
+        return {"labels": prompts.short_lines(text, 5, 60), "message_count": len(lines),
+                "newest_ts": max(line.ts for line in lines)}
 
     async def _summary_job(self, job: JobRow, progress: Progress) -> dict[str, object]:
         assert job.room_id is not None

@@ -24,7 +24,7 @@ async def fake() -> AsyncIterator[FakeInference]:
 def ai_config(fake: FakeInference) -> AIConfig:
     return AIConfig(endpoint=fake.url, api_style="openai", token="org-secret", summary_model="llama3.2",
                     suggest_model="llama3.2", topics_model="llama3.2", user_endpoints="any",
-                    read_timeout_s=5.0, retries=1)
+                    read_timeout_s=5.0, retries=1, index_embeddings=False)
 
 
 @pytest.fixture

@@ -218,10 +218,24 @@ async def test_topics_and_background_summary_as_jobs(client: MatrixClient, fake:
     assert topics["labels"] == ["Databases", "On-call", "Incidents"] and topics["job"]["job_id"] == job_id
     prompt = fake.chats()[-1].body["messages"][-1]["content"]
     assert "database failover" in prompt and "SECRET" not in prompt and "OTHER" not in prompt
+    # Labels refresh by themselves once the channel has grown (here without the 10-minute pause).
+    import homeserver.ai.service as ai_service
+
+    before = len(fake.chats())
+    assert (await bob.ok("GET", f"{AI}/rooms/{room}/topics"))["job"]["job_id"] == job_id  # nothing newer yet
+    await bob.send_text(room, "new topic: hiring plans")
+    old, ai_service.TOPICS_REFRESH_MS = ai_service.TOPICS_REFRESH_MS, 0
+    try:
+        refreshed = (await bob.ok("GET", f"{AI}/rooms/{room}/topics"))["job"]
+    finally:
+        ai_service.TOPICS_REFRESH_MS = old
+    assert refreshed["job_id"] != job_id
+    assert (await wait_job(bob, refreshed["job_id"]))["status"] == "done"
+    assert len(fake.chats()) == before + 1 and "hiring plans" in fake.chats()[-1].body["messages"][-1]["content"]
     # Someone else cannot read bob's job.
     eve = await client.register("eve")
     assert (await eve.get(f"{AI}/jobs/{job_id}")).status_code == 404
     fake.reply = ["Summary in the background."]
     job_id = (await bob.ok("POST", f"{AI}/rooms/{room}/summarize", {"background": True}))["job_id"]
     job = await wait_job(bob, job_id)
-    assert job["result"] == {"summary": "Summary in the background.", "message_count": 2, "model": "llama3.2"}
+    assert job["result"] == {"summary": "Summary in the background.", "message_count": 3, "model": "llama3.2"}

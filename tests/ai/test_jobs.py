@@ -160,3 +160,35 @@ async def test_failures_retry_then_give_up(two_dbs: tuple[Stores, Stores]) -> No
         pass
     job = await q.get(job_id, "@u:test")
     assert job["status"] == "failed" and calls == 3
+
+
+async def test_a_stuck_job_does_not_hold_up_the_others(two_dbs: tuple[Stores, Stores]) -> None:
+    q = JobQueue(AIJobStore(two_dbs[0].db), "w", lease_s=5, poll_s=0.05)
+    release = asyncio.Event()
+
+    async def handle(job: JobRow, progress: Any) -> dict[str, Any]:
+        if job.params["stuck"]:
+            await release.wait()
+        return {"ok": job.params["stuck"]}
+
+    q.register("k", handle)
+    stuck = await q.submit("k", "@u:test", None, {"stuck": True})
+    quick = await q.submit("k", "@u:test", None, {"stuck": False})
+    loops = [asyncio.create_task(q.run()) for _ in range(2)]  # as AIService starts them
+
+    async def quick_done() -> bool:
+        return (await q.get(quick, "@u:test"))["status"] == "done"
+
+    try:
+        await wait_until(quick_done, 20)
+        assert (await q.get(stuck, "@u:test"))["status"] == "running"
+        release.set()
+
+        async def stuck_done() -> bool:
+            return (await q.get(stuck, "@u:test"))["status"] == "done"
+
+        await wait_until(stuck_done, 20)
+    finally:
+        for t in loops:
+            t.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)

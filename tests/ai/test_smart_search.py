@@ -3,10 +3,20 @@ re-done on edit, dropped on redaction, and never showing what the user may not r
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
+
 from homeserver.app import Homeserver
+from homeserver.config_ai import AIConfig
 from tests.conftest import MatrixClient
 
 AI = "/_matrix/client/unstable/org.parley.ai"
+
+
+@pytest.fixture
+def ai_config(ai_config: AIConfig) -> AIConfig:
+    return replace(ai_config, index_embeddings=True)  # the background indexer runs here
 
 
 async def index_all(hs: Homeserver) -> None:
@@ -68,7 +78,7 @@ async def test_search_by_meaning_respects_visibility_edits_and_redactions(client
 async def test_messages_are_indexed_in_the_background(client: MatrixClient, hs: Homeserver) -> None:
     import asyncio
 
-    assert hs.ai.cfg.index_embeddings  # the AI tests' config leaves the background indexer on
+    assert hs.ai.cfg.index_embeddings
     alice = await client.register("alice")
     room = await alice.create_room()
     await alice.send_text(room, "Background indexing picks this up without being asked.")

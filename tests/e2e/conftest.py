@@ -37,6 +37,7 @@ def spawn_server(tmp: Path, database: str, server_name: str = "e2e.parley", *, p
         "PARLEY_MEDIA_DIR": str(tmp / "media"),
         "PARLEY_RATE_LIMITS__ENABLED": "false",
         "PARLEY_LOG_LEVEL": "WARNING",
+        "PARLEY_AI__INDEX_EMBEDDINGS": "false",  # no background embedding work unless a test asks
         **env_extra,
     })
     env = {k: v for k, v in env.items() if v != ""}
