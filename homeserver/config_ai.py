@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from homeserver.config_values import ConfigError, as_bool, as_str
+from homeserver.config_values import ConfigError, as_bool, as_float, as_str
 
 API_STYLES = ("openai", "ollama")
 USER_ENDPOINT_POLICIES = ("off", "public-only", "any")
@@ -60,14 +60,6 @@ def _choice(key: str, v: Any, choices: tuple[str, ...]) -> str:
     return s
 
 
-def _positive(key: str, v: Any) -> float:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(key, f"expected a number, got {v!r}") from None
-    if isinstance(v, bool) or f <= 0:
-        raise ConfigError(key, "must be a positive number")
-    return f
 
 
 def build_ai_config(raw: Any) -> AIConfig:
@@ -100,7 +92,7 @@ def build_ai_config(raw: Any) -> AIConfig:
                     raise ConfigError(key, f"{c!r} is not an IP network") from None
             kw[k] = tuple(items)
         elif k.endswith("_timeout_s"):
-            kw[k] = _positive(key, v)
+            kw[k] = as_float(key, v)
         elif k == "retries":
             if isinstance(v, bool) or not str(v).isdigit() or int(v) > 10:
                 raise ConfigError(key, "expected an integer from 0 to 10")
