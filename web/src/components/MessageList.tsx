@@ -1,11 +1,12 @@
 "use client";
 
-import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { describeError, type MatrixClient } from "@/lib/api";
 import { loadOlder } from "@/lib/actions";
 import { memberName } from "@/lib/rooms";
 import type { MatrixEvent, RoomData } from "@/lib/types";
-import { MessageBody } from "./MessageBody";
+import { aggregate, isMainTimelineEvent, roomEvents } from "@/lib/relations";
+import { MessageItem } from "./MessageItem";
 
 const GROUP_MS = 5 * 60 * 1000;
 const LOAD_MARGIN_PX = 150;
@@ -17,10 +18,6 @@ function dayLabel(ts: number): string {
   if (d.toDateString() === today.toDateString()) return "Today";
   if (d.toDateString() === yesterday.toDateString()) return "Yesterday";
   return d.toLocaleDateString(undefined, { weekday: "long", year: "numeric", month: "long", day: "numeric" });
-}
-
-function timeLabel(ts: number): string {
-  return new Date(ts).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
 }
 
 /** A line for a membership or channel change, or null for events the timeline does not show. */
@@ -105,10 +102,13 @@ export function MessageList({ client, room }: { client: MatrixClient; room: Room
     if (el.scrollTop < LOAD_MARGIN_PX) void older();
   }
 
+  const me = client.userId;
+  const agg = useMemo(() => aggregate(roomEvents(room.timeline, room.related), me), [room.timeline, room.related, me]);
   const rows: React.ReactNode[] = [];
   let prev: MatrixEvent | null = null;
   let prevDay = "";
   for (const ev of room.timeline) {
+    if (!isMainTimelineEvent(ev)) continue;
     const day = new Date(ev.origin_server_ts).toDateString();
     if (day !== prevDay) {
       rows.push(
@@ -126,19 +126,7 @@ export function MessageList({ client, room }: { client: MatrixClient; room: Room
       continue;
     }
     const grouped = prev !== null && prev.sender === ev.sender && ev.origin_server_ts - prev.origin_server_ts < GROUP_MS;
-    rows.push(
-      <article key={ev.event_id} data-testid="message" data-event-id={ev.event_id} data-sender={ev.sender}
-        className={`group px-4 hover:bg-slate-50 ${grouped ? "py-0.5" : "pt-2 pb-0.5"} ${ev.pending ? "opacity-60" : ""}`}>
-        {!grouped && (
-          <header className="flex items-baseline gap-2">
-            <span className="font-bold" data-testid="sender">{memberName(room, ev.sender)}</span>
-            <time className="text-xs text-slate-500" dateTime={new Date(ev.origin_server_ts).toISOString()}>{timeLabel(ev.origin_server_ts)}</time>
-          </header>
-        )}
-        <MessageBody ev={ev} />
-        {ev.failed && <p className="text-xs text-red-600" role="alert">Not sent.</p>}
-      </article>,
-    );
+    rows.push(<MessageItem key={ev.event_id} client={client} room={room} ev={ev} agg={agg} grouped={grouped} />);
     prev = ev;
   }
 
