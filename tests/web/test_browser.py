@@ -94,7 +94,7 @@ def test_web_client_in_a_real_browser(tmp_path: Path) -> None:
             env = {**os.environ, "PARLEY_URL": server.base, "PARLEY_CONTROL_URL": control,
                    "CHROMIUM_PATH": CHROMIUM}
             run = subprocess.run([node, "--test", "--test-concurrency=1", "--test-reporter=spec", "e2e/"],
-                                 cwd=WEB, env=env, capture_output=True, text=True, timeout=300)
+                                 cwd=WEB, env=env, capture_output=True, text=True, timeout=900)
     finally:
         server.stop()
     report = run.stdout + run.stderr

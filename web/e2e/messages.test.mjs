@@ -4,7 +4,9 @@
 // the other's screen.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { assertClean, body, createChannel, launch, message, newPage, registerInUi, RUN, send } from "./lib.mjs";
+import {
+  api, assertClean, body, createChannel, launch, message, newPage, registerInUi, registerViaApi, room, RUN, send, session,
+} from "./lib.mjs";
 
 let browser;
 let A;
@@ -161,6 +163,52 @@ test("invite someone to a private channel from its header", async () => {
   await invite.getByRole("button", { name: "Join" }).click();
   await B.page.getByTestId("room-name").filter({ hasText: secret }).waitFor();
   await A.page.getByText(`${ben} joined`).waitFor();
+});
+
+test("a long channel keeps only the rows near the viewport in the page, in order, down to its start", async () => {
+  const N = 400;
+  const cy = await registerViaApi(`cy${RUN}`);
+  const { room_id: roomId } = await api("POST", "/_matrix/client/v3/createRoom", cy.access_token,
+    { name: `long-${RUN}`, preset: "public_chat" });
+  const put = (i) => api("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/l${i}`,
+    cy.access_token, { msgtype: "m.text", body: `line ${i}${i % 7 === 3 ? "\nwith a second line" : ""}` });
+  for (let i = 0; i < N; i += 20) await Promise.all(Array.from({ length: 20 }, (_, j) => put(i + j)));
+  await api("POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, (await session(A.page)).accessToken, {});
+  await room(A.page, `long-${RUN}`).click();
+  await body(A.page, `line ${N - 1}`).waitFor();
+  const timeline = A.page.getByTestId("timeline");
+  await timeline.hover();
+  let most = 0;
+  for (let i = 0; i < 200 && (await A.page.getByTestId("history-start").count()) === 0; i++) {
+    await A.page.mouse.wheel(0, -3000);
+    await A.page.waitForFunction(() => {
+      const t = document.querySelector("[data-testid=timeline]");
+      return t.scrollTop > 160 || document.querySelector("[data-testid=history-start]")
+        || t.textContent.includes("Loading older");
+    });
+    most = Math.max(most, await A.page.getByTestId("message").count());
+  }
+  await A.page.getByTestId("history-start").waitFor();
+  const top = async () => {
+    await A.page.mouse.wheel(0, -100_000);
+    await A.page.waitForFunction(() => document.querySelector("[data-testid=timeline]").scrollTop === 0);
+  };
+  await top();
+  await body(A.page, "line 0").waitFor();
+  assert.ok(Number(await timeline.getAttribute("data-rows")) >= N, "every message is in the timeline");
+  assert.ok(most > 0 && most < 200, `the page held at most ${most} message elements`);
+  const shown = (await A.page.getByTestId("body").allTextContents()).map((t) => /^line (\d+)/.exec(t)?.[1])
+    .filter(Boolean).map(Number);
+  // Sent 20 at a time in parallel: batches are in order, whatever the order inside one.
+  const batches = shown.map((x) => Math.floor(x / 20));
+  assert.deepEqual(batches, [...batches].sort((a, b) => a - b), "in order");
+  assert.equal(new Set(shown).size, shown.length, "nothing repeated");
+  assert.ok(shown.includes(0));
+  // Back to the newest message at the bottom.
+  await A.page.mouse.wheel(0, 1_000_000);
+  await body(A.page, `line ${N - 1}`).waitFor();
+  assert.equal(await body(A.page, "line 0").count(), 0, "the start left the page again");
+  await room(A.page, channel).click();
 });
 
 test("nothing ran that should not have", () => {

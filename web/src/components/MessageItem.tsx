@@ -158,7 +158,7 @@ function MessageItemImpl({ client, room, ev, agg, grouped, inThread }: Props) {
       {error && <p className="text-xs text-red-600" role="alert">{error}</p>}
       {real && !deleted && !editing && (
         <div role="toolbar" aria-label="Message actions"
-          className="absolute right-2 top-0 hidden gap-1 rounded border border-slate-200 bg-white px-1 shadow-sm group-hover:flex group-focus-within:flex dark:border-slate-600 dark:bg-slate-800">
+          className="absolute right-2 top-0 flex gap-1 rounded border border-slate-200 bg-white px-1 opacity-0 shadow-sm group-hover:opacity-100 group-focus-within:opacity-100 dark:border-slate-600 dark:bg-slate-800">
           <button type="button" aria-label="Add reaction" onClick={() => setPicking(true)} className="px-1 hover:bg-slate-100 dark:hover:bg-slate-700">☺</button>
           {!inThread && (
             <button type="button" aria-label="Reply in thread" onClick={() => openThread(ev.event_id)} className="px-1 hover:bg-slate-100 dark:hover:bg-slate-700">💬</button>

@@ -18,8 +18,9 @@ function Badge({ room }: { room: RoomData }) {
   );
 }
 
-export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout }: {
+export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout, onSettings }: {
   client: MatrixClient; onCreate: () => void; onBrowse: () => void; onDirect: () => void; onLogout: () => void;
+  onSettings: () => void;
 }) {
   const rooms = useRooms((s) => s.rooms);
   const direct = useRooms((s) => s.direct);
@@ -77,7 +78,10 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout }: {
           <div className="font-bold text-white">Parley</div>
           <div className="truncate text-xs text-slate-400" data-testid="me">{me}</div>
         </div>
-        <button type="button" onClick={onLogout} className="rounded px-2 py-1 text-xs text-slate-300 hover:bg-slate-700">Log out</button>
+        <div className="flex shrink-0 gap-1">
+          <button type="button" onClick={onSettings} className="rounded px-2 py-1 text-xs text-slate-300 hover:bg-slate-700">Settings</button>
+          <button type="button" onClick={onLogout} className="rounded px-2 py-1 text-xs text-slate-300 hover:bg-slate-700">Log out</button>
+        </div>
       </div>
       <div className="flex-1 overflow-y-auto px-2 py-3 text-sm">
         {invites.length > 0 && (
