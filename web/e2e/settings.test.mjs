@@ -1,9 +1,10 @@
-// Settings and keyboard use against a real Parley: display name, theme (kept across a reload),
-// password change, devices (rename one, sign another out with the password), the AI server URL
-// in account data, and switching channels and finding the shortcuts from the keyboard alone.
+// Settings, organizations and keyboard use against a real Parley: display name, theme (kept
+// across a reload), password change, devices (rename one, sign another out with the password),
+// the AI server URL in account data, switching channels and finding the shortcuts from the
+// keyboard alone, and an organization (a Matrix space) with a channel made inside it.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { api, assertClean, createChannel, launch, newPage, PASSWORD, registerInUi, RUN, session } from "./lib.mjs";
+import { api, assertClean, createChannel, launch, newPage, PASSWORD, registerInUi, room, RUN, session } from "./lib.mjs";
 
 let browser;
 let A;
@@ -30,7 +31,7 @@ async function openSettings() {
   await settings().waitFor();
 }
 
-test("display name: saved to the profile and shown on one's messages", async () => {
+test("display name: saved to the profile", async () => {
   await createChannel(A.page, `mine-${RUN}`, "");
   await openSettings();
   const form = settings().getByRole("form", { name: "Profile" });
@@ -138,6 +139,40 @@ test("keyboard: Alt+arrows switch channels, Ctrl+/ lists the shortcuts, focus re
   await A.page.keyboard.press("Escape");
   await help.waitFor({ state: "detached" });
   assert.equal(await A.page.evaluate(() => document.activeElement?.getAttribute("data-testid")), "composer");
+});
+
+test("an organization (a space): created, channels made inside it, the sidebar filtered by it", async () => {
+  const acme = `Acme ${RUN}`;
+  await A.page.getByRole("button", { name: "Create an organization" }).click();
+  await A.page.getByLabel("Organization name").fill(acme);
+  await A.page.getByRole("dialog").getByRole("button", { name: "Create", exact: true }).click();
+  const orgButton = A.page.getByTestId("org").filter({ hasText: acme });
+  await orgButton.waitFor();
+  assert.equal(await orgButton.getAttribute("aria-pressed"), "true");
+  await A.page.getByRole("heading", { name: `Channels in ${acme}` }).waitFor();
+  await room(A.page, `mine-${RUN}`).waitFor({ state: "detached" });
+  await A.page.getByRole("button", { name: "Create a channel" }).click();
+  await A.page.getByTestId("in-org").filter({ hasText: acme }).waitFor();
+  await A.page.getByLabel("Name").fill(`acme-chat-${RUN}`);
+  await A.page.getByRole("button", { name: "Create", exact: true }).click();
+  await A.page.getByTestId("room-name").filter({ hasText: `acme-chat-${RUN}` }).waitFor();
+  const chat = room(A.page, `acme-chat-${RUN}`);
+  await chat.waitFor();
+  const chatId = await chat.getAttribute("data-room-id");
+  const token = (await session(A.page)).accessToken;
+  const joined = await api("GET", "/_matrix/client/v3/joined_rooms", token);
+  let spaceId = null;
+  for (const id of joined.joined_rooms) {
+    const create = await api("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(id)}/state/m.room.create/`, token);
+    if (create.type === "m.space") spaceId = id;
+  }
+  assert.ok(spaceId, "the organization is a space");
+  const child = await api("GET",
+    `/_matrix/client/v3/rooms/${encodeURIComponent(spaceId)}/state/m.space.child/${encodeURIComponent(chatId)}`, token);
+  assert.ok(Array.isArray(child.via) && child.via.length === 1);
+  await A.page.getByTestId("org").filter({ hasText: "All channels" }).click();
+  await room(A.page, `mine-${RUN}`).waitFor();
+  await chat.waitFor();
 });
 
 test("nothing ran that should not have", () => {

@@ -182,4 +182,13 @@ describe("room store", () => {
     expect(useRooms.getState().rooms[ROOM].related?.map((e) => e.event_id)).toEqual([r.event_id]);
     expect(bodies()).toEqual(["a"]);
   });
+  it("keeps a space's children from m.space.child, dropping one whose via is emptied", () => {
+    const s = useRooms.getState();
+    s.applySync(joinSync([state("m.room.create", { type: "m.space" }), state("m.space.child", { via: ["hs"] }, "!a:hs"),
+      state("m.space.child", { via: ["hs"] }, "!b:hs")]), ME);
+    expect(useRooms.getState().rooms[ROOM].roomType).toBe("m.space");
+    expect(useRooms.getState().rooms[ROOM].children).toEqual(["!a:hs", "!b:hs"]);
+    s.applySync(joinSync([state("m.space.child", {}, "!a:hs")]), ME);
+    expect(useRooms.getState().rooms[ROOM].children).toEqual(["!b:hs"]);
+  });
 });

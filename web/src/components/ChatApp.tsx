@@ -10,6 +10,7 @@ import { SyncEngine } from "@/lib/sync";
 import { BrowseDialog } from "./BrowseDialog";
 import { CreateChannelDialog } from "./CreateChannelDialog";
 import { DirectDialog } from "./DirectDialog";
+import { OrgDialog } from "./OrgDialog";
 import { ShortcutsDialog } from "./ShortcutsDialog";
 import { SettingsDialog } from "./SettingsDialog";
 import { RoomView } from "./RoomView";
@@ -34,7 +35,7 @@ export function ChatApp({ client }: { client: MatrixClient }) {
   const transport = useRooms((s) => s.transport);
   const initialSyncDone = useRooms((s) => s.initialSyncDone);
   const signOut = useSession((s) => s.signOut);
-  const [dialog, setDialog] = useState<"create" | "browse" | "direct" | "settings" | "shortcuts" | null>(null);
+  const [dialog, setDialog] = useState<"create" | "browse" | "direct" | "settings" | "shortcuts" | "org" | null>(null);
 
   useEffect(() => {
     const prefer = window.localStorage.getItem("parley.transport") === "long-poll" ? "long-poll" : "websocket";
@@ -79,6 +80,7 @@ export function ChatApp({ client }: { client: MatrixClient }) {
         onDirect={() => setDialog("direct")}
         onLogout={() => void doLogout()}
         onSettings={() => setDialog("settings")}
+        onCreateOrg={() => setDialog("org")}
       />
       {/* On a phone the sidebar and the open channel take turns on the screen. */}
       <main className={`${selected ? "flex" : "hidden md:flex"} min-w-0 flex-1 flex-col`}>
@@ -99,6 +101,7 @@ export function ChatApp({ client }: { client: MatrixClient }) {
       {dialog === "direct" && <DirectDialog client={client} onClose={() => setDialog(null)} />}
       {dialog === "settings" && <SettingsDialog client={client} onClose={() => setDialog(null)} />}
       {dialog === "shortcuts" && <ShortcutsDialog onClose={() => setDialog(null)} />}
+      {dialog === "org" && <OrgDialog client={client} onClose={() => setDialog(null)} />}
     </div>
   );
 }

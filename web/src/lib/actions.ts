@@ -53,6 +53,24 @@ export async function createChannel(client: MatrixClient, c: NewChannel): Promis
   return r.room_id;
 }
 
+/** Create an organization: a Matrix space (m.space), invite-only, that channels are added to. */
+export async function createOrganization(client: MatrixClient, name: string): Promise<string> {
+  const r = await client.request<{ room_id: string }>("POST", "/_matrix/client/v3/createRoom", {
+    body: { name, preset: "private_chat", creation_content: { type: "m.space" },
+      power_level_content_override: { events_default: 100 } },
+  });
+  return r.room_id;
+}
+
+/** Put a channel into an organization: m.space.child in the space, m.space.parent in the channel. */
+export async function addToOrganization(client: MatrixClient, spaceId: string, roomId: string): Promise<void> {
+  const via = [client.userId.split(":").slice(1).join(":")];
+  await client.request("PUT", `/_matrix/client/v3/rooms/${enc(spaceId)}/state/m.space.child/${enc(roomId)}`, { body: { via } });
+  await client.request("PUT", `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.space.parent/${enc(spaceId)}`, {
+    body: { via, canonical: true },
+  }).catch(() => undefined); // the channel's own link is a courtesy; the space's child event is what counts
+}
+
 export async function joinRoom(client: MatrixClient, roomIdOrAlias: string): Promise<string> {
   const r = await client.request<{ room_id: string }>("POST", `/_matrix/client/v3/join/${enc(roomIdOrAlias)}`, { body: {} });
   return r.room_id;

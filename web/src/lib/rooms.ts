@@ -61,6 +61,12 @@ function applyState(room: RoomData, ev: MatrixEvent): void {
       room.creator = str(c.creator) ?? ev.sender;
       room.roomType = str(c.type);
       break;
+    case "m.space.child":
+      if (ev.state_key) {
+        const rest = (room.children ?? []).filter((id) => id !== ev.state_key);
+        room.children = Array.isArray(c.via) && c.via.length > 0 ? [...rest, ev.state_key] : rest;
+      }
+      break;
     case "m.room.member":
       if (ev.state_key !== undefined) {
         room.members[ev.state_key] = { membership: str(c.membership) ?? "leave", displayname: str(c.displayname) };

@@ -27,6 +27,8 @@ export interface RoomData {
   joinRule?: string;
   creator?: string;
   roomType?: string;
+  /** For a space (an organization): its child rooms (m.space.child with a non-empty via). */
+  children?: string[];
   inviter?: string;
   /** The invite says this is a direct message (is_direct on our member event). */
   directInvite?: boolean;

@@ -6,6 +6,9 @@ interface UiState {
   editing: string | null;
   /** Root event ID of the thread shown in the side panel. */
   thread: string | null;
+  /** The organization (space) whose channels the sidebar shows; null for all. */
+  org: string | null;
+  setOrg: (org: string | null) => void;
   setEditing: (eventId: string | null) => void;
   openThread: (rootId: string | null) => void;
 }
@@ -13,6 +16,8 @@ interface UiState {
 export const useUi = create<UiState>()((set) => ({
   editing: null,
   thread: null,
+  org: null,
+  setOrg: (org) => set({ org }),
   setEditing: (editing) => set({ editing }),
   openThread: (thread) => set({ thread }),
 }));
