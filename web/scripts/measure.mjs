@@ -5,7 +5,7 @@
 // - a channel of N messages (sent through the API, 20 at a time), loaded whole by scrolling up
 //   through /messages, then scrolled from the start to the end: frame times while scrolling and
 //   the most message elements the page held.
-import { api, launch, newPage, registerInUi, registerViaApi, room, RUN, session } from "../e2e/lib.mjs";
+import { api, launch, newPage, PASSWORD, registerInUi, registerViaApi, room, RUN } from "../e2e/lib.mjs";
 
 const N = Number(process.argv[2] ?? 10_000);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -24,7 +24,10 @@ for (let i = 0; i < N; i += 20) {
     { msgtype: "m.text", body: `message ${i + j}${(i + j) % 5 === 0 ? "\nwith a second line" : ""}` })));
 }
 console.log(`sent ${N} messages in ${((Date.now() - t) / 1000).toFixed(1)} s`);
-await api("POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, (await session(page)).accessToken, {});
+// The browser's access token may have expired while sending: join with a fresh login.
+const fresh = await api("POST", "/_matrix/client/v3/login", undefined,
+  { type: "m.login.password", identifier: { type: "m.id.user", user: `m${RUN}` }, password: PASSWORD });
+await api("POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, fresh.access_token, {});
 await room(page, `measure-${RUN}`).click();
 await page.getByTestId("message").first().waitFor();
 
