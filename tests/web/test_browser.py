@@ -3,7 +3,9 @@
 The browser scenarios are web/e2e/*.test.mjs (Node's test runner with playwright-core):
 register, log in, reload, token refresh, create a channel, a second person joins and both talk in
 real time (one over the WebSocket, one falling back to long-poll), direct messages, older history
-on scroll, an XSS corpus rendered as text, log out; and a server restart in mid-conversation.
+on scroll, an XSS corpus rendered as text, log out; edits, deletion, reactions, threads, typing,
+invites, a windowed long channel, uploads, settings, organizations, keyboard use, an axe-core scan;
+and a server restart in mid-conversation.
 For the restart the browser test asks this harness, over a small control endpoint on loopback,
 to stop the server and to start it again on the same port and database.
 `make test` builds web/out first (web/scripts/build.sh).

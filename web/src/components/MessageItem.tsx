@@ -144,7 +144,7 @@ function MessageItemImpl({ client, room, ev, agg, grouped, inThread }: Props) {
       ) : (
         <div className="flex items-baseline gap-1">
           <div className="min-w-0 flex-1"><MessageBody ev={ev} content={content} /></div>
-          {edited && <span className="shrink-0 text-xs text-slate-400" data-testid="edited">(edited)</span>}
+          {edited && <span className="shrink-0 text-xs text-slate-500" data-testid="edited">(edited)</span>}
         </div>
       )}
       {groups.length > 0 && <Reactions groups={groups} room={room} onToggle={toggle} />}

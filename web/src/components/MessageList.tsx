@@ -224,9 +224,9 @@ export function MessageList({ client, room }: { client: MatrixClient; room: Room
     <div ref={scroller} onScroll={onScroll} data-testid="timeline" data-rows={rows.length}
       className="min-h-0 flex-1 overflow-y-auto py-2 [overflow-anchor:none]" aria-live="polite">
       {prevBatch === null ? (
-        <p className="px-4 py-2 text-xs text-slate-400" data-testid="history-start">This is the start of the channel.</p>
+        <p className="px-4 py-2 text-xs text-slate-500" data-testid="history-start">This is the start of the channel.</p>
       ) : (
-        <p className="px-4 py-2 text-xs text-slate-400">{loading ? "Loading older messages…" : " "}</p>
+        <p className="px-4 py-2 text-xs text-slate-500">{loading ? "Loading older messages…" : " "}</p>
       )}
       {error && <p role="alert" className="px-4 text-xs text-red-600">{error}</p>}
       <div ref={inner}>

@@ -138,7 +138,7 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout, onSett
             <button type="button" onClick={onDirect} aria-label="Start a direct message" className="rounded px-1 text-lg leading-none text-slate-300 hover:bg-slate-700">+</button>
           </div>
           <ul data-testid="dm-list">{dms.map((r) => item(r, "@"))}</ul>
-          {dms.length === 0 && <p className="px-2 text-xs text-slate-500">No direct messages yet.</p>}
+          {dms.length === 0 && <p className="px-2 text-xs text-slate-400">No direct messages yet.</p>}
         </section>
         {error && <p role="alert" className="mt-3 px-2 text-xs text-red-300">{error}</p>}
       </div>
