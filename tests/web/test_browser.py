@@ -3,7 +3,9 @@
 The browser scenarios are web/e2e/*.test.mjs (Node's test runner with playwright-core):
 register, log in, reload, token refresh, create a channel, a second person joins and both talk in
 real time (one over the WebSocket, one falling back to long-poll), direct messages, older history
-on scroll, an XSS corpus rendered as text, log out; and a server restart in mid-conversation.
+on scroll, an XSS corpus rendered as text, log out; edits, deletion, reactions, threads, typing,
+invites, a windowed long channel, uploads, settings, organizations, keyboard use, an axe-core scan;
+and a server restart in mid-conversation.
 For the restart the browser test asks this harness, over a small control endpoint on loopback,
 to stop the server and to start it again on the same port and database.
 `make test` builds web/out first (web/scripts/build.sh).
@@ -94,7 +96,7 @@ def test_web_client_in_a_real_browser(tmp_path: Path) -> None:
             env = {**os.environ, "PARLEY_URL": server.base, "PARLEY_CONTROL_URL": control,
                    "CHROMIUM_PATH": CHROMIUM}
             run = subprocess.run([node, "--test", "--test-concurrency=1", "--test-reporter=spec", "e2e/"],
-                                 cwd=WEB, env=env, capture_output=True, text=True, timeout=300)
+                                 cwd=WEB, env=env, capture_output=True, text=True, timeout=900)
     finally:
         server.stop()
     report = run.stdout + run.stderr

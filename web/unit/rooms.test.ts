@@ -147,4 +147,48 @@ describe("room store", () => {
     expect(roomName({ ...room, name: "N", alias: "#a:hs" }, ME)).toBe("N");
     expect(roomName({ ...room, members: {} }, ME)).toBe("Empty room");
   });
+  it("applies a redaction to the event it names (in content from room version 11, top-level before)", () => {
+    const a = msg("a");
+    const b = msg("b");
+    const s = useRooms.getState();
+    s.applySync(joinSync([a, b]), ME);
+    s.applySync(joinSync([msg("", { type: "m.room.redaction", content: { redacts: a.event_id } }),
+      msg("", { type: "m.room.redaction", content: {}, redacts: b.event_id })]), ME);
+    const [ra, rb] = timeline();
+    expect(ra.content).toEqual({});
+    expect(ra.unsigned?.redacted_because).toBeTruthy();
+    expect(rb.content).toEqual({});
+  });
+
+  it("keeps who else is typing from m.typing, without me", () => {
+    const s = useRooms.getState();
+    const sync = joinSync([]);
+    sync.rooms!.join![ROOM].ephemeral = { events: [{ type: "m.typing", content: { user_ids: ["@bob:hs", ME] } }] };
+    s.applySync(sync, ME);
+    expect(useRooms.getState().rooms[ROOM].typing).toEqual(["@bob:hs"]);
+    const done = joinSync([]);
+    done.rooms!.join![ROOM].ephemeral = { events: [{ type: "m.typing", content: { user_ids: [] } }] };
+    s.applySync(done, ME);
+    expect(useRooms.getState().rooms[ROOM].typing).toEqual([]);
+  });
+
+  it("adds a thread's fetched replies once, beside the timeline", () => {
+    const s = useRooms.getState();
+    const a = msg("a");
+    s.applySync(joinSync([a]), ME);
+    const r = msg("r");
+    s.addRelated(ROOM, [r, a]);
+    s.addRelated(ROOM, [r]);
+    expect(useRooms.getState().rooms[ROOM].related?.map((e) => e.event_id)).toEqual([r.event_id]);
+    expect(bodies()).toEqual(["a"]);
+  });
+  it("keeps a space's children from m.space.child, dropping one whose via is emptied", () => {
+    const s = useRooms.getState();
+    s.applySync(joinSync([state("m.room.create", { type: "m.space" }), state("m.space.child", { via: ["hs"] }, "!a:hs"),
+      state("m.space.child", { via: ["hs"] }, "!b:hs")]), ME);
+    expect(useRooms.getState().rooms[ROOM].roomType).toBe("m.space");
+    expect(useRooms.getState().rooms[ROOM].children).toEqual(["!a:hs", "!b:hs"]);
+    s.applySync(joinSync([state("m.space.child", {}, "!a:hs")]), ME);
+    expect(useRooms.getState().rooms[ROOM].children).toEqual(["!b:hs"]);
+  });
 });

@@ -40,7 +40,7 @@ export function BrowseDialog({ client, onClose }: { client: MatrixClient; onClos
               <div className="min-w-0 flex-1">
                 <div className="truncate font-medium"># {r.name ?? r.canonical_alias ?? r.room_id}</div>
                 {r.topic && <div className="truncate text-xs text-slate-500">{r.topic}</div>}
-                <div className="text-xs text-slate-400">{r.num_joined_members} {r.num_joined_members === 1 ? "member" : "members"}</div>
+                <div className="text-xs text-slate-500">{r.num_joined_members} {r.num_joined_members === 1 ? "member" : "members"}</div>
               </div>
               {isMember ? (
                 <button type="button" className="rounded px-2 py-1 text-sm" onClick={() => { onClose(); openRoom(r.room_id); }}>Open</button>

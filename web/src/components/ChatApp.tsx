@@ -3,15 +3,30 @@
 import { useEffect, useState } from "react";
 import type { MatrixClient } from "@/lib/api";
 import { logout } from "@/lib/actions";
-import { roomFromHash } from "@/lib/navigation";
+import { openRoom, roomFromHash } from "@/lib/navigation";
 import { useRooms } from "@/lib/rooms";
 import { useSession } from "@/lib/session";
 import { SyncEngine } from "@/lib/sync";
 import { BrowseDialog } from "./BrowseDialog";
 import { CreateChannelDialog } from "./CreateChannelDialog";
 import { DirectDialog } from "./DirectDialog";
+import { OrgDialog } from "./OrgDialog";
+import { ShortcutsDialog } from "./ShortcutsDialog";
+import { SettingsDialog } from "./SettingsDialog";
 import { RoomView } from "./RoomView";
 import { Sidebar } from "./Sidebar";
+
+/** Open the channel before or after the current one, in the sidebar's order, ready to type. */
+function stepRoom(step: number): void {
+  const links = [...document.querySelectorAll<HTMLElement>("[data-testid=room-link]")];
+  if (links.length === 0) return;
+  const at = links.findIndex((l) => l.getAttribute("aria-current") === "page");
+  const next = links[(at + step + links.length) % links.length];
+  const id = next.dataset.roomId;
+  if (!id) return;
+  openRoom(id);
+  requestAnimationFrame(() => document.querySelector<HTMLElement>("[data-testid=composer]")?.focus());
+}
 
 export function ChatApp({ client }: { client: MatrixClient }) {
   const selected = useRooms((s) => s.selected);
@@ -20,7 +35,7 @@ export function ChatApp({ client }: { client: MatrixClient }) {
   const transport = useRooms((s) => s.transport);
   const initialSyncDone = useRooms((s) => s.initialSyncDone);
   const signOut = useSession((s) => s.signOut);
-  const [dialog, setDialog] = useState<"create" | "browse" | "direct" | null>(null);
+  const [dialog, setDialog] = useState<"create" | "browse" | "direct" | "settings" | "shortcuts" | "org" | null>(null);
 
   useEffect(() => {
     const prefer = window.localStorage.getItem("parley.transport") === "long-poll" ? "long-poll" : "websocket";
@@ -33,7 +48,18 @@ export function ChatApp({ client }: { client: MatrixClient }) {
     useRooms.getState().select(roomFromHash());
     const onHash = () => useRooms.getState().select(roomFromHash());
     window.addEventListener("hashchange", onHash);
+    const onKey = (e: KeyboardEvent) => {
+      if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown")) {
+        e.preventDefault();
+        stepRoom(e.key === "ArrowUp" ? -1 : 1);
+      } else if ((e.ctrlKey || e.metaKey) && e.key === "/") {
+        e.preventDefault();
+        setDialog("shortcuts");
+      }
+    };
+    window.addEventListener("keydown", onKey);
     return () => {
+      window.removeEventListener("keydown", onKey);
       window.removeEventListener("hashchange", onHash);
       engine.stop();
     };
@@ -53,6 +79,8 @@ export function ChatApp({ client }: { client: MatrixClient }) {
         onBrowse={() => setDialog("browse")}
         onDirect={() => setDialog("direct")}
         onLogout={() => void doLogout()}
+        onSettings={() => setDialog("settings")}
+        onCreateOrg={() => setDialog("org")}
       />
       {/* On a phone the sidebar and the open channel take turns on the screen. */}
       <main className={`${selected ? "flex" : "hidden md:flex"} min-w-0 flex-1 flex-col`}>
@@ -71,6 +99,9 @@ export function ChatApp({ client }: { client: MatrixClient }) {
       {dialog === "create" && <CreateChannelDialog client={client} onClose={() => setDialog(null)} />}
       {dialog === "browse" && <BrowseDialog client={client} onClose={() => setDialog(null)} />}
       {dialog === "direct" && <DirectDialog client={client} onClose={() => setDialog(null)} />}
+      {dialog === "settings" && <SettingsDialog client={client} onClose={() => setDialog(null)} />}
+      {dialog === "shortcuts" && <ShortcutsDialog onClose={() => setDialog(null)} />}
+      {dialog === "org" && <OrgDialog client={client} onClose={() => setDialog(null)} />}
     </div>
   );
 }

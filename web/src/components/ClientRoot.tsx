@@ -3,6 +3,7 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { useSession } from "@/lib/session";
+import { applyTheme, loadTheme } from "@/lib/settings";
 import { AuthScreen } from "./AuthScreen";
 import { ChatApp } from "./ChatApp";
 
@@ -13,6 +14,7 @@ export function ClientRoot() {
   const init = useSession((s) => s.init);
 
   useEffect(() => {
+    applyTheme(loadTheme());
     void init();
   }, [init]);
 

@@ -2,7 +2,9 @@
 
 import { useState, type FormEvent } from "react";
 import { describeError, type MatrixClient } from "@/lib/api";
-import { createChannel } from "@/lib/actions";
+import { addToOrganization, createChannel } from "@/lib/actions";
+import { roomName, useRooms } from "@/lib/rooms";
+import { useUi } from "@/lib/ui";
 import { openRoom } from "@/lib/navigation";
 import { Dialog } from "./Dialog";
 
@@ -12,6 +14,8 @@ export function CreateChannelDialog({ client, onClose }: { client: MatrixClient;
   const [isPublic, setPublic] = useState(true);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const org = useUi((s) => s.org);
+  const orgName = useRooms((s) => (org && s.rooms[org] ? roomName(s.rooms[org], client.userId) : null));
 
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -23,6 +27,7 @@ export function CreateChannelDialog({ client, onClose }: { client: MatrixClient;
     setError(null);
     try {
       const roomId = await createChannel(client, { name: name.trim(), topic, isPublic });
+      if (org) await addToOrganization(client, org, roomId);
       onClose();
       openRoom(roomId);
     } catch (err) {
@@ -41,6 +46,7 @@ export function CreateChannelDialog({ client, onClose }: { client: MatrixClient;
         <label className="block text-sm font-medium">Topic <span className="font-normal text-slate-500">(optional)</span>
           <input className={input} name="channel-topic" value={topic} onChange={(e) => setTopic(e.target.value)} />
         </label>
+        {orgName && <p className="text-sm text-slate-600 dark:text-slate-300" data-testid="in-org">In the organization {orgName}</p>}
         <fieldset className="text-sm">
           <legend className="font-medium">Who can join</legend>
           <label className="mt-1 flex items-center gap-2"><input type="radio" name="visibility" checked={isPublic} onChange={() => setPublic(true)} /> Public: anyone can find and join it</label>

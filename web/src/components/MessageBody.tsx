@@ -1,6 +1,7 @@
 "use client";
 
 import { linkify, sanitizeHtml } from "@/lib/markdown";
+import { MediaBody } from "./MediaBody";
 import type { MatrixEvent } from "@/lib/types";
 
 function PlainText({ text }: { text: string }) {
@@ -17,13 +18,17 @@ function PlainText({ text }: { text: string }) {
   );
 }
 
-export function MessageBody({ ev }: { ev: MatrixEvent }) {
-  const c = ev.content ?? {};
+/** A message's body; `content` replaces the event's own (the newest edit's m.new_content). */
+export function MessageBody({ ev, content }: { ev: MatrixEvent; content?: Record<string, unknown> }) {
+  const c = content ?? ev.content ?? {};
   if (ev.type === "m.room.encrypted") return <p className="italic text-slate-500">Encrypted message</p>;
-  if (ev.unsigned?.redacted_because || Object.keys(c).length === 0) {
+  if (ev.unsigned?.redacted_because || Object.keys(ev.content ?? {}).length === 0) {
     return <p className="italic text-slate-500" data-testid="deleted">Message deleted</p>;
   }
   const body = typeof c.body === "string" ? c.body : "";
+  if (["m.image", "m.file", "m.video", "m.audio"].includes(String(c.msgtype)) && typeof c.url === "string") {
+    return <MediaBody content={c} />;
+  }
   const emote = c.msgtype === "m.emote";
   if (c.format === "org.matrix.custom.html" && typeof c.formatted_body === "string") {
     const html = sanitizeHtml(c.formatted_body);

@@ -1,14 +1,19 @@
 "use client";
 
-import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { describeError, type MatrixClient } from "@/lib/api";
 import { loadOlder } from "@/lib/actions";
 import { memberName } from "@/lib/rooms";
 import type { MatrixEvent, RoomData } from "@/lib/types";
-import { MessageBody } from "./MessageBody";
+import { aggregate, isMainTimelineEvent, roomEvents, type Aggregation } from "@/lib/relations";
+import { MessageItem } from "./MessageItem";
 
 const GROUP_MS = 5 * 60 * 1000;
 const LOAD_MARGIN_PX = 150;
+/** Channels with more rows than this keep only the rows near the viewport in the DOM. */
+const WINDOW_FROM_ROWS = 200;
+const ESTIMATED_ROW_PX = 44;
+const OVERSCAN_PX = 800;
 
 function dayLabel(ts: number): string {
   const d = new Date(ts);
@@ -17,10 +22,6 @@ function dayLabel(ts: number): string {
   if (d.toDateString() === today.toDateString()) return "Today";
   if (d.toDateString() === yesterday.toDateString()) return "Yesterday";
   return d.toLocaleDateString(undefined, { weekday: "long", year: "numeric", month: "long", day: "numeric" });
-}
-
-function timeLabel(ts: number): string {
-  return new Date(ts).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
 }
 
 /** A line for a membership or channel change, or null for events the timeline does not show. */
@@ -52,45 +53,151 @@ function notice(room: RoomData, ev: MatrixEvent): string | null {
   }
 }
 
+interface Row {
+  key: string;
+  node: React.ReactNode;
+}
+
+function rowsOf(client: MatrixClient, room: RoomData, agg: Aggregation): Row[] {
+  const rows: Row[] = [];
+  let prev: MatrixEvent | null = null;
+  let prevDay = "";
+  for (const ev of room.timeline) {
+    if (!isMainTimelineEvent(ev)) continue;
+    const day = new Date(ev.origin_server_ts).toDateString();
+    if (day !== prevDay) {
+      rows.push({ key: `day-${day}-${ev.event_id}`, node: (
+        <div role="separator" data-testid="day-separator" className="my-2 flex items-center gap-2 text-xs font-semibold text-slate-500">
+          <span className="h-px flex-1 bg-slate-200" />{dayLabel(ev.origin_server_ts)}<span className="h-px flex-1 bg-slate-200" />
+        </div>
+      ) });
+      prevDay = day;
+      prev = null;
+    }
+    if (ev.type !== "m.room.message" && ev.type !== "m.room.encrypted") {
+      const text = notice(room, ev);
+      if (text) {
+        rows.push({ key: ev.event_id, node: <div className="px-4 py-0.5 text-xs italic text-slate-500">{text}</div> });
+        prev = null;
+      }
+      continue;
+    }
+    const grouped = prev !== null && prev.sender === ev.sender && ev.origin_server_ts - prev.origin_server_ts < GROUP_MS;
+    rows.push({ key: ev.event_id, node: <MessageItem client={client} room={room} ev={ev} agg={agg} grouped={grouped} /> });
+    prev = ev;
+  }
+  return rows;
+}
+
+/** First index whose row ends below `y` (tops has one more entry than rows: the total height). */
+function rowAt(tops: number[], y: number): number {
+  let lo = 0;
+  let hi = tops.length - 2;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (tops[mid + 1] <= y) lo = mid + 1;
+    else hi = mid;
+  }
+  return Math.max(0, lo);
+}
+
+/**
+ * The channel's timeline. Long channels are windowed: only the rows near the viewport are in the
+ * DOM, between two spacers sized from measured heights (an estimate for rows never shown), so
+ * 10,000 messages scroll like 50. The view is anchored to a row, not to pixels: loading older
+ * history above or a row changing height leaves what the person reads where it was, and a view at
+ * the bottom follows new messages.
+ */
 export function MessageList({ client, room }: { client: MatrixClient; room: RoomData }) {
   const scroller = useRef<HTMLDivElement>(null);
+  const inner = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
-  const anchor = useRef<{ height: number; top: number; first: string | undefined } | null>(null);
+  const anchor = useRef<{ key: string; delta: number } | null>(null);
+  const heights = useRef(new Map<string, number>());
+  const [measured, setMeasured] = useState(0);
+  const [range, setRange] = useState<[number, number]>([0, 0]);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const loadingRef = useRef(false);
   const { roomId, prevBatch } = room;
 
-  const older = useCallback(async () => {
+  const me = client.userId;
+  const agg = useMemo(() => aggregate(roomEvents(room.timeline, room.related), me), [room.timeline, room.related, me]);
+  const rows = useMemo(() => rowsOf(client, room, agg), [client, room, agg]);
+  const windowed = rows.length > WINDOW_FROM_ROWS;
+  // measured is the version of the heights map: offsets are recomputed when a row's size changes.
+  const tops = useMemo(() => {
+    const t = new Array<number>(rows.length + 1);
+    t[0] = 0;
+    for (let i = 0; i < rows.length; i++) t[i + 1] = t[i] + (heights.current.get(rows[i].key) ?? ESTIMATED_ROW_PX);
+    return t;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [rows, measured]);
+
+  const observer = useMemo(() => typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
+    let changed = false;
+    for (const e of entries) {
+      const key = (e.target as HTMLElement).dataset.row;
+      const h = (e.target as HTMLElement).offsetHeight;
+      if (key && h > 0 && heights.current.get(key) !== h) {
+        heights.current.set(key, h);
+        changed = true;
+      }
+    }
+    if (changed) setMeasured((v) => v + 1);
+  }), []);
+  useEffect(() => () => observer?.disconnect(), [observer]);
+
+  const measure = useCallback((el: HTMLDivElement | null) => {
+    if (!el || !observer) return;
+    const key = el.dataset.row;
+    if (key && !heights.current.has(key)) heights.current.set(key, el.offsetHeight || ESTIMATED_ROW_PX);
+    observer.observe(el);
+    return () => observer.unobserve(el);
+  }, [observer]);
+
+  const updateRange = useCallback(() => {
     const el = scroller.current;
-    if (!el || loadingRef.current || !prevBatch) return;
+    if (!el || !windowed) return;
+    const top = el.scrollTop - (inner.current?.offsetTop ?? 0);
+    const start = rowAt(tops, top - OVERSCAN_PX);
+    const end = Math.min(rows.length, rowAt(tops, top + el.clientHeight + OVERSCAN_PX) + 1);
+    setRange((r) => (r[0] === start && r[1] === end ? r : [start, end]));
+  }, [tops, rows.length, windowed]);
+
+  const older = useCallback(async () => {
+    if (loadingRef.current || !prevBatch) return;
     loadingRef.current = true;
     setLoading(true);
     setError(null);
-    anchor.current = { height: el.scrollHeight, top: el.scrollTop, first: room.timeline[0]?.event_id };
     try {
       await loadOlder(client, roomId);
     } catch (e) {
-      anchor.current = null;
       setError(describeError(e));
     } finally {
       loadingRef.current = false;
       setLoading(false);
     }
-  }, [client, roomId, prevBatch, room.timeline]);
+  }, [client, roomId, prevBatch]);
 
-  // Keep the view where it was when older events are put above it; follow new ones at the bottom.
+  // Keep the anchored row where it was (older events above it, rows changing height); follow new
+  // ones at the bottom. Then fix which rows are in the window, before the browser paints.
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el) return;
     const a = anchor.current;
-    if (a && a.first !== room.timeline[0]?.event_id) {
-      el.scrollTop = el.scrollHeight - a.height + a.top;
-      anchor.current = null;
-    } else if (atBottom.current) {
+    const offset = inner.current?.offsetTop ?? 0;
+    if (atBottom.current) {
       el.scrollTop = el.scrollHeight;
+    } else if (a) {
+      const i = rows.findIndex((r) => r.key === a.key);
+      if (i >= 0) {
+        const want = offset + tops[i] - a.delta;
+        if (Math.abs(el.scrollTop - want) > 1) el.scrollTop = want;
+      }
     }
-  }, [room.timeline]);
+    updateRange();
+  }, [rows, tops, updateRange]);
 
   // A short channel does not scroll, so it fills itself until it can (or history ends).
   useEffect(() => {
@@ -102,55 +209,33 @@ export function MessageList({ client, room }: { client: MatrixClient; room: Room
     const el = scroller.current;
     if (!el) return;
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+    const top = el.scrollTop - (inner.current?.offsetTop ?? 0);
+    // Anchor on an event's row: a day separator's key names the day's first event, which
+    // changes when older events of that day arrive.
+    let i = rowAt(tops, Math.max(0, top));
+    while (i < rows.length - 1 && rows[i].key.startsWith("day-")) i++;
+    anchor.current = rows[i] ? { key: rows[i].key, delta: tops[i] - top } : null;
+    updateRange();
     if (el.scrollTop < LOAD_MARGIN_PX) void older();
   }
 
-  const rows: React.ReactNode[] = [];
-  let prev: MatrixEvent | null = null;
-  let prevDay = "";
-  for (const ev of room.timeline) {
-    const day = new Date(ev.origin_server_ts).toDateString();
-    if (day !== prevDay) {
-      rows.push(
-        <div key={`day-${day}-${ev.event_id}`} role="separator" data-testid="day-separator" className="my-2 flex items-center gap-2 text-xs font-semibold text-slate-500">
-          <span className="h-px flex-1 bg-slate-200" />{dayLabel(ev.origin_server_ts)}<span className="h-px flex-1 bg-slate-200" />
-        </div>,
-      );
-      prevDay = day;
-      prev = null;
-    }
-    if (ev.type !== "m.room.message" && ev.type !== "m.room.encrypted") {
-      const text = notice(room, ev);
-      if (text) rows.push(<div key={ev.event_id} className="px-4 py-0.5 text-xs italic text-slate-500">{text}</div>);
-      if (text) prev = null;
-      continue;
-    }
-    const grouped = prev !== null && prev.sender === ev.sender && ev.origin_server_ts - prev.origin_server_ts < GROUP_MS;
-    rows.push(
-      <article key={ev.event_id} data-testid="message" data-event-id={ev.event_id} data-sender={ev.sender}
-        className={`group px-4 hover:bg-slate-50 ${grouped ? "py-0.5" : "pt-2 pb-0.5"} ${ev.pending ? "opacity-60" : ""}`}>
-        {!grouped && (
-          <header className="flex items-baseline gap-2">
-            <span className="font-bold" data-testid="sender">{memberName(room, ev.sender)}</span>
-            <time className="text-xs text-slate-500" dateTime={new Date(ev.origin_server_ts).toISOString()}>{timeLabel(ev.origin_server_ts)}</time>
-          </header>
-        )}
-        <MessageBody ev={ev} />
-        {ev.failed && <p className="text-xs text-red-600" role="alert">Not sent.</p>}
-      </article>,
-    );
-    prev = ev;
-  }
-
+  const [start, end] = windowed ? range : [0, rows.length];
   return (
-    <div ref={scroller} onScroll={onScroll} data-testid="timeline" className="min-h-0 flex-1 overflow-y-auto py-2" aria-live="polite">
+    <div ref={scroller} onScroll={onScroll} data-testid="timeline" data-rows={rows.length}
+      className="min-h-0 flex-1 overflow-y-auto py-2 [overflow-anchor:none]" aria-live="polite">
       {prevBatch === null ? (
-        <p className="px-4 py-2 text-xs text-slate-400" data-testid="history-start">This is the start of the channel.</p>
+        <p className="px-4 py-2 text-xs text-slate-500" data-testid="history-start">This is the start of the channel.</p>
       ) : (
-        <p className="px-4 py-2 text-xs text-slate-400">{loading ? "Loading older messages…" : " "}</p>
+        <p className="px-4 py-2 text-xs text-slate-500">{loading ? "Loading older messages…" : " "}</p>
       )}
       {error && <p role="alert" className="px-4 text-xs text-red-600">{error}</p>}
-      {rows}
+      <div ref={inner}>
+        {windowed && <div aria-hidden="true" style={{ height: tops[start] }} />}
+        {rows.slice(start, end).map((r) => (
+          <div key={r.key} data-row={r.key} ref={measure} className="flow-root">{r.node}</div>
+        ))}
+        {windowed && <div aria-hidden="true" style={{ height: tops[rows.length] - tops[end] }} />}
+      </div>
     </div>
   );
 }

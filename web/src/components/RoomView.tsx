@@ -3,16 +3,30 @@
 import { useEffect, useRef, useState } from "react";
 import { describeError, type MatrixClient } from "@/lib/api";
 import { leaveRoom, sendReadReceipt } from "@/lib/actions";
-import { roomName, useRooms } from "@/lib/rooms";
+import { typingLine } from "@/lib/messageActions";
+import { isMainTimelineEvent } from "@/lib/relations";
+import { memberName, roomName, useRooms } from "@/lib/rooms";
+import { useUi } from "@/lib/ui";
 import type { RoomData } from "@/lib/types";
 import { Composer } from "./Composer";
+import { InviteDialog } from "./InviteDialog";
 import { MessageList } from "./MessageList";
+import { ThreadPanel } from "./ThreadPanel";
+import { UploadList, useUploads } from "./Uploads";
 
 export function RoomView({ client, room }: { client: MatrixClient; room: RoomData }) {
   const direct = useRooms((s) => s.direct[room.roomId]);
   const name = roomName(room, client.userId, direct);
   const lastRead = useRef<string | null>(null);
-  const last = [...room.timeline].reverse().find((e) => !e.pending && !e.event_id.startsWith("~"));
+  const last = [...room.timeline].reverse().find((e) => !e.pending && !e.event_id.startsWith("~") && isMainTimelineEvent(e));
+  const thread = useUi((s) => s.thread);
+  const typing = typingLine(room.typing.map((u) => memberName(room, u)));
+
+  // A thread or an edit in progress belongs to the channel it was opened in.
+  useEffect(() => () => {
+    useUi.getState().openThread(null);
+    useUi.getState().setEditing(null);
+  }, [room.roomId]);
 
   // Reading the channel is reading its newest event: tell the server so badges clear everywhere.
   useEffect(() => {
@@ -25,6 +39,9 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
   }, [client, room.roomId, last]);
 
   const [error, setError] = useState<string | null>(null);
+  const [inviting, setInviting] = useState(false);
+  const { uploads, add: addFiles, dismiss } = useUploads(client, room.roomId);
+  const [dragging, setDragging] = useState(false);
   const members = Object.values(room.members).filter((m) => m.membership === "join").length;
 
   async function leave() {
@@ -45,13 +62,38 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
         <h1 className="truncate text-lg font-bold" data-testid="room-name">{direct ? "" : "# "}{name}</h1>
         {room.topic && <p className="truncate text-sm text-slate-500" data-testid="room-topic">{room.topic}</p>}
         <span className="ml-auto shrink-0 text-xs text-slate-500">{members} {members === 1 ? "member" : "members"}</span>
+        <button type="button" onClick={() => setInviting(true)} className="shrink-0 rounded px-2 py-1 text-xs text-slate-600 hover:bg-slate-100 dark:text-slate-300 dark:hover:bg-slate-700">
+          Invite
+        </button>
         <button type="button" onClick={() => void leave()} className="shrink-0 rounded px-2 py-1 text-xs text-slate-600 hover:bg-slate-100">
           Leave
         </button>
       </header>
       {error && <p role="alert" className="px-4 py-1 text-sm text-red-700">{error}</p>}
-      <MessageList client={client} room={room} />
-      <Composer client={client} roomId={room.roomId} placeholder={`Message ${direct ? "" : "#"}${name}`} />
+      <div className="flex min-h-0 flex-1">
+        <div className={`${thread ? "hidden lg:flex" : "flex"} relative min-w-0 flex-1 flex-col`} data-testid="drop-zone"
+          onDragOver={(e) => { if (e.dataTransfer.types.includes("Files")) { e.preventDefault(); setDragging(true); } }}
+          onDragLeave={(e) => { if (e.currentTarget === e.target) setDragging(false); }}
+          onDrop={(e) => {
+            setDragging(false);
+            if (e.dataTransfer.files.length) {
+              e.preventDefault();
+              addFiles([...e.dataTransfer.files]);
+            }
+          }}>
+          {dragging && (
+            <div className="pointer-events-none absolute inset-0 z-10 flex items-center justify-center border-4 border-dashed border-indigo-400 bg-indigo-50/80 text-lg font-semibold text-indigo-700">
+              Drop files to send them to {direct ? "" : "#"}{name}
+            </div>
+          )}
+          <MessageList client={client} room={room} />
+          <p className="h-5 px-4 text-xs text-slate-500" data-testid="typing" aria-live="polite">{typing ?? ""}</p>
+          <UploadList uploads={uploads} dismiss={dismiss} />
+          <Composer client={client} roomId={room.roomId} placeholder={`Message ${direct ? "" : "#"}${name}`} onFiles={addFiles} />
+        </div>
+        {thread && <ThreadPanel key={thread} client={client} room={room} rootId={thread} />}
+      </div>
+      {inviting && <InviteDialog client={client} roomId={room.roomId} roomLabel={`${direct ? "" : "#"}${name}`} onClose={() => setInviting(false)} />}
     </section>
   );
 }

@@ -6,6 +6,7 @@ import { acceptInvite, leaveRoom } from "@/lib/actions";
 import { openRoom } from "@/lib/navigation";
 import { roomName, useRooms } from "@/lib/rooms";
 import type { RoomData } from "@/lib/types";
+import { useUi } from "@/lib/ui";
 
 function Badge({ room }: { room: RoomData }) {
   if (room.notificationCount <= 0) return null;
@@ -18,9 +19,12 @@ function Badge({ room }: { room: RoomData }) {
   );
 }
 
-export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout }: {
+export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout, onSettings, onCreateOrg }: {
   client: MatrixClient; onCreate: () => void; onBrowse: () => void; onDirect: () => void; onLogout: () => void;
+  onSettings: () => void; onCreateOrg: () => void;
 }) {
+  const org = useUi((s) => s.org);
+  const setOrg = useUi((s) => s.setOrg);
   const rooms = useRooms((s) => s.rooms);
   const direct = useRooms((s) => s.direct);
   const selected = useRooms((s) => s.selected);
@@ -31,7 +35,10 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout }: {
   const joined = all.filter((r) => r.membership === "join" && r.roomType !== "m.space");
   const invites = all.filter((r) => r.membership === "invite");
   const byName = (a: RoomData, b: RoomData) => roomName(a, me, direct[a.roomId]).localeCompare(roomName(b, me, direct[b.roomId]));
-  const channels = joined.filter((r) => !direct[r.roomId]).sort(byName);
+  const spaces = all.filter((r) => r.membership === "join" && r.roomType === "m.space").sort(byName);
+  const current = org ? rooms[org] : undefined;
+  const inOrg = current ? new Set(current.children ?? []) : null;
+  const channels = joined.filter((r) => !direct[r.roomId] && (!inOrg || inOrg.has(r.roomId))).sort(byName);
   const dms = joined.filter((r) => direct[r.roomId]).sort(byName);
 
   function item(r: RoomData, prefix: string) {
@@ -77,7 +84,10 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout }: {
           <div className="font-bold text-white">Parley</div>
           <div className="truncate text-xs text-slate-400" data-testid="me">{me}</div>
         </div>
-        <button type="button" onClick={onLogout} className="rounded px-2 py-1 text-xs text-slate-300 hover:bg-slate-700">Log out</button>
+        <div className="flex shrink-0 gap-1">
+          <button type="button" onClick={onSettings} className="rounded px-2 py-1 text-xs text-slate-300 hover:bg-slate-700">Settings</button>
+          <button type="button" onClick={onLogout} className="rounded px-2 py-1 text-xs text-slate-300 hover:bg-slate-700">Log out</button>
+        </div>
       </div>
       <div className="flex-1 overflow-y-auto px-2 py-3 text-sm">
         {invites.length > 0 && (
@@ -98,9 +108,25 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout }: {
             </ul>
           </section>
         )}
+        <section className="mb-4" aria-label="Organizations">
+          <div className="flex items-center justify-between px-2">
+            <h2 className="text-xs font-semibold uppercase text-slate-400">Organizations</h2>
+            <button type="button" onClick={onCreateOrg} aria-label="Create an organization" className="rounded px-1 text-lg leading-none text-slate-300 hover:bg-slate-700">+</button>
+          </div>
+          <ul data-testid="org-list">
+            {[{ roomId: null as string | null, label: "All channels" }, ...spaces.map((s) => ({ roomId: s.roomId as string | null, label: roomName(s, me) }))].map((o) => (
+              <li key={o.roomId ?? "all"}>
+                <button type="button" data-testid="org" aria-pressed={org === o.roomId} onClick={() => setOrg(o.roomId)}
+                  className={`w-full truncate rounded px-2 py-1 text-left ${org === o.roomId ? "bg-slate-600 text-white" : "text-slate-300 hover:bg-slate-700"}`}>
+                  {o.label}
+                </button>
+              </li>
+            ))}
+          </ul>
+        </section>
         <section className="mb-4">
           <div className="flex items-center justify-between px-2">
-            <h2 className="text-xs font-semibold uppercase text-slate-400">Channels</h2>
+            <h2 className="text-xs font-semibold uppercase text-slate-400">{current ? `Channels in ${roomName(current, me)}` : "Channels"}</h2>
             <button type="button" onClick={onCreate} aria-label="Create a channel" className="rounded px-1 text-lg leading-none text-slate-300 hover:bg-slate-700">+</button>
           </div>
           <ul data-testid="channel-list">{channels.map((r) => item(r, "#"))}</ul>
@@ -112,7 +138,7 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout }: {
             <button type="button" onClick={onDirect} aria-label="Start a direct message" className="rounded px-1 text-lg leading-none text-slate-300 hover:bg-slate-700">+</button>
           </div>
           <ul data-testid="dm-list">{dms.map((r) => item(r, "@"))}</ul>
-          {dms.length === 0 && <p className="px-2 text-xs text-slate-500">No direct messages yet.</p>}
+          {dms.length === 0 && <p className="px-2 text-xs text-slate-400">No direct messages yet.</p>}
         </section>
         {error && <p role="alert" className="mt-3 px-2 text-xs text-red-300">{error}</p>}
       </div>

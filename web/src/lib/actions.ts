@@ -4,27 +4,36 @@ import { markdownToHtml } from "./markdown";
 import { useRooms } from "./rooms";
 import type { MatrixEvent } from "./types";
 
-export async function sendText(client: MatrixClient, roomId: string, text: string): Promise<void> {
-  const txnId = newTxnId();
+/** The content of a text message: the body, plus HTML when the Markdown formats something. */
+export function textContent(text: string): Record<string, unknown> {
   const content: Record<string, unknown> = { msgtype: "m.text", body: text };
   const html = markdownToHtml(text);
   if (html) {
     content.format = "org.matrix.custom.html";
     content.formatted_body = html;
   }
-  const rooms = useRooms.getState();
-  rooms.addEcho(roomId, {
-    event_id: `~${txnId}`, type: "m.room.message", sender: client.userId,
-    origin_server_ts: Date.now(), content, pending: true,
+  return content;
+}
+
+/** Send an event with a local echo that the server's answer (or sync) confirms. */
+export async function sendEvent(client: MatrixClient, roomId: string, type: string, content: Record<string, unknown>): Promise<string> {
+  const txnId = newTxnId();
+  useRooms.getState().addEcho(roomId, {
+    event_id: `~${txnId}`, type, sender: client.userId, origin_server_ts: Date.now(), content, pending: true,
   });
   try {
     const r = await client.request<{ event_id: string }>(
-      "PUT", `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${enc(txnId)}`, { body: content });
+      "PUT", `/_matrix/client/v3/rooms/${enc(roomId)}/send/${enc(type)}/${enc(txnId)}`, { body: content });
     useRooms.getState().confirmEcho(roomId, txnId, r.event_id);
+    return r.event_id;
   } catch (e) {
     useRooms.getState().failEcho(roomId, txnId);
     throw e;
   }
+}
+
+export async function sendText(client: MatrixClient, roomId: string, text: string): Promise<void> {
+  await sendEvent(client, roomId, "m.room.message", textContent(text));
 }
 
 export interface NewChannel {
@@ -42,6 +51,24 @@ export async function createChannel(client: MatrixClient, c: NewChannel): Promis
   if (c.topic.trim()) body.topic = c.topic.trim();
   const r = await client.request<{ room_id: string }>("POST", "/_matrix/client/v3/createRoom", { body });
   return r.room_id;
+}
+
+/** Create an organization: a Matrix space (m.space), invite-only, that channels are added to. */
+export async function createOrganization(client: MatrixClient, name: string): Promise<string> {
+  const r = await client.request<{ room_id: string }>("POST", "/_matrix/client/v3/createRoom", {
+    body: { name, preset: "private_chat", creation_content: { type: "m.space" },
+      power_level_content_override: { events_default: 100 } },
+  });
+  return r.room_id;
+}
+
+/** Put a channel into an organization: m.space.child in the space, m.space.parent in the channel. */
+export async function addToOrganization(client: MatrixClient, spaceId: string, roomId: string): Promise<void> {
+  const via = [client.userId.split(":").slice(1).join(":")];
+  await client.request("PUT", `/_matrix/client/v3/rooms/${enc(spaceId)}/state/m.space.child/${enc(roomId)}`, { body: { via } });
+  await client.request("PUT", `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.space.parent/${enc(spaceId)}`, {
+    body: { via, canonical: true },
+  }).catch(() => undefined); // the channel's own link is a courtesy; the space's child event is what counts
 }
 
 export async function joinRoom(client: MatrixClient, roomIdOrAlias: string): Promise<string> {
@@ -96,6 +123,15 @@ export async function publicRooms(client: MatrixClient, term: string): Promise<P
 }
 
 const USER_ID = /^@[^:\s]+:[^\s]+$/;
+
+/** Invite a user to a room; the full user ID that was invited. */
+export async function inviteUser(client: MatrixClient, roomId: string, userId: string): Promise<string> {
+  const target = userId.trim();
+  if (!USER_ID.test(target)) throw new Error("Enter a full user ID, like @alice:example.org.");
+  if (target === client.userId) throw new Error("You are already here.");
+  await client.request("POST", `/_matrix/client/v3/rooms/${enc(roomId)}/invite`, { body: { user_id: target } });
+  return target;
+}
 
 /** Record a room as a direct message with `userId` in the m.direct account data. */
 export async function markDirect(client: MatrixClient, roomId: string, userId: string): Promise<void> {

@@ -15,6 +15,7 @@ interface RoomsState {
   applySync: (sync: SyncResponse, me: string) => void;
   prependHistory: (roomId: string, chunkNewestFirst: MatrixEvent[], end: string | null) => void;
   addEcho: (roomId: string, ev: MatrixEvent) => void;
+  addRelated: (roomId: string, events: MatrixEvent[]) => void;
   confirmEcho: (roomId: string, txnId: string, eventId: string) => void;
   failEcho: (roomId: string, txnId: string) => void;
   select: (roomId: string | null) => void;
@@ -33,7 +34,7 @@ const empty = {
 };
 
 function newRoom(roomId: string, membership: "join" | "invite"): RoomData {
-  return { roomId, membership, members: {}, timeline: [], prevBatch: null, notificationCount: 0, highlightCount: 0 };
+  return { roomId, membership, members: {}, timeline: [], prevBatch: null, notificationCount: 0, highlightCount: 0, typing: [] };
 }
 
 function str(v: unknown): string | undefined {
@@ -60,6 +61,12 @@ function applyState(room: RoomData, ev: MatrixEvent): void {
       room.creator = str(c.creator) ?? ev.sender;
       room.roomType = str(c.type);
       break;
+    case "m.space.child":
+      if (ev.state_key) {
+        const rest = (room.children ?? []).filter((id) => id !== ev.state_key);
+        room.children = Array.isArray(c.via) && c.via.length > 0 ? [...rest, ev.state_key] : rest;
+      }
+      break;
     case "m.room.member":
       if (ev.state_key !== undefined) {
         room.members[ev.state_key] = { membership: str(c.membership) ?? "leave", displayname: str(c.displayname) };
@@ -68,9 +75,26 @@ function applyState(room: RoomData, ev: MatrixEvent): void {
   }
 }
 
+/** The event a redaction removes (top-level before room version 11, in content from 11 on). */
+export function redactedId(ev: MatrixEvent): string | undefined {
+  if (ev.type !== "m.room.redaction") return undefined;
+  return str(ev.content?.redacts) ?? ev.redacts;
+}
+
+/** Apply a redaction to an event the room holds: its content goes, as the server's copy's did. */
+function redactInPlace(room: RoomData, redaction: MatrixEvent): void {
+  const target = redactedId(redaction);
+  if (!target) return;
+  const i = room.timeline.findIndex((e) => e.event_id === target);
+  if (i < 0) return;
+  const ev = room.timeline[i];
+  room.timeline[i] = { ...ev, content: {}, unsigned: { ...ev.unsigned, redacted_because: redaction } };
+}
+
 function appendEvents(room: RoomData, events: MatrixEvent[]): void {
   const known = new Set(room.timeline.map((e) => e.event_id));
   for (const ev of events) {
+    if (ev.type === "m.room.redaction") redactInPlace(room, ev);
     const txn = ev.unsigned?.transaction_id;
     const echo = room.timeline.findIndex(
       (e) => e.pending !== undefined && (e.event_id === ev.event_id || (txn !== undefined && e.event_id === `~${txn}`)),
@@ -116,6 +140,11 @@ export const useRooms = create<RoomsState>()((set) => ({
           for (const ev of tl.events ?? []) if (ev.state_key !== undefined) applyState(room, ev);
           appendEvents(room, tl.events ?? []);
         }
+        for (const e of sec.ephemeral?.events ?? []) {
+          if (e.type === "m.typing" && Array.isArray(e.content?.user_ids)) {
+            room.typing = (e.content.user_ids as unknown[]).filter((u): u is string => typeof u === "string" && u !== me);
+          }
+        }
         if (sec.unread_notifications) {
           room.notificationCount = sec.unread_notifications.notification_count ?? 0;
           room.highlightCount = sec.unread_notifications.highlight_count ?? 0;
@@ -158,6 +187,16 @@ export const useRooms = create<RoomsState>()((set) => ({
       const prev = s.rooms[roomId];
       if (!prev) return {};
       return { rooms: { ...s.rooms, [roomId]: { ...prev, timeline: [...prev.timeline, ev] } } };
+    }),
+
+  addRelated: (roomId, events) =>
+    set((s) => {
+      const prev = s.rooms[roomId];
+      if (!prev) return {};
+      const known = new Set([...prev.timeline, ...(prev.related ?? [])].map((e) => e.event_id));
+      const fresh = events.filter((e) => !known.has(e.event_id));
+      if (fresh.length === 0) return {};
+      return { rooms: { ...s.rooms, [roomId]: { ...prev, related: [...(prev.related ?? []), ...fresh] } } };
     }),
 
   confirmEcho: (roomId, txnId, eventId) =>

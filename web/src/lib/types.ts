@@ -5,6 +5,8 @@ export interface MatrixEvent {
   origin_server_ts: number;
   content: Record<string, unknown>;
   state_key?: string;
+  /** The redacted event, on m.room.redaction before room version 11 (later: content.redacts). */
+  redacts?: string;
   unsigned?: { transaction_id?: string; redacted_because?: unknown; [k: string]: unknown };
   /** Local echo not yet confirmed by the server. */
   pending?: boolean;
@@ -25,6 +27,8 @@ export interface RoomData {
   joinRule?: string;
   creator?: string;
   roomType?: string;
+  /** For a space (an organization): its child rooms (m.space.child with a non-empty via). */
+  children?: string[];
   inviter?: string;
   /** The invite says this is a direct message (is_direct on our member event). */
   directInvite?: boolean;
@@ -34,12 +38,17 @@ export interface RoomData {
   prevBatch: string | null;
   notificationCount: number;
   highlightCount: number;
+  /** Related events fetched outside the timeline (a thread's older replies). */
+  related?: MatrixEvent[];
+  /** Who else is typing right now (m.typing), in the server's order. */
+  typing: string[];
 }
 
 export interface SyncRoomSection {
   state?: { events?: MatrixEvent[] };
   timeline?: { events?: MatrixEvent[]; limited?: boolean; prev_batch?: string };
   unread_notifications?: { notification_count?: number; highlight_count?: number };
+  ephemeral?: { events?: { type: string; content: Record<string, unknown> }[] };
   account_data?: { events?: { type: string; content: Record<string, unknown> }[] };
 }
 
