@@ -3,6 +3,7 @@ into a cached, git-ignored virtualenv on first use. Importing this module has no
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,15 @@ class SynapseUnavailable(RuntimeError):
 
 
 def ensure_synapse() -> Path:
-    """The Synapse venv's python, installing matrix-synapse[postgres] from PyPI on first use."""
+    """The Synapse venv's python, installing matrix-synapse[postgres] from PyPI on first use.
+    Processes that ask at the same time (parallel test workers) wait for one installation."""
+    SYNAPSE_VENV.parent.mkdir(parents=True, exist_ok=True)
+    with open(SYNAPSE_VENV.parent / ".venv-synapse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_synapse()
+
+
+def _ensure_synapse() -> Path:
     py = SYNAPSE_VENV / "bin" / "python"
     if py.exists() and subprocess.run([str(py), "-c", "import synapse.app.homeserver"],
                                       capture_output=True, check=False).returncode == 0:
