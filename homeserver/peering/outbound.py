@@ -27,6 +27,9 @@ log = logging.getLogger("parley.federation.sender")
 
 #: The bus message kind that wakes the sender on the worker holding the lease.
 BUS_KIND = "fedq"
+#: Local events with no other server to go to move the watermark at most this often (seconds):
+#: re-checking them after a crash queues nothing, so they need not cost a write each.
+WATERMARK_IDLE_S = 1.0
 
 
 def _server(user_id: str) -> str:
@@ -42,6 +45,7 @@ class FederationOutbound:
         self.sender = sender
         self.enabled = enabled
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watermark_written = 0.0  # time.monotonic() of the last write of the watermark
 
     def is_local(self, user_id: str) -> bool:
         return _server(user_id) == self.server_name
@@ -95,7 +99,12 @@ class FederationOutbound:
         and move the watermark of queued local events up to it (same transaction)."""
         if not self.enabled or not self.is_local(ev.sender):
             return
-        await self._queue(await self._event_items(ev), watermark=ev.stream_ordering)
+        items = await self._event_items(ev)
+        now = time.monotonic()
+        if not items and now - self._watermark_written < WATERMARK_IDLE_S:
+            return  # nothing to queue: a later write of the watermark covers it (a re-check finds nothing)
+        self._watermark_written = now
+        await self._queue(items, watermark=ev.stream_ordering)
 
     async def _event_items(self, ev: StoredEvent) -> list[QueueItem]:
         destinations = await self.servers_in_room(ev.room_id)

@@ -164,3 +164,4 @@ def test_catch_up_after_synapse_and_parley_restarts(pair: tuple[Peer, Peer], roo
     wait_for("the ten messages on Synapse", lambda: bob.bodies(room_id)[-10:] == wanted)
     assert alice.bodies(room_id)[-10:] == wanted
     assert sorted(alice.bodies(room_id)) == sorted(bob.bodies(room_id))
+    wait_for("the same current state after the restarts", lambda: same_state(alice, bob, room_id))
