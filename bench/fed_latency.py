@@ -1,10 +1,16 @@
-"""One-way federation delivery latency on loopback: Parley -> Synapse, Synapse -> Parley, and
-Synapse -> Synapse as the reference.
+"""Federation speed on loopback, Parley and Synapse side by side (issue 10 §5):
 
-For each message the receiving user's long-poll /sync is already parked on their server; the
-figure is the time from the sender's PUT /send to that /sync answering with the message. The
-servers are the federation test peers (tests/federation/peers.py: TLS with a test CA, loopback
-allow-listed), each in a temp dir. Usage: `.venv/bin/python -m bench.fed_latency [-n 50]`.
+- one-way delivery Parley → Synapse, Synapse → Parley, Parley → Parley and Synapse → Synapse (the
+  reference): the receiving user's long-poll /sync is already parked on their server; the figure
+  is the time from the sender's PUT /send to that /sync answering with the message;
+- remote join latency for the same four pairs: a user of one server joins a fresh public room of
+  the other (POST /join, which answers once the join is done); the figure is that round trip;
+- joining a Synapse room of `--members` members and `--events` events, from Parley and (the
+  reference) from a second Synapse.
+
+The servers are the federation test peers (tests/federation/peers.py: TLS with a test CA, loopback
+allow-listed, SQLite), each in a temp dir. Usage:
+`.venv/bin/python -m bench.fed_latency [-n 50] [--joins 20] [--members 500] [--events 2000]`.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import asyncio
 import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +31,7 @@ from urllib.parse import quote
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.synapse_venv import ensure_synapse  # noqa: E402
 from tests.federation.peers import Peer, make_test_ca, start_parley, start_synapse  # noqa: E402
 
 V3 = "/_matrix/client/v3"
@@ -44,11 +52,12 @@ class User:
         resp.raise_for_status()
         return resp.json()
 
-    async def register(self) -> User:
+    async def register(self, sync: bool = True) -> User:
         got = await self.call("POST", "/register", {"username": f"b{secrets.token_hex(4)}", "password": "pw-bench-1",
                                                     "auth": {"type": "m.login.dummy"}})
         self.token, self.user_id = got["access_token"], got["user_id"]
-        self.since = (await self.call("GET", "/sync", timeout=0))["next_batch"]
+        if sync:
+            self.since = (await self.call("GET", "/sync", timeout=0))["next_batch"]
         return self
 
     async def wait_for(self, room: str, body: str) -> None:
@@ -89,37 +98,105 @@ def summary(name: str, ms: list[float]) -> str:
     return f"| {name} | {len(ms)} | {statistics.median(ms):.1f} | {p95:.1f} |"
 
 
+async def join_latency(creator: User, joiner: User, n: int) -> list[float]:
+    """Round trip of POST /join into a fresh public room of the other server, `n` times (after
+    one unmeasured warm-up)."""
+    out = []
+    for i in range(n + 1):
+        room = (await creator.call("POST", "/createRoom", {"preset": "public_chat"}))["room_id"]
+        start = time.perf_counter()
+        await joiner.call("POST", f"/join/{quote(room)}", {}, server_name=creator.peer.server_name)
+        if i:
+            out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+async def big_room(http: httpx.AsyncClient, host: Peer, members: int, events: int) -> tuple[User, str, float]:
+    """A public room on `host` with `members` members (one of them the creator) and about `events`
+    events in all; returns its creator, its ID and the seconds it took to build."""
+    start = time.perf_counter()
+    owner = await User(http, host).register()
+    room = str((await owner.call("POST", "/createRoom", {"preset": "public_chat", "name": "big"}))["room_id"])
+    gate = asyncio.Semaphore(8)
+
+    async def member() -> None:
+        async with gate:
+            u = await User(http, host).register(sync=False)
+            await u.call("POST", f"/rooms/{quote(room)}/join", {})
+
+    await asyncio.gather(*(member() for _ in range(members - 1)))
+    messages = max(0, events - members - 6)  # the creation's own events and the joins count too
+
+    async def send(i: int) -> None:
+        async with gate:
+            await owner.call("PUT", f"/rooms/{quote(room)}/send/m.room.message/big{i}",
+                             {"msgtype": "m.text", "body": f"filler {i}"})
+
+    await asyncio.gather(*(send(i) for i in range(messages)))
+    return owner, room, time.perf_counter() - start
+
+
+async def timed_join(joiner: User, room: str, via: str) -> float:
+    start = time.perf_counter()
+    await joiner.call("POST", f"/join/{quote(room)}", {}, server_name=via)
+    return time.perf_counter() - start
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("-n", type=int, default=50)
+    ap.add_argument("-n", type=int, default=50, help="messages per delivery direction")
+    ap.add_argument("--joins", type=int, default=20, help="joins per pair")
+    ap.add_argument("--members", type=int, default=500, help="members of the big Synapse room (0: skip it)")
+    ap.add_argument("--events", type=int, default=2000, help="events of the big Synapse room")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="parley-fedlat-"))
     peers: list[Peer] = []
+    big: list[str] = []
     try:
         ca = make_test_ca(tmp / "tls")
-        parley = start_parley(tmp / "parley", ca)
-        peers.append(parley)
-        syn_a = start_synapse(tmp / "synapse-a", ca)
-        peers.append(syn_a)
-        syn_b = start_synapse(tmp / "synapse-b", ca)
-        peers.append(syn_b)
+        for name, start_peer in (("parley-a", start_parley), ("parley-b", start_parley),
+                                 ("synapse-a", start_synapse), ("synapse-b", start_synapse)):
+            peers.append(start_peer(tmp / name, ca))
+        par_a, par_b, syn_a, syn_b = peers
         async with httpx.AsyncClient() as http:
-            alice = await User(http, parley).register()
+            alice = await User(http, par_a).register()
+            dave = await User(http, par_b).register()
             bob = await User(http, syn_a).register()
             carol = await User(http, syn_b).register()
-            mixed = await joined(alice, bob)
-            both_synapse = await joined(bob, carol)
-            rows = [summary("Parley → Synapse", await one_way(alice, bob, mixed, args.n)),
-                    summary("Synapse → Parley", await one_way(bob, alice, mixed, args.n)),
-                    summary("Synapse → Synapse (reference)", await one_way(bob, carol, both_synapse, args.n))]
+            pairs = [("Parley → Synapse", alice, bob), ("Synapse → Parley", bob, alice),
+                     ("Parley → Parley", alice, dave), ("Synapse → Synapse (reference)", bob, carol)]
+            delivery = [summary(name, await one_way(s, r, await joined(s, r), args.n)) for name, s, r in pairs]
+            # "X → Y": a user of X joins a room that lives on Y.
+            joins = [summary("Parley → Synapse room", await join_latency(bob, alice, args.joins)),
+                     summary("Synapse → Parley room", await join_latency(alice, bob, args.joins)),
+                     summary("Parley → Parley room", await join_latency(dave, alice, args.joins)),
+                     summary("Synapse → Synapse room (reference)", await join_latency(carol, bob, args.joins))]
+            if args.members:
+                _, room, built = await big_room(http, syn_a, args.members, args.events)
+                parley_s = await timed_join(await User(http, par_a).register(sync=False), room, syn_a.server_name)
+                synapse_s = await timed_join(await User(http, syn_b).register(sync=False), room, syn_a.server_name)
+                big = [f"Joining a Synapse room of {args.members} members and ~{args.events} events "
+                       f"(built in {built:.0f} s):",
+                       "| joiner | s |", "|---|---|",
+                       f"| Parley | {parley_s:.2f} |", f"| Synapse (reference) | {synapse_s:.2f} |"]
     finally:
         for p in peers:
             p.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"One-way federation delivery on loopback (send → the other server's /sync), {args.n} messages, ms")
+    version = subprocess.run([str(ensure_synapse()), "-c", "import synapse; print(synapse.__version__)"],
+                             capture_output=True, text=True, check=False).stdout.split(" ")[0].strip()
+    print(f"Synapse {version}; all servers on SQLite, TLS federation on loopback.\n")
+    print(f"One-way federation delivery (send → the other server's /sync), {args.n} messages, ms")
     print("| direction | n | p50 | p95 |")
     print("|---|---|---|---|")
-    print("\n".join(rows))
+    print("\n".join(delivery))
+    print(f"\nRemote join (POST /join round trip into a fresh public room), {args.joins} joins, ms")
+    print("| joiner → room's server | n | p50 | p95 |")
+    print("|---|---|---|---|")
+    print("\n".join(joins))
+    if big:
+        print()
+        print("\n".join(big))
 
 
 if __name__ == "__main__":

@@ -256,6 +256,23 @@ class EventPersister:
             await self.on_persisted(ev)
         return ev
 
+    async def persist_outliers(self, rv: RoomVersion, room_id: str,
+                               items: list[tuple[dict[str, Any], str, EventContext]]) -> list[StoredEvent]:
+        """Store many outliers (pdu, event ID, outlier context) in one transaction: a join's
+        auth chain and state cost one commit, not one each."""
+        st = self.stores
+        stored = []
+        async with st.db.transaction() as c:
+            for pdu, event_id, ctx in items:
+                rel_type, relates_to = relation_of(pdu.get("content", {}))
+                rel = Relation(rel_type, relates_to, relates_to if rel_type == "m.thread" else None, None, None)
+                pos = -await st.outlier_ids.next(c)
+                ev, _, _ = await write_event(st, c, rv, room_id, pdu, event_id, ctx, pos, rel)
+                stored.append(ev)
+        for ev in stored:
+            st.events.remember_committed(ev)
+        return stored
+
     async def _may_redact(self, rv: RoomVersion, room_id: str, pdu: dict[str, Any], target_id: str,
                           ev: StoredEvent) -> bool:
         """Whether a redaction takes effect (rooms v3+ "redactions"): its target is an event of

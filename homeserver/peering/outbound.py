@@ -27,6 +27,9 @@ log = logging.getLogger("parley.federation.sender")
 
 #: The bus message kind that wakes the sender on the worker holding the lease.
 BUS_KIND = "fedq"
+#: Local events with no other server to go to move the watermark at most this often (seconds):
+#: re-checking them after a crash queues nothing, so they need not cost a write each.
+WATERMARK_IDLE_S = 1.0
 
 
 def _server(user_id: str) -> str:
@@ -42,6 +45,7 @@ class FederationOutbound:
         self.sender = sender
         self.enabled = enabled
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watermark_written = 0.0  # time.monotonic() of the last write of the watermark
 
     def is_local(self, user_id: str) -> bool:
         return _server(user_id) == self.server_name
@@ -58,14 +62,16 @@ class FederationOutbound:
 
     # ------------------------------------------------------------------ queueing
 
-    async def _queue(self, items: list[QueueItem]) -> None:
-        if not items:
+    async def _queue(self, items: list[QueueItem], watermark: int | None = None) -> None:
+        if not items and watermark is None:
             return
         try:
-            await self.stores.federation_queue.add(items, int(time.time() * 1000))
+            await self.stores.federation_queue.add(items, int(time.time() * 1000), watermark)
         except Exception:
             # The change itself has committed: the caller's request succeeded either way.
             log.exception("could not queue %d item(s) for other servers", len(items))
+            return
+        if not items:
             return
         destinations = sorted({i.destination for i in items})
         self.sender.wake(destinations)
@@ -89,16 +95,49 @@ class FederationOutbound:
     # ------------------------------------------------------------------ PDUs
 
     async def event_persisted(self, ev: StoredEvent) -> None:
-        """The persister's hook (after the commit): queue a local event for the room's servers."""
+        """The persister's hook (after the commit): queue a local event for the room's servers,
+        and move the watermark of queued local events up to it (same transaction)."""
         if not self.enabled or not self.is_local(ev.sender):
             return
+        items = await self._event_items(ev)
+        now = time.monotonic()
+        if not items and now - self._watermark_written < WATERMARK_IDLE_S:
+            return  # nothing to queue: a later write of the watermark covers it (a re-check finds nothing)
+        self._watermark_written = now
+        await self._queue(items, watermark=ev.stream_ordering)
+
+    async def _event_items(self, ev: StoredEvent) -> list[QueueItem]:
         destinations = await self.servers_in_room(ev.room_id)
         if ev.type == "m.room.member" and ev.state_key and \
                 ev.pdu.get("content", {}).get("membership") in ("leave", "ban"):
             destinations.add(_server(ev.state_key))
         destinations -= {self.server_name, ""}
-        await self._queue([QueueItem(d, "pdu", room_id=ev.room_id, event_id=ev.event_id)
-                           for d in sorted(destinations)])
+        return [QueueItem(d, "pdu", room_id=ev.room_id, event_id=ev.event_id) for d in sorted(destinations)]
+
+    async def queue_missed_events(self, batch: int = 500) -> int:
+        """Queue the local events after the watermark: committed, but the process ended before
+        their queue rows were written. Run when this worker becomes the sender (a destination
+        deduplicates an event it is sent twice). Their servers are the room's as of now.
+        Returns how many events were queued."""
+        if not self.enabled:
+            return 0
+        q = self.stores.federation_queue
+        pos = await q.watermark()
+        queued = 0
+        while rows := await q.events_after(pos, self.server_name, batch):
+            events = await self.stores.events.get_many([event_id for _, event_id in rows])
+            items: list[QueueItem] = []
+            for _, event_id in rows:
+                ev = events.get(event_id)
+                if ev is not None and self.is_local(ev.sender):
+                    more = await self._event_items(ev)
+                    queued += bool(more)
+                    items += more
+            pos = rows[-1][0]
+            await self._queue(items, watermark=pos)
+        if queued:
+            log.info("queued %d local event(s) that had not reached the federation queue", queued)
+        return queued
 
     async def join_accepted(self, ev: StoredEvent, origin: str) -> None:
         """A remote user's join accepted through send_join here: the room's other servers

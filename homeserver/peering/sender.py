@@ -94,6 +94,9 @@ class FederationSender:
         self._wakes: dict[str, asyncio.Event] = {}
         self._poke = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
+        #: Run each time this worker takes the sender role, before sending (the outbound side's
+        #: `queue_missed_events`: local events committed but never queued).
+        self.on_start: Callable[[], Awaitable[object]] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -114,6 +117,11 @@ class FederationSender:
         self.running = True
         log.info("federation sender running on this worker")
         try:
+            if self.on_start is not None:
+                try:
+                    await self.on_start()
+                except Exception:
+                    log.exception("could not queue the local events missed before this start")
             while True:
                 for destination in await self.stores.federation_queue.destinations_with_work():
                     self._ensure(destination)

@@ -23,6 +23,7 @@ def wire_federation_sender(hs: Homeserver) -> None:
     hs.federation_sender = FederationSender(hs.stores, hs.server_name, send)
     out = FederationOutbound(hs.stores, hs.server_name, hs.bus, hs.federation_sender, hs.config.federation.enabled)
     hs.federation_outbound = out
+    hs.federation_sender.on_start = out.queue_missed_events
     hs.inbound_edus = InboundEdus(hs.stores, hs.server_name, hs.fanout, hs.receipts, hs.to_device, hs.keys)
 
     # Local events: after the fan-out's wake-ups, into the destinations' queues.

@@ -310,10 +310,10 @@ class RemoteMembership:
 
         async with self.stores.db.room_lock(room_id):
             have = await self.stores.events.get_many(events.keys())
-            for eid in auth_order(events):
-                if eid not in have and eid != event_id:
-                    await self.persister.persist(rv, room_id, events[eid], eid,
-                                                 EventContext.outlier_event(rejected.get(eid)))
+            missing = [(events[eid], eid, EventContext.outlier_event(rejected.get(eid)))
+                       for eid in auth_order(events) if eid not in have and eid != event_id]
+            for start in range(0, len(missing), 500):
+                await self.persister.persist_outliers(rv, room_id, missing[start:start + 500])
             known = await self.stores.events.get(event_id)
             if known is not None and not known.outlier:
                 return known

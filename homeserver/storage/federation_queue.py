@@ -1,5 +1,5 @@
 """The outbound federation queue (migration 013): rows per destination, and per destination the
-transaction in flight and its retry state."""
+transaction in flight and its retry state; and the watermark of local events queued (migration 020)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from homeserver.storage.database import Database, chunks, placeholders
+from homeserver.storage.events import LIVE
 from homeserver.storage.ids import Counter
 
 
@@ -60,8 +61,10 @@ class FederationQueueStore:
                     self._opened = True
         return await self._ids.next()
 
-    async def add(self, items: list[QueueItem], now_ms: int) -> None:
-        if not items:
+    async def add(self, items: list[QueueItem], now_ms: int, watermark: int | None = None) -> None:
+        """Queue `items`; with `watermark`, also record (in the same transaction) that local
+        events up to that stream position are queued."""
+        if not items and watermark is None:
             return
         rows = []
         for it in items:
@@ -69,9 +72,25 @@ class FederationQueueStore:
             rows.append((await self._next_id(), it.destination, it.kind, it.room_id, it.event_id, it.edu_type,
                          content, now_ms))
         async with self.db.transaction() as c:
-            await c.executemany(
-                "INSERT INTO federation_queue (id, destination, kind, room_id, event_id, edu_type, content_json,"
-                " created_ts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", rows)
+            if rows:
+                await c.executemany(
+                    "INSERT INTO federation_queue (id, destination, kind, room_id, event_id, edu_type, content_json,"
+                    " created_ts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)", rows)
+            if watermark is not None:
+                await c.execute("UPDATE federation_watermark SET stream_pos = $1 WHERE id = 1 AND stream_pos < $1",
+                                watermark)
+
+    async def watermark(self) -> int:
+        """The stream position up to which local events are known to be queued."""
+        return int(await self.db.fetchval("SELECT stream_pos FROM federation_watermark WHERE id = 1") or 0)
+
+    async def events_after(self, stream_pos: int, server_name: str, limit: int) -> list[tuple[int, str]]:
+        """(stream position, event ID) of timeline events after `stream_pos` whose sender's ID
+        ends in `:server_name` (a superset of the local ones: the caller checks), oldest first."""
+        rows = await self.db.fetch(
+            f"SELECT stream_ordering, event_id FROM events WHERE stream_ordering > $1 AND {LIVE}"
+            f" AND sender LIKE $2 ORDER BY stream_ordering LIMIT {int(limit)}", stream_pos, f"%:{server_name}")
+        return [(int(r["stream_ordering"]), str(r["event_id"])) for r in rows]
 
     async def destinations_with_work(self) -> list[str]:
         rows = await self.db.fetch(

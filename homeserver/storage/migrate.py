@@ -32,6 +32,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (17, "017_push.sql"),
     (18, "018_ai.sql"),
     (19, "019_plugins.sql"),
+    (20, "020_federation_watermark.sql"),
 ]
 
 _PG_EXTRA = {

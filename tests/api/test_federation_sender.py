@@ -188,6 +188,42 @@ async def test_the_queue_survives_a_restart(backend: str, tmp_path: Path) -> Non
         await again.close()
 
 
+async def test_events_committed_but_never_queued_are_queued_at_the_next_start(backend: str, tmp_path: Path) -> None:
+    """A process that ends between an event's commit and its queueing (the persister's hook)
+    loses nothing: the next sender queues the local events after the persisted watermark."""
+    first = await _server(backend, tmp_path / "first")
+    try:
+        peer = RemotePeer()
+        async with _client_of(first) as client:
+            alice, room = await _room_with_remote(client, first, peer)
+            await alice.send_text(room, "queued")
+            await until(lambda: peer.pdu_bodies() == ["queued"], what="the first message")
+            mark = await first.stores.federation_queue.watermark()
+
+            async def crashed(ev: Any) -> None:  # the hook never runs: as if the process died
+                return None
+
+            first.federation_outbound.event_persisted = crashed  # type: ignore[method-assign]
+            lost = [await alice.send_text(room, f"lost {i}") for i in range(2)]
+        assert await first.stores.federation_queue.watermark() == mark
+        assert peer.pdu_bodies() == ["queued"]
+    finally:
+        await first.close()
+    again = await _server(backend, tmp_path / "second")
+    try:
+        healthy = RemotePeer()
+        attach(again, healthy)
+        await until(lambda: len(healthy.pdu_bodies()) == 2, what="the messages that were never queued")
+        assert healthy.pdu_bodies() == ["lost 0", "lost 1"]
+        stored = await again.stores.events.get(lost[1])
+        assert stored is not None
+        assert await again.stores.federation_queue.watermark() == stored.stream_ordering
+        # Once queued, they are not queued again.
+        assert await again.federation_outbound.queue_missed_events() == 0
+    finally:
+        await again.close()
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_two_workers_one_sender(backend: str, tmp_path: Path) -> None:
     """Two workers on one PostgreSQL database (Redis bus): exactly one sends; when it stops,

@@ -1,73 +1,23 @@
-"""Parley and a real Synapse in one room, both directions (issue 10, scenario 1 and catch-up):
-a Synapse user joins a public Parley room by its ID; 50 messages each way arrive in order on both
-sides (compared through both client APIs); typing, read receipts, presence and a redaction cross
-both ways; Synapse stopped while Parley sends, and Parley restarted with a non-empty queue, lose
-nothing. The servers here are this module's own (the last test stops and restarts them)."""
+"""Parley and a real Synapse in one room, both directions (issue 10, scenarios 1 and 2, and
+catch-up): a Parley user creates a room and invites a Synapse user, who joins through the invite;
+50 messages each way arrive in order on both sides (compared through both client APIs); typing,
+read receipts, presence and a redaction cross both ways; the Synapse user leaves and re-joins the
+Parley room, a Parley user leaves (through the sender) and re-joins a Synapse room, and both
+servers end with the same current state of both rooms; Synapse stopped while Parley sends, and
+Parley restarted with a non-empty queue, lose nothing. The servers here are this module's own
+(the last test stops and restarts them)."""
 
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import pytest
 
+from tests.federation.clients import User, same_state, wait_for
 from tests.federation.peers import Peer, TestCA, restart_parley, restart_synapse, start_parley, start_synapse
-
-V3 = "/_matrix/client/v3"
-DEADLINE_S = 60.0
-
-
-class User:
-    def __init__(self, peer: Peer, name: str | None = None) -> None:
-        self.peer = peer
-        body = {"username": name or f"u{secrets.token_hex(4)}", "password": "correct horse battery",
-                "auth": {"type": "m.login.dummy"}}
-        resp = httpx.post(f"{peer.client_base}{V3}/register", json=body, timeout=30)
-        assert resp.status_code == 200, resp.text
-        self.user_id: str = resp.json()["user_id"]
-        self.token: str = resp.json()["access_token"]
-        self.since: str | None = None
-
-    def call(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
-        resp = httpx.request(method, f"{self.peer.client_base}{V3}{path}", json=body, params=params or None,
-                             headers={"Authorization": f"Bearer {self.token}"}, timeout=60)
-        assert resp.status_code == 200, f"{method} {path}: {resp.status_code} {resp.text}"
-        return resp.json()
-
-    def send(self, room: str, body: str) -> str:
-        return str(self.call("PUT", f"/rooms/{quote(room)}/send/m.room.message/{secrets.token_hex(8)}",
-                             {"msgtype": "m.text", "body": body})["event_id"])
-
-    def bodies(self, room: str) -> list[str]:
-        """The room's message bodies, oldest first, as this user's server shows them."""
-        chunk = self.call("GET", f"/rooms/{quote(room)}/messages", dir="b", limit=500)["chunk"]
-        return [e["content"]["body"] for e in reversed(chunk)
-                if e["type"] == "m.room.message" and "body" in e.get("content", {})]
-
-    def sync_until(self, what: str, found: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        """Long-poll /sync until a response satisfies `found` (each response is looked at once)."""
-        deadline = time.monotonic() + DEADLINE_S
-        while time.monotonic() < deadline:
-            params: dict[str, Any] = {"timeout": 2000}
-            if self.since:
-                params["since"] = self.since
-            got = self.call("GET", "/sync", **params)
-            self.since = got["next_batch"]
-            if found(got):
-                return dict(got)
-        raise AssertionError(f"{self.user_id} never saw {what}")
-
-
-def wait_for(what: str, cond: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)  # polling a remote server's state, with a deadline
 
 
 def ephemeral(sync: dict[str, Any], room: str, kind: str) -> list[dict[str, Any]]:
@@ -93,7 +43,9 @@ def room(pair: tuple[Peer, Peer]) -> tuple[User, User, str]:
     parley, synapse = pair
     alice, bob = User(parley), User(synapse)
     room_id = alice.call("POST", "/createRoom", {"preset": "public_chat", "name": "across"})["room_id"]
-    bob.call("POST", f"/join/{quote(room_id)}", {}, server_name=parley.server_name)
+    alice.call("POST", f"/rooms/{quote(room_id)}/invite", {"user_id": bob.user_id})
+    bob.sync_until("the invite", lambda s: room_id in s.get("rooms", {}).get("invite", {}))
+    bob.call("POST", f"/join/{quote(room_id)}", {})  # through the invite: no server named
     # Synapse now knows the room; Parley's first event after the join must reach it.
     wait_for("the join on Parley", lambda: bob.user_id in alice.call(
         "GET", f"/rooms/{quote(room_id)}/joined_members")["joined"])
@@ -161,6 +113,42 @@ def test_redactions_cross_both_ways(room: tuple[User, User, str]) -> None:
                 "GET", f"/rooms/{quote(room_id)}/event/{quote(e)}").get("content") == {})
 
 
+def test_synapse_user_leaves_and_rejoins_the_parley_room(room: tuple[User, User, str]) -> None:
+    alice, bob, room_id = room
+    bob.call("POST", f"/rooms/{quote(room_id)}/leave", {})
+    wait_for("Bob's leave on Parley", lambda: alice.membership(room_id, bob.user_id) == "leave")
+    alice.send(room_id, "while Bob is away")
+    bob.call("POST", f"/join/{quote(room_id)}", {}, server_name=alice.peer.server_name)
+    wait_for("Bob's re-join on Parley", lambda: alice.membership(room_id, bob.user_id) == "join")
+    alice.send(room_id, "welcome back")
+    bob.send(room_id, "glad to be back")
+    wait_for("both on both sides", lambda: alice.bodies(room_id)[-2:] == bob.bodies(room_id)[-2:]
+             == ["welcome back", "glad to be back"])
+    wait_for("the same current state on both servers", lambda: same_state(alice, bob, room_id))
+
+
+def test_parley_user_leaves_and_rejoins_a_synapse_room(room: tuple[User, User, str]) -> None:
+    alice, bob, _ = room
+    on_synapse = bob.call("POST", "/createRoom", {"preset": "public_chat", "name": "over there"})["room_id"]
+    alice.call("POST", f"/join/{quote(on_synapse)}", {}, server_name=bob.peer.server_name)
+    assert bob.membership(on_synapse, alice.user_id) == "join"
+    alice.send(on_synapse, "hello from parley")
+    wait_for("Alice's message on Synapse", lambda: bob.bodies(on_synapse) == ["hello from parley"])
+    # Parley is in the room: the leave is an ordinary local event, delivered by the sender.
+    alice.call("POST", f"/rooms/{quote(on_synapse)}/leave", {})
+    wait_for("Alice's leave on Synapse", lambda: bob.membership(on_synapse, alice.user_id) == "leave")
+    bob.send(on_synapse, "said while Alice was away")
+    alice.call("POST", f"/join/{quote(on_synapse)}", {}, server_name=bob.peer.server_name)
+    assert bob.membership(on_synapse, alice.user_id) == "join"
+    bob.send(on_synapse, "welcome back")
+    wait_for("Synapse's message after the re-join", lambda: alice.bodies(on_synapse)[-1:] == ["welcome back"])
+    alice.send(on_synapse, "thanks")
+    wait_for("the reply on Synapse", lambda: bob.bodies(on_synapse)[-1:] == ["thanks"])
+    wait_for("the same current state on both servers", lambda: same_state(alice, bob, on_synapse))
+    assert alice.state_ids(on_synapse)[("m.room.member", alice.user_id)] == \
+        bob.state_ids(on_synapse)[("m.room.member", alice.user_id)]
+
+
 def test_catch_up_after_synapse_and_parley_restarts(pair: tuple[Peer, Peer], room: tuple[User, User, str],
                                                     test_ca: TestCA) -> None:
     parley, synapse = pair
@@ -176,3 +164,4 @@ def test_catch_up_after_synapse_and_parley_restarts(pair: tuple[Peer, Peer], roo
     wait_for("the ten messages on Synapse", lambda: bob.bodies(room_id)[-10:] == wanted)
     assert alice.bodies(room_id)[-10:] == wanted
     assert sorted(alice.bodies(room_id)) == sorted(bob.bodies(room_id))
+    wait_for("the same current state after the restarts", lambda: same_state(alice, bob, room_id))
