@@ -22,8 +22,9 @@ run: $(STAMP) web-client
 	mkdir -p data
 	$(BIN)/parley --config data/parley.toml serve
 
+# Two pytest processes side by side (tests/run.sh says which suites go where).
 test: $(STAMP) web-client
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	PYTHON=$(BIN)/python tests/run.sh
 
 test-protocol: $(STAMP)
 	$(BIN)/python -m pytest -q tests/protocol

@@ -65,7 +65,7 @@ await new Promise((resolve) => client.once(sdk.ClientEvent.Sync, resolve));
 out({ ready: deviceId });
 
 const fail = (error) => { out({ error }); process.exit(1); };
-setTimeout(() => fail("timeout"), 80000);
+setTimeout(() => fail("timeout"), 220000);
 const crypto = client.getCrypto();
 const bootstrap = (password) => crypto.bootstrapCrossSigning({
   authUploadDeviceSigningKeys: async (makeRequest) => {
@@ -140,7 +140,7 @@ if (mode === "send") {
     const members = await client.getJoinedRoomMembers(roomId);
     if (members.joined[peer]) break;
     await new Promise((r) => setTimeout(r, 100));
-    if (Date.now() - started > 60000) { out({ error: "peer never joined" }); process.exit(1); }
+    if (Date.now() - started > 200000) { out({ error: "peer never joined" }); process.exit(1); }
   }
   await client.sendMessage(roomId, { msgtype: "m.text", body: text });
   out({ sent: text });
