@@ -134,27 +134,44 @@ class RemoteMembership:
         return await self.rooms.knock(user_id, room_id, reason)
 
     async def knock(self, user_id: str, room_id: str, servers: list[str], content: dict[str, Any]) -> StoredEvent:
+        async def make(server: str) -> dict[str, Any]:
+            return await self.peer.make_knock(server, room_id, user_id, list(KNOWN_ROOM_VERSIONS))
+
+        async def send(server: str, rv: RoomVersion, event_id: str, pdu: dict[str, Any]) -> Any:
+            return await self.peer.send_knock(server, room_id, event_id, pdu)
+
+        rv, pdu, event_id, answer = await self._handshake("knock on", room_id, user_id, "knock", content, servers,
+                                                          make, send)
+        stripped = stripped_events(answer.get("knock_room_state"))
+        await self.ensure_room(rv, room_id, "")
+        async with self.stores.db.transaction() as c:
+            await self.stores.membership_state.put(c, event_id, room_id, stripped)
+        return await self.record_out_of_room(rv, room_id, user_id, pdu, event_id)
+
+    async def _handshake(self, verb: str, room_id: str, user_id: str, membership: str, content: dict[str, Any],
+                         servers: list[str], make: Callable[[str], Awaitable[dict[str, Any]]],
+                         send: Callable[[str, RoomVersion, str, dict[str, Any]], Awaitable[Any]], *,
+                         refusals_final: bool = True) -> tuple[RoomVersion, dict[str, Any], str, Any]:
+        """make_X / send_X through the first of `servers` that accepts: the room version, our
+        signed event, its ID and the answer. A refusal by the room's server (not invited,
+        banned, ...) is final when `refusals_final`; other failures move on to the next server."""
         last: MatrixError | None = None
         for server in servers:
             try:
-                template = await self.peer.make_knock(server, room_id, user_id, list(KNOWN_ROOM_VERSIONS))
+                template = await make(server)
                 rv = self._template_version(template)
-                pdu, event_id = self._sign_template(rv, template.get("event"), room_id, user_id, "knock", content)
-                answer = await self.peer.send_knock(server, room_id, event_id, pdu)
+                pdu, event_id = self._sign_template(rv, template.get("event"), room_id, user_id, membership, content)
+                return rv, pdu, event_id, await send(server, rv, event_id, pdu)
             except MatrixError as e:
-                log.info("knocking on %s through %s failed: %s", room_id, server, e.error)
+                log.info("could not %s %s through %s: %s", verb, room_id, server, e.error)
                 last = e
                 remote_status, remote_code = getattr(e, "remote_status", None), getattr(e, "remote_errcode", None)
-                if remote_status in (400, 403) and remote_code in REFUSALS:
+                if refusals_final and remote_status in (400, 403) and remote_code in REFUSALS:
                     raise MatrixError(remote_status, remote_code, remote_message(e)) from None
-                continue
-            stripped = stripped_events(answer.get("knock_room_state"))
-            await self.ensure_room(rv, room_id, "")
-            async with self.stores.db.transaction() as c:
-                await self.stores.membership_state.put(c, event_id, room_id, stripped)
-            return await self.record_out_of_room(rv, room_id, user_id, pdu, event_id)
+        if membership == "join" and last is not None and getattr(last, "remote_status", None) == 404:
+            raise MatrixError(404, "M_NOT_FOUND", "No server could be found to join this room through")
         raise MatrixError(502 if last is not None else 404, "M_UNKNOWN" if last is not None else "M_NOT_FOUND",
-                          f"Failed to knock on the room: {last.error if last else 'no servers'}")
+                          f"Failed to {verb} the room: {last.error if last else 'no servers'}")
 
     async def leave_room(self, user_id: str, room_id: str, reason: str | None) -> bool:
         """A leave of a room this server is not in (rejecting an invite, retracting a knock) goes
@@ -203,29 +220,20 @@ class RemoteMembership:
             raise MatrixError(400, "M_INVALID_PARAM", "Invalid room ID")
         if not servers:
             raise MatrixError(404, "M_NOT_FOUND", "No known servers to join this room through")
-        last: MatrixError | None = None
-        for server in servers:
-            try:
-                template = await self.peer.make_join(server, room_id, user_id, list(KNOWN_ROOM_VERSIONS))
-                rv = self._template_version(template)
-                pdu, event_id = self._sign_template(rv, template.get("event"), room_id, user_id, "join", content)
-                answer = await self.peer.send_join(server, room_id, event_id, pdu)
-                ev = await self._take_join(server, rv, room_id, pdu, event_id, answer)
-            except MatrixError as e:
-                log.info("joining %s through %s failed: %s", room_id, server, e.error)
-                last = e
-                remote_status, remote_code = getattr(e, "remote_status", None), getattr(e, "remote_errcode", None)
-                if remote_status in (400, 403) and remote_code in REFUSALS:
-                    # The room's server said no (not invited, banned, wrong version): final.
-                    raise MatrixError(remote_status, remote_code, remote_message(e)) from None
-                continue
-            if self.rooms.after_join is not None:
-                await self.rooms.after_join(user_id, room_id)
-            return ev
-        if last is not None and getattr(last, "remote_status", None) == 404:
-            raise MatrixError(404, "M_NOT_FOUND", "No server could be found to join this room through")
-        raise MatrixError(502 if last is not None else 404, "M_UNKNOWN" if last is not None else "M_NOT_FOUND",
-                          f"Failed to join the room: {last.error if last else 'no servers'}")
+
+        async def make(server: str) -> dict[str, Any]:
+            return await self.peer.make_join(server, room_id, user_id, list(KNOWN_ROOM_VERSIONS))
+
+        async def send(server: str, rv: RoomVersion, event_id: str, pdu: dict[str, Any]) -> StoredEvent:
+            # a send_join answer that does not check out sends us on to the next server too
+            answer = await self.peer.send_join(server, room_id, event_id, pdu)
+            return await self._take_join(server, rv, room_id, pdu, event_id, answer)
+
+        _, _, _, ev = await self._handshake("join", room_id, user_id, "join", content, servers, make, send)
+        if self.rooms.after_join is not None:
+            await self.rooms.after_join(user_id, room_id)
+        assert isinstance(ev, StoredEvent)  # what `send` above returned
+        return ev
 
     @staticmethod
     def _template_version(template: dict[str, Any]) -> RoomVersion:
@@ -338,20 +346,16 @@ class RemoteMembership:
         """Reject an invite or retract a knock through a server of the room (make_leave,
         send_leave), then record the leave here."""
         content: dict[str, Any] = {"reason": reason} if reason is not None else {}
-        last: MatrixError | None = None
-        for server in servers:
-            try:
-                template = await self.peer.make_leave(server, room_id, user_id)
-                rv = self._template_version(template)
-                pdu, event_id = self._sign_template(rv, template.get("event"), room_id, user_id, "leave", content)
-                await self.peer.send_leave(server, room_id, event_id, pdu)
-            except MatrixError as e:
-                log.info("leaving %s through %s failed: %s", room_id, server, e.error)
-                last = e
-                continue
-            return await self.record_out_of_room(rv, room_id, user_id, pdu, event_id)
-        raise MatrixError(502 if last is not None else 404, "M_UNKNOWN" if last is not None else "M_NOT_FOUND",
-                          f"Failed to leave the room: {last.error if last else 'no servers'}")
+
+        async def make(server: str) -> dict[str, Any]:
+            return await self.peer.make_leave(server, room_id, user_id)
+
+        async def send(server: str, rv: RoomVersion, event_id: str, pdu: dict[str, Any]) -> Any:
+            return await self.peer.send_leave(server, room_id, event_id, pdu)
+
+        rv, pdu, event_id, _ = await self._handshake("leave", room_id, user_id, "leave", content, servers, make, send,
+                                                     refusals_final=False)
+        return await self.record_out_of_room(rv, room_id, user_id, pdu, event_id)
 
     async def record_out_of_room(self, rv: RoomVersion, room_id: str, user_id: str, pdu: dict[str, Any],
                                  event_id: str) -> StoredEvent:
