@@ -213,3 +213,20 @@ async def client(hs: Homeserver) -> AsyncIterator[MatrixClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://parley.test") as http:
         yield MatrixClient(http)
+
+
+async def assert_database_free_of(hs: Homeserver, needles: list[str]) -> None:
+    """No row of any table of the server's database holds one of `needles` (end-to-end
+    encrypted plaintexts the server must never have seen)."""
+    db = hs.stores.db
+    if db.dialect == "sqlite":
+        tables = [r["name"] for r in await db.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    else:
+        tables = [r["tablename"] for r in await db.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
+    assert "events" in tables and "to_device_inbox" in tables
+    for table in tables:
+        for row in await db.fetch(f"SELECT * FROM {table}"):
+            text = repr(dict(row))
+            for needle in needles:
+                assert needle not in text, (table, needle)

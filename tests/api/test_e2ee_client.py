@@ -11,7 +11,7 @@ from e2ee.client import V3, E2EEClient
 from e2ee.machine import MEGOLM, OlmMachine
 from e2ee.store import CryptoStore
 from homeserver.app import Homeserver
-from tests.conftest import MatrixClient
+from tests.conftest import MatrixClient, assert_database_free_of
 
 SECRETS = ["the eagle lands at midnight", "bring the blue folder", "carol may read this one", "ping the bot"]
 
@@ -25,21 +25,6 @@ def _e2ee(user: MatrixClient) -> E2EEClient:
 def _texts(client: E2EEClient, room: str, resp: dict[str, Any]) -> list[str]:
     events = resp["rooms"]["join"].get(room, {}).get("timeline", {}).get("events", [])
     return [e["content"]["body"] for e in client.decrypt_timeline(room, events) if e.get("encrypted")]
-
-
-async def _all_tables_free_of(hs: Homeserver, needles: list[str]) -> None:
-    db = hs.stores.db
-    if db.dialect == "sqlite":
-        tables = [r["name"] for r in await db.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    else:
-        tables = [r["tablename"] for r in await db.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
-    assert "events" in tables and "to_device_inbox" in tables
-    for table in tables:
-        for row in await db.fetch(f"SELECT * FROM {table}"):
-            text = repr(dict(row))
-            for needle in needles:
-                assert needle not in text, (table, needle)
 
 
 async def test_encrypted_dm_both_ways_late_joiner_and_bot(client: MatrixClient, hs: Homeserver) -> None:
@@ -89,4 +74,4 @@ async def test_encrypted_dm_both_ways_late_joiner_and_bot(client: MatrixClient, 
     assert reply["content"] == {"msgtype": "m.notice", "body": f"You said: {SECRETS[3]}"}
     assert reply["encrypted"] is True
 
-    await _all_tables_free_of(hs, [*SECRETS, "You said"])
+    await assert_database_free_of(hs, [*SECRETS, "You said"])

@@ -12,7 +12,7 @@ import vodozemac
 
 from homeserver.app import Homeserver
 from homeserver.protocol.canonical import encode_canonical_json
-from tests.conftest import MatrixClient
+from tests.conftest import MatrixClient, assert_database_free_of
 
 V3 = "/_matrix/client/v3"
 OLM = "m.olm.v1.curve25519-aes-sha2"
@@ -125,13 +125,4 @@ async def test_olm_and_megolm_between_two_devices(client: MatrixClient, hs: Home
     assert (await alice.sync(since=got["next_batch"]))["device_one_time_keys_count"]["signed_curve25519"] == 2
 
     # the server never held the plaintext: search every table
-    db = hs.stores.db
-    if db.dialect == "sqlite":
-        tables = [r["name"] for r in await db.fetch("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    else:
-        tables = [r["tablename"] for r in await db.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")]
-    assert "to_device_inbox" in tables and "events" in tables
-    for table in tables:
-        for row in await db.fetch(f"SELECT * FROM {table}"):
-            assert SECRET not in repr(dict(row)), table
+    await assert_database_free_of(hs, [SECRET])
