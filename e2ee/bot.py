@@ -29,15 +29,17 @@ async def step(client: E2EEClient, timeout_ms: int = 30_000) -> list[str]:
     resp, _ = await client.sync(timeout_ms)
     for room_id in (resp.get("rooms") or {}).get("invite", {}):
         await client._call("POST", f"{V3}/join/{quote(room_id)}", {})
-    sent = []
+    clear = client.retry_waiting()  # messages whose room key came after them
     for room_id, room in (resp.get("rooms") or {}).get("join", {}).items():
         events: list[dict[str, Any]] = (room.get("timeline") or {}).get("events", [])
-        for ev in client.decrypt_timeline(room_id, events):
-            if not ev.get("encrypted") or ev.get("sender") == client.machine.user_id:
-                continue
-            body = (ev.get("content") or {}).get("body")
-            if ev.get("type") == "m.room.message" and isinstance(body, str):
-                sent.append(await client.send_encrypted(room_id, {"msgtype": "m.notice", "body": f"You said: {body}"}))
+        clear += [(room_id, ev) for ev in client.decrypt_timeline(room_id, events)]
+    sent = []
+    for room_id, ev in clear:
+        if not ev.get("encrypted") or ev.get("sender") == client.machine.user_id:
+            continue
+        body = (ev.get("content") or {}).get("body")
+        if ev.get("type") == "m.room.message" and isinstance(body, str):
+            sent.append(await client.send_encrypted(room_id, {"msgtype": "m.notice", "body": f"You said: {body}"}))
     return sent
 
 

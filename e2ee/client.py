@@ -19,6 +19,8 @@ class E2EEClient:
         self.http, self.token, self.machine = http, token, machine
         self.since: str | None = None
         self.encryption: dict[str, dict[str, Any]] = {}  # room -> m.room.encryption content
+        # events whose room key had not arrived yet: tried again after each sync
+        self.waiting_for_keys: list[tuple[str, dict[str, Any]]] = []
 
     async def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
         resp = await self.http.request(method, path, json=body, params=params,
@@ -94,4 +96,17 @@ class E2EEClient:
                 out.append({**ev, "type": clear["type"], "content": clear["content"], "encrypted": True})
             except DecryptionError as e:
                 out.append({**ev, "undecryptable": str(e)})
+                if "unknown Megolm session" in str(e):
+                    self.waiting_for_keys.append((room_id, ev))
         return out
+
+    def retry_waiting(self) -> list[tuple[str, dict[str, Any]]]:
+        """(room, decrypted event) for the waiting events whose room key has arrived since (the
+        key's to-device message can come in a later sync than the event)."""
+        waiting, self.waiting_for_keys = self.waiting_for_keys, []
+        done = []
+        for room_id, ev in waiting:
+            got = self.decrypt_timeline(room_id, [ev])[0]
+            if got.get("encrypted"):
+                done.append((room_id, got))
+        return done
