@@ -175,19 +175,9 @@ class FederationClient:
         if signed:
             headers["Authorization"] = authorization_header(self.signing_key, self.server_name, destination,
                                                             "GET", uri, None)
-        ext: dict[str, Any] = {"sni_hostname": dest.tls_name}
-        if timeout_s is not None:
-            ext["timeout"] = httpx.Timeout(timeout_s).as_dict()
-        client = self._client(dest.tls_name)
-        req = client.build_request("GET", f"https://{url_host(ip)}:{dest.port}{uri}", headers=headers, extensions=ext)
-        try:
-            resp = await client.send(req, stream=True)
-        except httpx.HTTPError as e:
-            raise RemoteError(destination, 0, None, f"Could not reach {destination}: {type(e).__name__}") from None
-        try:
+        async with self._get_streamed(destination, dest.tls_name, f"https://{url_host(ip)}:{dest.port}{uri}",
+                                      headers, timeout_s) as resp:
             yield resp
-        finally:
-            await resp.aclose()
 
     @asynccontextmanager
     async def stream_url(self, url: str, timeout_s: float | None = None) -> AsyncIterator[httpx.Response]:
@@ -199,16 +189,23 @@ class FederationClient:
         host, port = parts.hostname, parts.port or 443
         ip = await self.policy.checked_address(host, port)
         target = f"https://{url_host(ip)}:{port}{parts.path or '/'}" + (f"?{parts.query}" if parts.query else "")
-        ext: dict[str, Any] = {"sni_hostname": host}
+        headers = {"Host": parts.netloc.rsplit("@", 1)[-1], "User-Agent": USER_AGENT}
+        async with self._get_streamed(host, host, target, headers, timeout_s) as resp:
+            yield resp
+
+    @asynccontextmanager
+    async def _get_streamed(self, peer: str, tls_name: str, url: str, headers: dict[str, str],
+                            timeout_s: float | None) -> AsyncIterator[httpx.Response]:
+        """A GET to an already checked address, its body left for the caller to read."""
+        ext: dict[str, Any] = {"sni_hostname": tls_name}
         if timeout_s is not None:
             ext["timeout"] = httpx.Timeout(timeout_s).as_dict()
-        client = self._client(host)
-        req = client.build_request("GET", target, headers={"Host": parts.netloc.rsplit("@", 1)[-1],
-                                                           "User-Agent": USER_AGENT}, extensions=ext)
+        client = self._client(tls_name)
+        req = client.build_request("GET", url, headers=headers, extensions=ext)
         try:
             resp = await client.send(req, stream=True)
         except httpx.HTTPError as e:
-            raise RemoteError(host, 0, None, f"Could not reach {host}: {type(e).__name__}") from None
+            raise RemoteError(peer, 0, None, f"Could not reach {peer}: {type(e).__name__}") from None
         try:
             yield resp
         finally:
