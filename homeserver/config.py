@@ -21,7 +21,7 @@ from homeserver.config_federation import (
 )
 from homeserver.config_plugins import PluginsConfig, build_plugins_config, resolve_plugin_paths
 from homeserver.config_push import EmailConfig, PushConfig, build_email_config, build_push_config
-from homeserver.config_values import ConfigError, as_bool, as_float, as_int, as_str, as_str_list
+from homeserver.config_values import ConfigError, as_bool, as_cidr_list, as_float, as_int, as_str, as_str_list
 from homeserver.protocol.ids import is_valid_server_name
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
 
@@ -215,14 +215,6 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-
-
-
-
-
-
-
-
 def _listeners(v: Any) -> tuple[Listener, ...]:
     if isinstance(v, str):  # PARLEY_LISTENERS=127.0.0.1:8008,0.0.0.0:8009
         items: list[Any] = []
@@ -301,15 +293,7 @@ def build_config(raw: Mapping[str, Any]) -> Config:
     if "url_preview_enabled" in raw:
         kw["url_preview_enabled"] = as_bool("url_preview_enabled", raw["url_preview_enabled"])
     if "url_preview_ip_allowlist" in raw:
-        cidrs = as_str_list("url_preview_ip_allowlist", raw["url_preview_ip_allowlist"])
-        import ipaddress
-
-        for c in cidrs:
-            try:
-                ipaddress.ip_network(c, strict=False)
-            except ValueError:
-                raise ConfigError("url_preview_ip_allowlist", f"{c!r} is not an IP network") from None
-        kw["url_preview_ip_allowlist"] = cidrs
+        kw["url_preview_ip_allowlist"] = as_cidr_list("url_preview_ip_allowlist", raw["url_preview_ip_allowlist"])
     if "media_backend" in raw:
         if raw["media_backend"] not in ("local", "s3"):
             raise ConfigError("media_backend", "must be 'local' or 's3'")

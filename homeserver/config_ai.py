@@ -8,11 +8,10 @@ unless a user configures their own; smart search still works on the local embedd
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from homeserver.config_values import ConfigError, as_bool, as_float, as_str
+from homeserver.config_values import ConfigError, as_bool, as_cidr_list, as_float, as_str
 
 API_STYLES = ("openai", "ollama")
 USER_ENDPOINT_POLICIES = ("off", "public-only", "any")
@@ -60,8 +59,6 @@ def _choice(key: str, v: Any, choices: tuple[str, ...]) -> str:
     return s
 
 
-
-
 def build_ai_config(raw: Any) -> AIConfig:
     """Validate the raw `[ai]` table (file merged with environment)."""
     if not isinstance(raw, dict):
@@ -82,15 +79,7 @@ def build_ai_config(raw: Any) -> AIConfig:
         elif k == "user_endpoints":
             kw[k] = _choice(key, v, USER_ENDPOINT_POLICIES)
         elif k == "user_endpoint_allowlist":
-            items = [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
-            if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
-                raise ConfigError(key, "expected a list of networks")
-            for c in items:
-                try:
-                    ipaddress.ip_network(c, strict=False)
-                except ValueError:
-                    raise ConfigError(key, f"{c!r} is not an IP network") from None
-            kw[k] = tuple(items)
+            kw[k] = as_cidr_list(key, v)
         elif k.endswith("_timeout_s"):
             kw[k] = as_float(key, v)
         elif k == "retries":

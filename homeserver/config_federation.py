@@ -6,12 +6,11 @@ Every key can be overridden by PARLEY_FEDERATION__<KEY>; lists are comma-separat
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from homeserver.config_values import ConfigError, as_bool, as_str, as_str_list
+from homeserver.config_values import ConfigError, as_bool, as_cidr_list, as_str, as_str_list
 from homeserver.protocol.ids import is_valid_server_name
 
 # Keys holding file system paths: resolved against the config file's directory like the
@@ -45,10 +44,6 @@ class FederationConfig:
 
 
 KNOWN_KEYS = frozenset(FederationConfig.__dataclass_fields__)
-
-
-
-
 
 
 def _listen(key: str, v: Any) -> tuple[str, int]:
@@ -86,13 +81,7 @@ def build_federation_config(raw: Any) -> FederationConfig:
         if raw.get(k) not in (None, ""):
             kw[k] = _readable_file(f"federation.{k}", as_str(f"federation.{k}", raw[k]))
     if "ip_range_allowlist" in raw:
-        cidrs = as_str_list("federation.ip_range_allowlist", raw["ip_range_allowlist"])
-        for c in cidrs:
-            try:
-                ipaddress.ip_network(c, strict=False)
-            except ValueError:
-                raise ConfigError("federation.ip_range_allowlist", f"{c!r} is not an IP network") from None
-        kw["ip_range_allowlist"] = cidrs
+        kw["ip_range_allowlist"] = as_cidr_list("federation.ip_range_allowlist", raw["ip_range_allowlist"])
     for k in ("domain_allowlist", "trusted_key_servers"):
         if k in raw:
             names = as_str_list(f"federation.{k}", raw[k])

@@ -3,11 +3,10 @@ their sandbox and of their hooks. Every key can be overridden by PARLEY_PLUGINS_
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from homeserver.config_values import ConfigError, as_bool, as_float, as_int, as_str
+from homeserver.config_values import ConfigError, as_bool, as_cidr_list, as_float, as_int, as_str, as_str_list
 
 PLUGIN_PATH_KEYS = ("dir", "work_dir")
 
@@ -34,10 +33,6 @@ class PluginsConfig:
     app_service_config_files: tuple[str, ...] = ()
 
 
-
-
-
-
 def build_plugins_config(raw: Any) -> PluginsConfig:
     if not isinstance(raw, dict):
         raise ConfigError("plugins", "expected a table")
@@ -53,25 +48,12 @@ def build_plugins_config(raw: Any) -> PluginsConfig:
         elif k in ("hook_timeout_s", "restart_backoff_max_s"):
             kw[k] = as_float(key, v, 0.1)
         elif k == "app_service_config_files":
-            if isinstance(v, str):
-                v = [s.strip() for s in v.split(",") if s.strip()]
-            if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v):
-                raise ConfigError(key, "expected a list of file paths")
-            kw[k] = tuple(v)
+            kw[k] = as_str_list(key, v)
             from homeserver.appservice.registration import load_registrations
 
             load_registrations(kw[k])  # a bad registration stops the server at start, naming the key
         elif k == "webhook_ip_allowlist":
-            if isinstance(v, str):
-                v = [s.strip() for s in v.split(",") if s.strip()]
-            if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-                raise ConfigError(key, "expected a list of IP networks")
-            for c in v:
-                try:
-                    ipaddress.ip_network(c, strict=False)
-                except ValueError:
-                    raise ConfigError(key, f"{c!r} is not an IP network") from None
-            kw[k] = tuple(v)
+            kw[k] = as_cidr_list(key, v)
         else:
             raise ConfigError(key, "unknown plugins key")
     if kw.get("server_url") and not str(kw["server_url"]).startswith(("http://", "https://")):

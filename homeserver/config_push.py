@@ -6,11 +6,10 @@ comma-separated there.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from homeserver.config_values import ConfigError, as_bool, as_float, as_int, as_str
+from homeserver.config_values import ConfigError, as_bool, as_cidr_list, as_float, as_int, as_str
 
 
 @dataclass(frozen=True)
@@ -51,10 +50,6 @@ class EmailConfig:
     client_base_url: str | None = None
 
 
-
-
-
-
 def _table(name: str, raw: Any, known: frozenset[str]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(name, "expected a table")
@@ -70,17 +65,7 @@ def build_push_config(raw: Any) -> PushConfig:
     if "enabled" in raw:
         kw["enabled"] = as_bool("push.enabled", raw["enabled"])
     if "ip_range_allowlist" in raw:
-        v = raw["ip_range_allowlist"]
-        if isinstance(v, str):
-            v = [s.strip() for s in v.split(",") if s.strip()]
-        if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-            raise ConfigError("push.ip_range_allowlist", "expected a list of networks")
-        for c in v:
-            try:
-                ipaddress.ip_network(c, strict=False)
-            except ValueError:
-                raise ConfigError("push.ip_range_allowlist", f"{c!r} is not an IP network") from None
-        kw["ip_range_allowlist"] = tuple(v)
+        kw["ip_range_allowlist"] = as_cidr_list("push.ip_range_allowlist", raw["ip_range_allowlist"])
     if "http_timeout_s" in raw:
         kw["http_timeout_s"] = as_float("push.http_timeout_s", raw["http_timeout_s"])
     for k, minimum in (("retry_base_ms", 1), ("retry_max_ms", 1), ("max_attempts", 1),

@@ -4,6 +4,7 @@ and PARLEY_* environment variables both give."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 
@@ -65,3 +66,14 @@ def as_str_list(key: str, v: Any) -> tuple[str, ...]:
     if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v):
         raise ConfigError(key, "expected a list of strings")
     return tuple(v)
+
+
+def as_cidr_list(key: str, v: Any) -> tuple[str, ...]:
+    """A list of IP networks (CIDR notation; a bare address is a one-address network)."""
+    cidrs = as_str_list(key, v)
+    for c in cidrs:
+        try:
+            ipaddress.ip_network(c, strict=False)
+        except ValueError:
+            raise ConfigError(key, f"{c!r} is not an IP network") from None
+    return cidrs
