@@ -11,6 +11,8 @@ import datetime
 import ipaddress
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,3 +197,17 @@ def restart_parley(peer: Peer, tls: TestCA, **env: str) -> None:
     fed_port = int(peer.server_name.rsplit(":", 1)[1])
     client_port = int(peer.client_base.rsplit(":", 1)[1])
     peer.proc = start_parley(peer.data, tls, fed_port=fed_port, client_port=client_port, **env).proc
+
+
+@contextmanager
+def parley_and_synapse(folder: Path, tls: TestCA) -> Iterator[tuple[Peer, Peer]]:
+    """A Parley and a Synapse of their own (for tests that stop or restart them), stopped after."""
+    synapse = start_synapse(folder / "synapse", tls)
+    try:
+        parley = start_parley(folder / "parley", tls)
+        try:
+            yield parley, synapse
+        finally:
+            parley.stop()
+    finally:
+        synapse.stop()

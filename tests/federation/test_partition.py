@@ -13,22 +13,15 @@ from urllib.parse import quote
 import pytest
 
 from tests.federation.clients import User, same_state, wait_for
-from tests.federation.peers import Peer, TestCA, restart_synapse, start_parley, start_synapse
+from tests.federation.peers import Peer, TestCA, parley_and_synapse, restart_synapse
 
 DEADLINE_S = 120.0  # the sender's backoff towards the restarted Synapse is part of the wait
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory, test_ca: TestCA) -> Iterator[tuple[Peer, Peer]]:
-    synapse = start_synapse(tmp_path_factory.mktemp("synapse-part"), test_ca)
-    try:
-        parley = start_parley(tmp_path_factory.mktemp("parley-part"), test_ca)
-        try:
-            yield parley, synapse
-        finally:
-            parley.stop()
-    finally:
-        synapse.stop()
+    with parley_and_synapse(tmp_path_factory.mktemp("pair-part"), test_ca) as pair:
+        yield pair
 
 
 def _power(user: User, room: str, **change: int) -> dict[str, object]:

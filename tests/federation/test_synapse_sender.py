@@ -17,7 +17,13 @@ from urllib.parse import quote
 import pytest
 
 from tests.federation.clients import User, same_state, wait_for
-from tests.federation.peers import Peer, TestCA, restart_parley, restart_synapse, start_parley, start_synapse
+from tests.federation.peers import (
+    Peer,
+    TestCA,
+    parley_and_synapse,
+    restart_parley,
+    restart_synapse,
+)
 
 
 def ephemeral(sync: dict[str, Any], room: str, kind: str) -> list[dict[str, Any]]:
@@ -27,15 +33,8 @@ def ephemeral(sync: dict[str, Any], room: str, kind: str) -> list[dict[str, Any]
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory, test_ca: TestCA) -> Iterator[tuple[Peer, Peer]]:
-    synapse = start_synapse(tmp_path_factory.mktemp("synapse-send"), test_ca)
-    try:
-        parley = start_parley(tmp_path_factory.mktemp("parley-send"), test_ca)
-        try:
-            yield parley, synapse
-        finally:
-            parley.stop()
-    finally:
-        synapse.stop()
+    with parley_and_synapse(tmp_path_factory.mktemp("pair-send"), test_ca) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")
