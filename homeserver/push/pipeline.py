@@ -73,10 +73,11 @@ class NotificationPipeline:
         now = int(time.time() * 1000)
         rows: list[tuple[str, int, str, str, list[Any], bool, int]] = []
         notified: list[str] = []
+        rulesets = await self.push.rulesets(users)
         for user in users:
             ctx = PushContext(user_id=user, display_name=names.get(user), member_count=len(joined),
                               sender_power=sender_power, notification_levels=levels)
-            actions = evaluate(await self.push.ruleset(user), view, ctx)
+            actions = evaluate(rulesets[user], view, ctx)
             if is_notify(actions):
                 rows.append((user, ev.stream_ordering, ev.room_id, ev.event_id, actions, is_highlight(actions), now))
                 notified.append(user)

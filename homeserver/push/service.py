@@ -37,6 +37,11 @@ class PushService:
     async def ruleset(self, user_id: str) -> dict[str, list[dict[str, Any]]]:
         return merged_ruleset(user_id, await self._stored(user_id))
 
+    async def rulesets(self, user_ids: list[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+        """`ruleset` for many users, with one read of their stored rules."""
+        stored = await self.stores.userdata.account_data_of_users(user_ids, "", STORE_TYPE)
+        return {u: merged_ruleset(u, stored.get(u, {})) for u in user_ids}
+
     async def _save(self, user_id: str, stored: dict[str, Any]) -> None:
         merged = merged_ruleset(user_id, stored)
         async with self.stores.stream.write() as (c, pos):

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from homeserver.storage.database import Conn, Database
+from homeserver.storage.database import Conn, Database, chunks, placeholders
 from homeserver.storage.ids import Counter
 
 
@@ -51,6 +51,18 @@ class UserDataStore:
             user_id, room_id, data_type,
         )
         return orjson.loads(raw) if raw is not None else None
+
+    async def account_data_of_users(self, user_ids: list[str], room_id: str,
+                                    data_type: str) -> dict[str, dict[str, Any]]:
+        """`get_account_data` for many users at once: user -> content, for those who have it."""
+        out: dict[str, dict[str, Any]] = {}
+        for chunk in chunks(user_ids):
+            rows = await self.db.fetch(
+                "SELECT user_id, content FROM account_data WHERE room_id = $1 AND type = $2"
+                f" AND user_id IN ({placeholders(3, len(chunk))})", room_id, data_type, *chunk)
+            for r in rows:
+                out[r["user_id"]] = orjson.loads(r["content"])
+        return out
 
     async def account_data_since(
         self, user_id: str, after: int, upto: int
