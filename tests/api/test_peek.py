@@ -17,7 +17,8 @@ async def _events(c: MatrixClient, room: str, **params: object) -> dict:
     return await c.ok("GET", f"{V3}/events", params={"room_id": room, **params})
 
 
-async def test_peek_world_readable_room(client: MatrixClient, hs: Homeserver) -> None:
+async def test_peek_world_readable_room(client: MatrixClient, hs: Homeserver,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     alice = await client.register("alice")
     bob = await client.register("bob")
     room = await alice.create_room(preset="private_chat")
@@ -36,11 +37,18 @@ async def test_peek_world_readable_room(client: MatrixClient, hs: Homeserver) ->
     assert again["chunk"] == [] and again["end"] == got["end"]
 
     # A long poll returns as soon as something is sent.
+    parked = asyncio.Event()
+    listen = hs.notifier.listen
+
+    def listen_and_tell(key: str) -> asyncio.Future[None]:
+        fut = listen(key)
+        if key == peek_key(room):
+            parked.set()
+        return fut
+
+    monkeypatch.setattr(hs.notifier, "listen", listen_and_tell)
     waiter = asyncio.create_task(_events(bob, room, timeout=20_000, **{"from": got["end"]}))
-    for _ in range(10_000):  # until the request is parked on the notifier (yielding, not sleeping)
-        if peek_key(room) in hs.notifier.waiting_users():
-            break
-        await asyncio.sleep(0)
+    await asyncio.wait_for(parked.wait(), 20)  # the request is registered on the notifier
     assert peek_key(room) in hs.notifier.waiting_users()
     await alice.send_text(room, "two")
     done = await asyncio.wait_for(waiter, 10)

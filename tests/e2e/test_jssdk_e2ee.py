@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from e2ee.bot import step
 from e2ee.client import V3, E2EEClient
 from e2ee.machine import MEGOLM, OlmMachine
 from e2ee.store import CryptoStore
@@ -115,13 +116,34 @@ async def test_js_sdk_to_js_sdk(server: str, http: httpx.AsyncClient, tmp_path: 
             got = await sender.wait_for("received")
             assert got == {"received": "echo: js to js, sealed", "sender": bob["user_id"], "encrypted": True,
                            "room": got["room"]}
-            assert (await echo.wait_for("received"))["received"] == "js to js, sealed"
+            heard = await echo.wait_for("received")
+            assert heard["received"] == "js to js, sealed" and heard["encrypted"] is True
             assert await sender.proc.wait() == 0
         finally:
             await sender.stop()
     finally:
         await echo.stop()
     _db_free_of(tmp_path, ["js to js, sealed"])
+
+
+async def test_js_sdk_to_python_e2ee_bot(server: str, http: httpx.AsyncClient, tmp_path: Path) -> None:
+    js_user, bot_user = await _register(http, "jsc"), await _register(http, "pybot")
+    bot = _e2ee(http, bot_user)
+    await bot.upload_keys()
+    await bot.sync()
+    sender = await Party.start("send", server, js_user, bot_user["user_id"], "js to python, sealed")
+    try:
+        answered: list[str] = []
+        async with asyncio.timeout(DEADLINE_S):
+            while not answered:  # the bot joins on invite, then answers the first message
+                assert not sender.reader.done(), f"the js party stopped: {sender.lines}"
+                answered = await step(bot, timeout_ms=1000)
+        got = await sender.wait_for("received")
+        assert got["received"] == "You said: js to python, sealed"
+        assert got["encrypted"] is True and got["sender"] == bot_user["user_id"]
+    finally:
+        await sender.stop()
+    _db_free_of(tmp_path, ["js to python, sealed", "You said"])
 
 
 async def test_python_e2ee_to_js_sdk(server: str, http: httpx.AsyncClient, tmp_path: Path) -> None:

@@ -142,6 +142,13 @@ if (mode === "send") {
     await new Promise((r) => setTimeout(r, 100));
     if (Date.now() - started > 200000) { out({ error: "peer never joined" }); process.exit(1); }
   }
+  // and until this client has synced the room's encryption state and the peer's join: before that
+  // the SDK would send the message in the clear
+  for (;;) {
+    const room = client.getRoom(roomId);
+    if (room?.hasEncryptionStateEvent() && room.getMember(peer)?.membership === "join") break;
+    await new Promise((r) => client.once(sdk.ClientEvent.Sync, r));
+  }
   await client.sendMessage(roomId, { msgtype: "m.text", body: text });
   out({ sent: text });
 }
