@@ -6,7 +6,9 @@
   immutable. HTML and the RSC payloads (`.txt`) are `no-cache`, revalidated through an ETag.
 - HTML carries a strict Content-Security-Policy. Next's static export inlines small bootstrap
   scripts, so instead of `'unsafe-inline'` each page's inline scripts are hashed when the file is
-  first served (and again whenever it changes) and only those hashes are allowed.
+  first served (and again whenever it changes) and only those hashes are allowed. The one
+  relaxation is `'wasm-unsafe-eval'`: it lets the end-to-end encryption's WebAssembly (served
+  from this origin) be compiled, and allows no JavaScript `eval`.
 - A path that escapes the export's directory (`..`, symlinks pointing out) is refused with 404,
   like any missing file.
 """
@@ -40,6 +42,7 @@ _TYPES = {
     ".svg": "image/svg+xml",
     ".ico": "image/x-icon",
     ".woff2": "font/woff2",
+    ".wasm": "application/wasm",  # WebAssembly.instantiateStreaming refuses any other type
     ".webmanifest": "application/manifest+json",
 }
 BASE_HEADERS = {
@@ -57,7 +60,7 @@ def default_root() -> Path:
 
 
 def content_security_policy(script_hashes: list[str]) -> str:
-    scripts = " ".join(["'self'", *(f"'sha256-{h}'" for h in script_hashes)])
+    scripts = " ".join(["'self'", "'wasm-unsafe-eval'", *(f"'sha256-{h}'" for h in script_hashes)])
     return "; ".join((
         "default-src 'self'",
         f"script-src {scripts}",

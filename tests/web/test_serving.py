@@ -35,6 +35,8 @@ def site(tmp_path: Path) -> Path:
     (out / "index.txt").write_text("0:rsc payload")
     (out / "_next" / "static" / "chunks" / "main-abc.js").write_text("console.log(1)")
     (out / "_next" / "static" / "chunks" / "a1.css").write_text("body{}")
+    (out / "_next" / "static" / "media" / "crypto.0a1b.wasm").parent.mkdir()
+    (out / "_next" / "static" / "media" / "crypto.0a1b.wasm").write_bytes(b"\0asm\1\0\0\0")
     (tmp_path / "secret.txt").write_text("outside the web root")
     (out / "escape.txt").symlink_to(tmp_path / "secret.txt")
     return out
@@ -59,10 +61,20 @@ async def test_index_is_html_with_no_cache_and_a_hashed_csp(web: httpx.AsyncClie
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
     scripts = directives["script-src"].split()
     assert "'unsafe-inline'" not in scripts and "'unsafe-eval'" not in scripts
-    # Exactly the two inline scripts are allowed, by hash; the external one comes from 'self'.
-    assert sorted(scripts) == sorted(["'self'", f"'sha256-{sha(BOOT)}'", f"'sha256-{sha(b'second()')}'"])
+    # Exactly the two inline scripts are allowed, by hash; the external one comes from 'self', and
+    # WebAssembly (the end-to-end encryption) may be compiled, which allows no JavaScript eval.
+    assert sorted(scripts) == sorted(["'self'", "'wasm-unsafe-eval'", f"'sha256-{sha(BOOT)}'",
+                                      f"'sha256-{sha(b'second()')}'"])
     assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
     assert directives["base-uri"] == "'none'" and directives["default-src"] == "'self'"
+
+
+async def test_webassembly_is_served_as_such(web: httpx.AsyncClient) -> None:
+    # WebAssembly.instantiateStreaming refuses a module served as anything but application/wasm.
+    resp = await web.get("/_next/static/media/crypto.0a1b.wasm")
+    assert resp.status_code == 200 and resp.content.startswith(b"\0asm")
+    assert resp.headers["content-type"] == "application/wasm"
+    assert resp.headers["cache-control"] == "public, max-age=31536000, immutable"
 
 
 async def test_csp_follows_a_rebuilt_page(web: httpx.AsyncClient, site: Path) -> None:

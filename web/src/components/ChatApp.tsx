@@ -3,6 +3,7 @@
 import { useEffect, useState } from "react";
 import type { MatrixClient } from "@/lib/api";
 import { logout } from "@/lib/actions";
+import { startCrypto, stopCrypto } from "@/lib/crypto";
 import { openRoom, roomFromHash } from "@/lib/navigation";
 import { useRooms } from "@/lib/rooms";
 import { useSession } from "@/lib/session";
@@ -39,8 +40,15 @@ export function ChatApp({ client }: { client: MatrixClient }) {
 
   useEffect(() => {
     const prefer = window.localStorage.getItem("parley.transport") === "long-poll" ? "long-poll" : "websocket";
+    const crypto = startCrypto(client);
     const engine = new SyncEngine(client, {
-      onSync: (sync) => useRooms.getState().applySync(sync, client.userId),
+      onSync: (sync) => {
+        // The machine sees the sync first (its room keys, then the timeline that needs them);
+        // the sync is acknowledged once the machine has stored it.
+        const stored = crypto.receiveSync(sync);
+        useRooms.getState().applySync(sync, client.userId);
+        return stored;
+      },
       onStatus: (st, tr) => useRooms.getState().setStatus(st, tr),
       onLoggedOut: () => signOut("Your session has ended. Please log in again."),
     }, prefer);
@@ -62,6 +70,7 @@ export function ChatApp({ client }: { client: MatrixClient }) {
       window.removeEventListener("keydown", onKey);
       window.removeEventListener("hashchange", onHash);
       engine.stop();
+      stopCrypto(crypto);
     };
   }, [client, signOut]);
 

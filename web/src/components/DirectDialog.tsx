@@ -2,7 +2,7 @@
 
 import { useState, type FormEvent } from "react";
 import { describeError, type MatrixClient } from "@/lib/api";
-import { startDirect } from "@/lib/actions";
+import { ENCRYPT_DIRECT_MESSAGES, startDirect } from "@/lib/actions";
 import { openRoom } from "@/lib/navigation";
 import { Dialog } from "./Dialog";
 
@@ -32,6 +32,11 @@ export function DirectDialog({ client, onClose }: { client: MatrixClient; onClos
           <input className="mt-1 w-full rounded-md border border-slate-300 px-3 py-2 font-normal focus:border-indigo-500 focus:outline-none"
             name="user-id" value={userId} onChange={(e) => setUserId(e.target.value)} placeholder="@alice:example.org" />
         </label>
+        {ENCRYPT_DIRECT_MESSAGES && (
+          <p className="text-sm text-slate-600 dark:text-slate-300" data-testid="dm-encrypted-note">
+            🔒 Direct messages are end-to-end encrypted: only your devices and theirs can read them.
+          </p>
+        )}
         {error && <p role="alert" className="text-sm text-red-700">{error}</p>}
         <div className="flex justify-end gap-2">
           <button type="button" onClick={onClose} className="rounded px-3 py-2 text-sm">Cancel</button>

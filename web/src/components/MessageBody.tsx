@@ -1,5 +1,6 @@
 "use client";
 
+import { useCrypto } from "@/lib/crypto";
 import { linkify, sanitizeHtml } from "@/lib/markdown";
 import { MediaBody } from "./MediaBody";
 import type { MatrixEvent } from "@/lib/types";
@@ -18,10 +19,27 @@ function PlainText({ text }: { text: string }) {
   );
 }
 
+/** An m.room.encrypted event not (yet) decrypted: waiting for the machine, or for its key. */
+function Sealed({ ev }: { ev: MatrixEvent }) {
+  const failed = useCrypto((s) => s.failed[ev.event_id]);
+  const status = useCrypto((s) => s.status);
+  if (failed !== undefined) {
+    return (
+      <p className="italic text-slate-500" data-testid="undecryptable" title={failed}>
+        🔒 Unable to decrypt this message: its key has not reached this device (yet).
+      </p>
+    );
+  }
+  if (status === "unavailable" || status === "off") {
+    return <p className="italic text-slate-500" data-testid="undecryptable">🔒 Encrypted message (this browser cannot decrypt it)</p>;
+  }
+  return <p className="italic text-slate-500" data-testid="decrypting">🔒 Decrypting…</p>;
+}
+
 /** A message's body; `content` replaces the event's own (the newest edit's m.new_content). */
 export function MessageBody({ ev, content }: { ev: MatrixEvent; content?: Record<string, unknown> }) {
   const c = content ?? ev.content ?? {};
-  if (ev.type === "m.room.encrypted") return <p className="italic text-slate-500">Encrypted message</p>;
+  if (ev.type === "m.room.encrypted") return <Sealed ev={ev} />;
   if (ev.unsigned?.redacted_because || Object.keys(ev.content ?? {}).length === 0) {
     return <p className="italic text-slate-500" data-testid="deleted">Message deleted</p>;
   }

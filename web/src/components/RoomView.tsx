@@ -14,6 +14,18 @@ import { MessageList } from "./MessageList";
 import { ThreadPanel } from "./ThreadPanel";
 import { UploadList, useUploads } from "./Uploads";
 
+/** The lock on an end-to-end encrypted room. */
+export function EncryptedMark() {
+  return (
+    <span role="img" aria-label="End-to-end encrypted" title="End-to-end encrypted: only the members' devices can read it"
+      data-testid="encrypted-room" className="shrink-0 self-center text-emerald-700 dark:text-emerald-400">
+      <svg aria-hidden="true" viewBox="0 0 16 16" width="14" height="14" fill="currentColor">
+        <path d="M5 7V5a3 3 0 0 1 6 0v2h.5A1.5 1.5 0 0 1 13 8.5v5a1.5 1.5 0 0 1-1.5 1.5h-7A1.5 1.5 0 0 1 3 13.5v-5A1.5 1.5 0 0 1 4.5 7H5Zm1.5 0h3V5a1.5 1.5 0 0 0-3 0v2Z" />
+      </svg>
+    </span>
+  );
+}
+
 export function RoomView({ client, room }: { client: MatrixClient; room: RoomData }) {
   const direct = useRooms((s) => s.direct[room.roomId]);
   const name = roomName(room, client.userId, direct);
@@ -60,6 +72,7 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
         <button type="button" onClick={() => { window.location.hash = ""; }} aria-label="Back to channels"
           className="shrink-0 rounded px-1 text-slate-600 hover:bg-slate-100 md:hidden">←</button>
         <h1 className="truncate text-lg font-bold" data-testid="room-name">{direct ? "" : "# "}{name}</h1>
+        {room.encrypted && <EncryptedMark />}
         {room.topic && <p className="truncate text-sm text-slate-500" data-testid="room-topic">{room.topic}</p>}
         <span className="ml-auto shrink-0 text-xs text-slate-500">{members} {members === 1 ? "member" : "members"}</span>
         <button type="button" onClick={() => setInviting(true)} className="shrink-0 rounded px-2 py-1 text-xs text-slate-600 hover:bg-slate-100 dark:text-slate-300 dark:hover:bg-slate-700">

@@ -1,5 +1,7 @@
 // What the person does, as Matrix requests; the store is updated optimistically where that helps.
 import { enc, MatrixApiError, newTxnId, type MatrixClient } from "./api";
+import { currentCrypto } from "./crypto";
+import { roomRecipients } from "./cryptoRequests";
 import { markdownToHtml } from "./markdown";
 import { useRooms } from "./rooms";
 import type { MatrixEvent } from "./types";
@@ -15,15 +17,31 @@ export function textContent(text: string): Record<string, unknown> {
   return content;
 }
 
-/** Send an event with a local echo that the server's answer (or sync) confirms. */
+/** Direct messages are created end-to-end encrypted; this is the one switch. */
+export const ENCRYPT_DIRECT_MESSAGES = true;
+const MEGOLM = "m.megolm.v1.aes-sha2";
+
+/** Send an event with a local echo that the server's answer (or sync) confirms. In an encrypted
+ * room the server only ever sees the Megolm ciphertext (never the plaintext: if this browser
+ * cannot encrypt, nothing is sent). */
 export async function sendEvent(client: MatrixClient, roomId: string, type: string, content: Record<string, unknown>): Promise<string> {
   const txnId = newTxnId();
   useRooms.getState().addEcho(roomId, {
     event_id: `~${txnId}`, type, sender: client.userId, origin_server_ts: Date.now(), content, pending: true,
   });
   try {
+    const room = useRooms.getState().rooms[roomId];
+    let wireType = type;
+    let wireContent = content;
+    const crypto = currentCrypto();
+    if (room?.encrypted) {
+      if (!crypto) throw new Error("Encryption is not running, so nothing was sent to this encrypted conversation.");
+      wireContent = await crypto.encrypt(room, roomRecipients(room.members), type, content);
+      wireType = "m.room.encrypted";
+    }
     const r = await client.request<{ event_id: string }>(
-      "PUT", `/_matrix/client/v3/rooms/${enc(roomId)}/send/${enc(type)}/${enc(txnId)}`, { body: content });
+      "PUT", `/_matrix/client/v3/rooms/${enc(roomId)}/send/${enc(wireType)}/${enc(txnId)}`, { body: wireContent });
+    if (wireType !== type) crypto?.rememberSent(roomId, r.event_id, type, content);
     useRooms.getState().confirmEcho(roomId, txnId, r.event_id);
     return r.event_id;
   } catch (e) {
@@ -155,9 +173,11 @@ export async function startDirect(client: MatrixClient, userId: string): Promise
     if (e instanceof MatrixApiError && e.status === 404) throw new Error(`There is no user ${target}.`);
     throw e;
   }
-  const r = await client.request<{ room_id: string }>("POST", "/_matrix/client/v3/createRoom", {
-    body: { is_direct: true, invite: [target], preset: "trusted_private_chat" },
-  });
+  const body: Record<string, unknown> = { is_direct: true, invite: [target], preset: "trusted_private_chat" };
+  if (ENCRYPT_DIRECT_MESSAGES) {
+    body.initial_state = [{ type: "m.room.encryption", state_key: "", content: { algorithm: MEGOLM } }];
+  }
+  const r = await client.request<{ room_id: string }>("POST", "/_matrix/client/v3/createRoom", { body });
   await markDirect(client, r.room_id, target);
   return r.room_id;
 }

@@ -18,6 +18,8 @@ interface RoomsState {
   addRelated: (roomId: string, events: MatrixEvent[]) => void;
   confirmEcho: (roomId: string, txnId: string, eventId: string) => void;
   failEcho: (roomId: string, txnId: string) => void;
+  /** Put decrypted events in place of the m.room.encrypted events with the same IDs. */
+  replaceDecrypted: (roomId: string, clear: Record<string, MatrixEvent>) => void;
   select: (roomId: string | null) => void;
   markRead: (roomId: string) => void;
   setStatus: (status: SyncStatus, transport?: "websocket" | "long-poll") => void;
@@ -56,6 +58,9 @@ function applyState(room: RoomData, ev: MatrixEvent): void {
       break;
     case "m.room.join_rules":
       room.joinRule = str(c.join_rule);
+      break;
+    case "m.room.encryption":
+      if (str(c.algorithm)) room.encrypted = true;
       break;
     case "m.room.create":
       room.creator = str(c.creator) ?? ev.sender;
@@ -217,6 +222,26 @@ export const useRooms = create<RoomsState>()((set) => ({
       if (!prev) return {};
       const timeline = prev.timeline.map((e) => (e.event_id === `~${txnId}` ? { ...e, failed: true } : e));
       return { rooms: { ...s.rooms, [roomId]: { ...prev, timeline } } };
+    }),
+
+  replaceDecrypted: (roomId, clear) =>
+    set((s) => {
+      const prev = s.rooms[roomId];
+      if (!prev) return {};
+      const swap = (list: MatrixEvent[]) => {
+        let changed = false;
+        const next = list.map((e) => {
+          const c = e.type === "m.room.encrypted" ? clear[e.event_id] : undefined;
+          if (!c) return e;
+          changed = true;
+          return c;
+        });
+        return changed ? next : list;
+      };
+      const timeline = swap(prev.timeline);
+      const related = prev.related && swap(prev.related);
+      if (timeline === prev.timeline && related === prev.related) return {};
+      return { rooms: { ...s.rooms, [roomId]: { ...prev, timeline, related } } };
     }),
 
   select: (roomId) =>

@@ -3,6 +3,7 @@
 import { create } from "zustand";
 import { MatrixClient, type Session } from "./api";
 import { discoverBaseUrl, loadSession, saveSession } from "./auth";
+import { forgetCrypto } from "./crypto";
 import { useRooms } from "./rooms";
 
 interface SessionState {
@@ -44,6 +45,7 @@ export const useSession = create<SessionState>()((set, get) => ({
 
   signOut: (notice) => {
     saveSession(null);
+    void forgetCrypto(); // this device's keys are of no use to anyone once it is logged out
     useRooms.getState().reset();
     set({ client: null, notice: notice ?? null });
   },

@@ -1,6 +1,8 @@
 // Real time: Parley's WebSocket sync (spec/websocket-sync.md), falling back to long-poll /sync
 // when the socket cannot be had. Both resume from the last token processed, so a reconnect
-// neither loses nor repeats events.
+// neither loses nor repeats events. A frame is acknowledged (and its token becomes the resume
+// point) only once the app has processed it, which may take a while for the crypto machine to
+// store its to-device messages: frames are processed one at a time, in order.
 import { MatrixApiError, type MatrixClient } from "./api";
 import type { SyncResponse } from "./types";
 import type { SyncStatus } from "./rooms";
@@ -10,7 +12,8 @@ const FILTER = { room: { timeline: { limit: 30 } } };
 const POLL_TIMEOUT_MS = 30_000;
 
 export interface SyncHandlers {
-  onSync: (sync: SyncResponse) => void;
+  /** Apply a sync; a returned promise holds back the acknowledgement until it settles. */
+  onSync: (sync: SyncResponse) => void | Promise<void>;
   onStatus: (status: SyncStatus, transport?: "websocket" | "long-poll") => void;
   onLoggedOut: () => void;
 }
@@ -26,6 +29,8 @@ export class SyncEngine {
   private poll: AbortController | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private backoffMs = 500;
+  /** Processing of earlier frames still under way; null when none is. */
+  private pending: Promise<void> | null = null;
 
   constructor(private client: MatrixClient, private handlers: SyncHandlers, prefer: Transport = "websocket") {
     this.transport = typeof WebSocket === "undefined" ? "long-poll" : prefer;
@@ -60,10 +65,35 @@ export class SyncEngine {
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }
 
-  private deliver(sync: SyncResponse): void {
-    this.handlers.onSync(sync);
-    this.since = sync.next_batch;
-    this.backoffMs = 500;
+  /** Run `step` after every earlier step has finished: at once when nothing is pending, so a
+   * handler that returns nothing keeps frames synchronous. */
+  private serial(step: () => void | Promise<void>): void {
+    const settle = (p: Promise<void>) => {
+      const mine: Promise<void> = p.catch((e) => console.error("sync processing failed", e)).then(() => {
+        if (this.pending === mine) this.pending = null;
+      });
+      this.pending = mine;
+    };
+    if (this.pending) {
+      settle(this.pending.then(step));
+      return;
+    }
+    const r = step();
+    if (r) settle(r);
+  }
+
+  /** Hand a sync to the app; `done` runs once the app has processed it. */
+  private deliver(sync: SyncResponse, done?: () => void): void {
+    this.serial(() => {
+      const finish = () => {
+        this.since = sync.next_batch;
+        this.backoffMs = 500;
+        done?.();
+      };
+      const r = this.handlers.onSync(sync);
+      if (r) return r.catch((e) => console.error("sync processing failed", e)).then(finish);
+      finish();
+    });
   }
 
   private openSocket(): void {
@@ -93,13 +123,18 @@ export class SyncEngine {
         case "authenticated":
           authenticated = true;
           this.wsFailures = 0;
-          ws.send(JSON.stringify({ type: "sync", since: this.since ?? undefined, filter: FILTER }));
+          // Resume from the last frame processed, once the frames of an earlier socket are.
+          this.serial(() => {
+            if (this.socket === ws) ws.send(JSON.stringify({ type: "sync", since: this.since ?? undefined, filter: FILTER }));
+          });
           break;
         case "sync": {
           const { type: _t, ...body } = frame;
-          this.deliver(body as unknown as SyncResponse);
-          ws.send(JSON.stringify({ type: "ack", next_batch: this.since }));
-          this.handlers.onStatus("live", "websocket");
+          this.deliver(body as unknown as SyncResponse, () => {
+            if (this.socket !== ws) return;
+            ws.send(JSON.stringify({ type: "ack", next_batch: this.since }));
+            this.handlers.onStatus("live", "websocket");
+          });
           break;
         }
         case "ping":
@@ -156,7 +191,8 @@ export class SyncEngine {
           signal: this.poll.signal,
         });
         if (this.stopped) return;
-        this.deliver(sync);
+        await new Promise<void>((resolve) => this.deliver(sync, resolve));
+        if (this.stopped) return;
         this.handlers.onStatus("live", "long-poll");
       } catch (e) {
         if (this.stopped) return;

@@ -11,6 +11,8 @@ export interface MatrixEvent {
   /** Local echo not yet confirmed by the server. */
   pending?: boolean;
   failed?: boolean;
+  /** Decrypted locally: type and content are the cleartext of an m.room.encrypted event. */
+  encrypted?: boolean;
 }
 
 export interface Member {
@@ -32,6 +34,8 @@ export interface RoomData {
   inviter?: string;
   /** The invite says this is a direct message (is_direct on our member event). */
   directInvite?: boolean;
+  /** m.room.encryption is set: messages are sealed end to end (and it can never be unset). */
+  encrypted?: boolean;
   members: Record<string, Member>;
   timeline: MatrixEvent[];
   /** Token for older history (/messages dir=b); null once the room's start is reached. */
@@ -50,6 +54,11 @@ export interface SyncRoomSection {
   unread_notifications?: { notification_count?: number; highlight_count?: number };
   ephemeral?: { events?: { type: string; content: Record<string, unknown> }[] };
   account_data?: { events?: { type: string; content: Record<string, unknown> }[] };
+  to_device?: { events?: Record<string, unknown>[] };
+  device_lists?: { changed?: string[]; left?: string[] };
+  device_one_time_keys_count?: Record<string, number>;
+  device_unused_fallback_key_types?: string[];
+  "org.matrix.msc2732.device_unused_fallback_key_types"?: string[];
 }
 
 export interface SyncResponse {
@@ -60,4 +69,9 @@ export interface SyncResponse {
     leave?: Record<string, unknown>;
   };
   account_data?: { events?: { type: string; content: Record<string, unknown> }[] };
+  to_device?: { events?: Record<string, unknown>[] };
+  device_lists?: { changed?: string[]; left?: string[] };
+  device_one_time_keys_count?: Record<string, number>;
+  device_unused_fallback_key_types?: string[];
+  "org.matrix.msc2732.device_unused_fallback_key_types"?: string[];
 }
