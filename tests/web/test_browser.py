@@ -5,7 +5,9 @@ register, log in, reload, token refresh, create a channel, a second person joins
 real time (one over the WebSocket, one falling back to long-poll), direct messages, older history
 on scroll, an XSS corpus rendered as text, log out; edits, deletion, reactions, threads, typing,
 invites, a windowed long channel, uploads, settings, organizations, keyboard use, an axe-core scan;
-and a server restart in mid-conversation.
+and a server restart in mid-conversation; end-to-end encrypted direct messages between two
+browsers and between the browser and matrix-js-sdk (tests/jssdk/party.mjs), after which the
+server's database must hold none of their plaintexts.
 For the restart the browser test asks this harness, over a small control endpoint on loopback,
 to stop the server and to start it again on the same port and database.
 `make test` builds web/out first (web/scripts/build.sh).
@@ -16,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -28,6 +31,9 @@ from tests.e2e.conftest import free_port, spawn_server, stop_server, wait_ready
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+JSSDK = REPO / "tests" / "jssdk"
+# Every plaintext web/e2e/crypto.test.mjs sends end-to-end encrypted contains this.
+SEALED = "e2ee-sealed"
 
 
 class RestartableServer:
@@ -89,6 +95,7 @@ def test_web_client_in_a_real_browser(tmp_path: Path) -> None:
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
     node = shutil.which("node")
     assert node, "Node.js >= 20 is needed for the browser test"
+    subprocess.run([str(JSSDK / "deps.sh")], check=True)  # matrix-js-sdk, the browser's encrypted peer
     server = RestartableServer(tmp_path)
     server.start()
     try:
@@ -106,3 +113,19 @@ def test_web_client_in_a_real_browser(tmp_path: Path) -> None:
     assert counts.get("pass", 0) >= 12 and counts["fail"] == counts["cancelled"] == counts["skipped"] == 0, report
     for log in server.logs:
         assert "Traceback" not in log, log
+    _assert_database_free_of(tmp_path / "parley.db", SEALED)
+
+
+def _assert_database_free_of(db_path: Path, needle: str) -> None:
+    """No row of any table holds `needle`: the server never saw an encrypted message's plaintext."""
+    db = sqlite3.connect(db_path)
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        assert "events" in tables and "to_device_inbox" in tables
+        events = db.execute("SELECT count(*) FROM events WHERE type = 'm.room.encrypted'").fetchone()[0]
+        assert events >= 4, "the encrypted conversations took place"
+        for table in tables:
+            for row in db.execute(f"SELECT * FROM {table}"):  # noqa: S608 (names from sqlite_master)
+                assert needle not in repr(row), (table, row)
+    finally:
+        db.close()

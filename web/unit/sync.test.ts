@@ -48,7 +48,7 @@ function fakeClient(overrides: Partial<MatrixClient> = {}) {
 }
 
 function handlers() {
-  return { onSync: vi.fn<(s: SyncResponse) => void>(), onStatus: vi.fn(), onLoggedOut: vi.fn() };
+  return { onSync: vi.fn<(s: SyncResponse) => void | Promise<void>>(), onStatus: vi.fn(), onLoggedOut: vi.fn() };
 }
 
 /** Open the socket and complete the auth handshake. */
@@ -88,6 +88,45 @@ describe("SyncEngine over the WebSocket", () => {
     expect(h.onStatus).toHaveBeenLastCalledWith("live", "websocket");
     ws.frame({ type: "ping" });
     expect(ws.sent[3]).toEqual({ type: "pong" });
+    engine.stop();
+  });
+
+  it("acknowledges a frame only once the app has processed it, one frame at a time", async () => {
+    const order: string[] = [];
+    const gates: Record<string, () => void> = {};
+    const h = handlers();
+    h.onSync.mockImplementation((s: SyncResponse) => {
+      order.push(`start ${s.next_batch}`);
+      return new Promise<void>((resolve) => {
+        gates[s.next_batch] = () => {
+          order.push(`end ${s.next_batch}`);
+          resolve();
+        };
+      });
+    });
+    const engine = new SyncEngine(fakeClient(), h);
+    engine.start();
+    const ws = last();
+    handshake(ws);
+    ws.frame({ type: "sync", next_batch: "s1" });
+    ws.frame({ type: "sync", next_batch: "s2" });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(order).toEqual(["start s1"]); // s2 waits for s1
+    expect(ws.sent.filter((f) => f.type === "ack")).toEqual([]);
+    gates.s1();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(order).toEqual(["start s1", "end s1", "start s2"]);
+    expect(ws.sent.filter((f) => f.type === "ack")).toEqual([{ type: "ack", next_batch: "s1" }]);
+    // The socket drops while s2 is being processed: the new one resumes from s2, after it is done.
+    ws.drop();
+    await vi.advanceTimersByTimeAsync(600);
+    handshake(last());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(last().sent.filter((f) => f.type === "sync")).toEqual([]);
+    gates.s2();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(last().sent[1]).toMatchObject({ type: "sync", since: "s2" });
+    expect(ws.sent.filter((f) => f.type === "ack")).toHaveLength(1); // never on the dead socket
     engine.stop();
   });
 

@@ -52,7 +52,6 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout, onSett
           className={`flex w-full items-center gap-1 rounded px-2 py-1 text-left ${active ? "bg-indigo-600 text-white" : "text-slate-300 hover:bg-slate-700"} ${unread && !active ? "font-bold text-white" : ""}`}>
           <span aria-hidden="true" className="opacity-70">{prefix}</span>
           <span className="truncate">{name}</span>
-          {r.encrypted && <span className="shrink-0 text-xs opacity-70" title="End-to-end encrypted" data-testid="room-encrypted">🔒<span className="sr-only"> encrypted</span></span>}
           <Badge room={r} />
         </button>
       </li>
