@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from client_api.app import build_app
-from client_api.webclient import WebClient, inline_script_hashes
+from client_api.webclient import WebClient, accepts_gzip, inline_script_hashes
 from homeserver import metrics
 from homeserver.config import Config
 
@@ -75,6 +75,34 @@ async def test_webassembly_is_served_as_such(web: httpx.AsyncClient) -> None:
     assert resp.status_code == 200 and resp.content.startswith(b"\0asm")
     assert resp.headers["content-type"] == "application/wasm"
     assert resp.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+async def test_hashed_assets_are_gzipped_for_clients_that_accept_it(web: httpx.AsyncClient, site: Path) -> None:
+    big = b"(function(){return 'parley'})();\n" * 4000
+    (site / "_next" / "static" / "chunks" / "big-1.js").write_bytes(big)
+    url = "/_next/static/chunks/big-1.js"
+    resp = await web.get(url, headers={"Accept-Encoding": "br, gzip;q=0.8"})
+    assert resp.status_code == 200 and resp.content == big  # httpx undoes the gzip
+    assert resp.headers["content-encoding"] == "gzip" and resp.headers["vary"] == "Accept-Encoding"
+    assert int(resp.headers["content-length"]) < len(big) // 20
+    assert resp.headers["cache-control"] == "public, max-age=31536000, immutable"
+    # Each representation has its own validator; a revalidation of the gzipped one is a 304.
+    again = await web.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": resp.headers["etag"]})
+    assert again.status_code == 304
+    for refuses in ("identity", "gzip;q=0", "br"):
+        plain = await web.get(url, headers={"Accept-Encoding": refuses})
+        assert "content-encoding" not in plain.headers and plain.content == big, refuses
+        assert plain.headers["etag"] != resp.headers["etag"] and plain.headers["vary"] == "Accept-Encoding"
+    # A rebuilt asset is compressed again, not served from the old copy.
+    (site / "_next" / "static" / "chunks" / "big-1.js").write_bytes(big + b"//v2\n")
+    assert (await web.get(url, headers={"Accept-Encoding": "gzip"})).content == big + b"//v2\n"
+
+
+def test_accept_encoding_parsing() -> None:
+    assert accepts_gzip("gzip") and accepts_gzip("deflate, gzip;q=1.0") and accepts_gzip("*")
+    assert accepts_gzip("GZIP; q=0.5")
+    assert not accepts_gzip("") and not accepts_gzip("br") and not accepts_gzip("gzip;q=0")
+    assert not accepts_gzip("gzip;q=bad") and not accepts_gzip("x-gzip2")
 
 
 async def test_csp_follows_a_rebuilt_page(web: httpx.AsyncClient, site: Path) -> None:
