@@ -7,7 +7,7 @@ on scroll, an XSS corpus rendered as text, log out; edits, deletion, reactions, 
 invites, a windowed long channel, uploads, settings, organizations, keyboard use, an axe-core scan;
 and a server restart in mid-conversation; end-to-end encrypted direct messages between two
 browsers and between the browser and matrix-js-sdk (tests/jssdk/party.mjs), after which the
-server's database must hold none of their plaintexts.
+server's database and media store must hold none of their plaintexts.
 For the restart the browser test asks this harness, over a small control endpoint on loopback,
 to stop the server and to start it again on the same port and database.
 `make test` builds web/out first (web/scripts/build.sh).
@@ -114,6 +114,11 @@ def test_web_client_in_a_real_browser(tmp_path: Path) -> None:
     for log in server.logs:
         assert "Traceback" not in log, log
     _assert_database_free_of(tmp_path / "parley.db", SEALED)
+    # Nor the plaintext of an attachment sent to an encrypted room: the media store holds ciphertext.
+    stored = [p for p in (tmp_path / "media").rglob("*") if p.is_file()]
+    assert stored, "the browser tests uploaded files"
+    for path in stored:
+        assert SEALED.encode() not in path.read_bytes(), path
 
 
 def _assert_database_free_of(db_path: Path, needle: str) -> None:

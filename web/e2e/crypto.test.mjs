@@ -11,6 +11,8 @@ import { api, assertClean, BASE, body, launch, newPage as openPage, registerInUi
 
 const SEALED = "e2ee-sealed";
 const SLOW = 90_000; // a loaded 2-core machine compiles the crypto's WebAssembly slowly
+// A 2x2 PNG.
+const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGM4IScHRAwQCgAfJgQRoo8irwAAAABJRU5ErkJggg==";
 const PARTY = fileURLToPath(new URL("../../tests/jssdk/party.mjs", import.meta.url));
 
 let browser;
@@ -125,6 +127,27 @@ test("two people exchange an encrypted direct message both ways, read it after a
   assert.ok(!JSON.stringify(chunk).includes(SEALED));
   const state = await api("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.encryption/`, alice.accessToken);
   assert.equal(state.algorithm, "m.megolm.v1.aes-sha2");
+
+  // Files are sealed in the browser before upload: the other side downloads and decrypts them.
+  const notes = `${SEALED}: the plan, in a file ${RUN}`;
+  await A.page.getByTestId("file-input").setInputFiles({ name: "plan.txt", mimeType: "text/plain", buffer: Buffer.from(notes) });
+  const file = B.page.getByTestId("message").filter({ hasText: "plan.txt" }).getByTestId("file");
+  await file.waitFor({ timeout: SLOW });
+  const [download] = await Promise.all([
+    B.page.waitForEvent("download"),
+    file.getByRole("button", { name: "Download plan.txt" }).click(),
+  ]);
+  const chunks = [];
+  for await (const c of await download.createReadStream()) chunks.push(c);
+  assert.equal(Buffer.concat(chunks).toString(), notes);
+  await A.page.getByTestId("file-input").setInputFiles({ name: "dot.png", mimeType: "image/png", buffer: Buffer.from(PNG, "base64") });
+  await B.page.getByTestId("message").filter({ hasText: "dot.png" }).getByTestId("image-preview").waitFor({ timeout: SLOW });
+  await B.page.waitForFunction(() => {
+    const img = document.querySelector("[data-testid=image-preview]");
+    return img && img.complete && img.naturalWidth === 2;
+  });
+  const media = (await serverView(alice.accessToken, roomId)).filter((e) => e.type === "m.room.encrypted");
+  assert.equal(media.length, 4, "the two files went as encrypted events");
 
   // A reload keeps the device and its keys (IndexedDB): the old messages are still readable.
   await B.page.reload();

@@ -82,3 +82,30 @@ describe("room key recipients", () => {
     })).toEqual(["@a:hs", "@b:hs"]);
   });
 });
+
+describe("encrypted attachments", () => {
+  it("round-trip, with a fresh key, a zero block counter and the ciphertext's hash", async () => {
+    const { encryptAttachment, decryptAttachment } = await import("@/lib/cryptoAttachments");
+    const plain = new TextEncoder().encode("meeting notes: ship on thursday".repeat(50));
+    const { ciphertext, file } = await encryptAttachment(plain.buffer);
+    expect(ciphertext.byteLength).toBe(plain.byteLength);
+    expect(Buffer.from(ciphertext).includes(Buffer.from("meeting notes"))).toBe(false);
+    expect(file).toMatchObject({ v: "v2", key: { kty: "oct", alg: "A256CTR", ext: true } });
+    expect(file.key.k).toMatch(/^[A-Za-z0-9_-]{43}$/); // 32 bytes, unpadded base64url
+    const iv = Buffer.from(file.iv, "base64");
+    expect(iv).toHaveLength(16);
+    expect([...iv.subarray(8)]).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    const sealed = { ...file, url: "mxc://hs/abc" };
+    expect(new TextDecoder().decode(await decryptAttachment(ciphertext, sealed))).toBe(new TextDecoder().decode(plain));
+    const other = await encryptAttachment(plain.buffer);
+    expect(other.file.key.k).not.toBe(file.key.k);
+  });
+
+  it("refuse a ciphertext that does not match its hash", async () => {
+    const { encryptAttachment, decryptAttachment } = await import("@/lib/cryptoAttachments");
+    const { ciphertext, file } = await encryptAttachment(new TextEncoder().encode("x".repeat(100)).buffer);
+    const tampered = new Uint8Array(ciphertext.slice(0));
+    tampered[3] ^= 1;
+    await expect(decryptAttachment(tampered.buffer, { ...file, url: "mxc://hs/a" })).rejects.toThrow(/hash/);
+  });
+});

@@ -1,7 +1,8 @@
 "use client";
 
 import { useEffect, useState } from "react";
-import { mediaBlobUrl, mediaPath } from "@/lib/media";
+import { encryptedFileOf } from "@/lib/cryptoAttachments";
+import { decryptedBlobUrl, mediaBlobUrl, mediaPath } from "@/lib/media";
 import { useSession } from "@/lib/session";
 
 function sizeLabel(n: unknown): string {
@@ -14,34 +15,40 @@ function sizeLabel(n: unknown): string {
 /** An image, a file or another attachment (m.image, m.file, m.video, m.audio) with an mxc:// URL. */
 export function MediaBody({ content }: { content: Record<string, unknown> }) {
   const client = useSession((s) => s.client);
-  const url = typeof content.url === "string" ? content.url : "";
+  const sealed = encryptedFileOf(content); // an attachment of an encrypted room
+  const url = sealed ? sealed.url : typeof content.url === "string" ? content.url : "";
   const name = typeof content.filename === "string" ? content.filename : typeof content.body === "string" ? content.body : "file";
   const info = (content.info ?? {}) as Record<string, unknown>;
   const isImage = content.msgtype === "m.image";
+  const mimetype = typeof info.mimetype === "string" ? info.mimetype : "application/octet-stream";
   const [src, setSrc] = useState<string | null>(null);
   const [failed, setFailed] = useState(false);
 
   useEffect(() => {
     if (!client || !isImage) return;
+    let live = true;
+    if (sealed) {
+      decryptedBlobUrl(client, sealed, mimetype).then((u) => { if (live) setSrc(u); }, () => { if (live) setFailed(true); });
+      return () => { live = false; };
+    }
     const thumb = mediaPath(url, { width: 800, height: 600 });
     const full = mediaPath(url);
     if (!thumb || !full) {
       setFailed(true);
       return;
     }
-    let live = true;
     // The server's thumbnail when it can make one (smaller), else the original.
     mediaBlobUrl(client, thumb).catch(() => mediaBlobUrl(client, full)).then(
       (u) => { if (live) setSrc(u); },
       () => { if (live) setFailed(true); });
     return () => { live = false; };
-  }, [client, url, isImage]);
+  }, [client, url, isImage, sealed, mimetype]);
 
   async function download() {
     const path = mediaPath(url);
     if (!client || !path) return;
     try {
-      const href = await mediaBlobUrl(client, path);
+      const href = sealed ? await decryptedBlobUrl(client, sealed, mimetype) : await mediaBlobUrl(client, path);
       const a = document.createElement("a");
       a.href = href;
       a.download = name;

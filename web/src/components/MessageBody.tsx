@@ -1,6 +1,7 @@
 "use client";
 
 import { useCrypto } from "@/lib/crypto";
+import { encryptedFileOf } from "@/lib/cryptoAttachments";
 import { linkify, sanitizeHtml } from "@/lib/markdown";
 import { MediaBody } from "./MediaBody";
 import type { MatrixEvent } from "@/lib/types";
@@ -44,7 +45,7 @@ export function MessageBody({ ev, content }: { ev: MatrixEvent; content?: Record
     return <p className="italic text-slate-500" data-testid="deleted">Message deleted</p>;
   }
   const body = typeof c.body === "string" ? c.body : "";
-  if (["m.image", "m.file", "m.video", "m.audio"].includes(String(c.msgtype)) && typeof c.url === "string") {
+  if (["m.image", "m.file", "m.video", "m.audio"].includes(String(c.msgtype)) && (typeof c.url === "string" || encryptedFileOf(c))) {
     return <MediaBody content={c} />;
   }
   const emote = c.msgtype === "m.emote";

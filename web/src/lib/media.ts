@@ -3,6 +3,8 @@
 // (/_matrix/client/v1/media, Matrix 1.11) into blob: URLs, since an <img src> cannot send the token.
 import { enc, MatrixApiError, type MatrixClient } from "./api";
 import { sendEvent } from "./actions";
+import { decryptAttachment, encryptAttachment, type EncryptedFile } from "./cryptoAttachments";
+import { useRooms } from "./rooms";
 
 export interface Upload {
   id: string;
@@ -15,7 +17,7 @@ export interface Upload {
 function uploadOnce(client: MatrixClient, file: File, onProgress: (p: number) => void): Promise<string> {
   return new Promise((resolve, reject) => {
     const url = new URL("/_matrix/media/v3/upload", client.session.baseUrl);
-    url.searchParams.set("filename", file.name);
+    if (file.name) url.searchParams.set("filename", file.name);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url);
     xhr.setRequestHeader("Authorization", `Bearer ${client.session.accessToken}`);
@@ -73,12 +75,19 @@ export async function sendFile(client: MatrixClient, roomId: string, file: File,
   const mime = file.type || "application/octet-stream";
   const msgtype = msgtypeFor(mime);
   const size = msgtype === "m.image" ? await imageSize(file) : null;
-  const uri = await uploadFile(client, file, onProgress);
   const info: Record<string, unknown> = { mimetype: mime, size: file.size };
   if (size) {
     info.w = size.w;
     info.h = size.h;
   }
+  if (useRooms.getState().rooms[roomId]?.encrypted) {
+    // The server gets ciphertext with no name or type; the key goes in the encrypted event.
+    const { ciphertext, file: sealed } = await encryptAttachment(await file.arrayBuffer());
+    const uri = await uploadFile(client, new File([ciphertext], "", { type: "application/octet-stream" }), onProgress);
+    await sendEvent(client, roomId, "m.room.message", { msgtype, body: file.name, filename: file.name, file: { ...sealed, url: uri }, info });
+    return;
+  }
+  const uri = await uploadFile(client, file, onProgress);
   await sendEvent(client, roomId, "m.room.message", { msgtype, body: file.name, filename: file.name, url: uri, info });
 }
 
@@ -103,7 +112,7 @@ export function mediaBlobUrl(client: MatrixClient, path: string): Promise<string
   return p;
 }
 
-async function fetchBlob(client: MatrixClient, path: string): Promise<string> {
+async function fetchMedia(client: MatrixClient, path: string): Promise<Response> {
   const get = () => fetch(new URL(path, client.session.baseUrl), {
     headers: { Authorization: `Bearer ${client.session.accessToken}` },
   });
@@ -113,5 +122,26 @@ async function fetchBlob(client: MatrixClient, path: string): Promise<string> {
     res = await get();
   }
   if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  return URL.createObjectURL(await res.blob());
+  return res;
+}
+
+async function fetchBlob(client: MatrixClient, path: string): Promise<string> {
+  return URL.createObjectURL(await (await fetchMedia(client, path)).blob());
+}
+
+/** A blob: URL of an encrypted attachment's plaintext (downloaded, checked, decrypted here). */
+export function decryptedBlobUrl(client: MatrixClient, file: EncryptedFile, mimetype: string): Promise<string> {
+  const path = mediaPath(file.url);
+  if (!path) return Promise.reject(new Error("not an mxc:// URI"));
+  const cacheKey = `${path}#${file.hashes.sha256}`;
+  let p = blobs.get(cacheKey);
+  if (!p) {
+    p = (async () => {
+      const plain = await decryptAttachment(await (await fetchMedia(client, path)).arrayBuffer(), file);
+      return URL.createObjectURL(new Blob([plain], { type: mimetype }));
+    })();
+    blobs.set(cacheKey, p);
+    p.catch(() => blobs.delete(cacheKey));
+  }
+  return p;
 }
