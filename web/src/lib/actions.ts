@@ -41,7 +41,7 @@ export async function sendEvent(client: MatrixClient, roomId: string, type: stri
     }
     const r = await client.request<{ event_id: string }>(
       "PUT", `/_matrix/client/v3/rooms/${enc(roomId)}/send/${enc(wireType)}/${enc(txnId)}`, { body: wireContent });
-    if (wireType !== type) crypto?.rememberSent(roomId, r.event_id, type, content);
+    if (wireType !== type) crypto?.rememberSent(r.event_id, type, content);
     useRooms.getState().confirmEcho(roomId, txnId, r.event_id);
     return r.event_id;
   } catch (e) {

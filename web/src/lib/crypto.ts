@@ -8,7 +8,7 @@
 // passphrase kept next to the session in localStorage. Logging out deletes both.
 import { create } from "zustand";
 import type { MatrixClient } from "./api";
-import type { CryptoMachine } from "./cryptoMachine";
+import type { CryptoMachine, Decrypted } from "./cryptoMachine";
 import { clearEvent } from "./cryptoRequests";
 import { useRooms } from "./rooms";
 import type { MatrixEvent, RoomData, SyncResponse } from "./types";
@@ -47,18 +47,20 @@ export class CryptoSession {
   private syncChain: Promise<void> = Promise.resolve();
   private stopped = false;
   private unsubscribe: () => void;
-  /** Decrypted events by ID; a timeline rebuilt from a new sync batch is patched from here. */
-  private clear = new Map<string, MatrixEvent>();
+  /** Decrypted type and content by event ID; a timeline rebuilt from a new sync batch is
+   * patched from here. */
+  private clear = new Map<string, Decrypted>();
   private seen = new WeakSet<MatrixEvent>();
   /** Events waiting for a room key, by Megolm session ID. */
   private waiting = new Map<string, Map<string, { roomId: string; ev: MatrixEvent }>>();
 
-  constructor(private client: MatrixClient) {
+  constructor(client: MatrixClient) {
     useCrypto.setState({ status: "loading", failed: {} });
     const name = storeName(client.session.userId, client.session.deviceId);
     this.machine = (async () => {
       try {
         await deleteStores((n) => n !== name && !n.startsWith(`${name}::`)); // stores of earlier logins
+        forgetPassphrases((k) => k !== PASSPHRASE_PREFIX + name);
         const { CryptoMachine } = await import("./cryptoMachine");
         const m = await CryptoMachine.open(client, name, passphraseFor(name));
         if (this.stopped) {
@@ -104,12 +106,8 @@ export class CryptoSession {
   }
 
   /** What we sent ourselves needs no round trip through the machine to be shown. */
-  rememberSent(roomId: string, eventId: string, type: string, content: Record<string, unknown>): void {
-    const ev = useRooms.getState().rooms[roomId]?.timeline.find((e) => e.event_id === eventId);
-    this.clear.set(eventId, {
-      event_id: eventId, type, content, encrypted: true, sender: this.client.userId,
-      origin_server_ts: ev?.origin_server_ts ?? Date.now(),
-    });
+  rememberSent(eventId: string, type: string, content: Record<string, unknown>): void {
+    this.clear.set(eventId, { type, content });
   }
 
   stop(): void {
@@ -143,7 +141,7 @@ export class CryptoSession {
     try {
       const out = await m.decrypt(roomId, ev);
       const clear = clearEvent(ev, out);
-      this.clear.set(ev.event_id, clear);
+      this.clear.set(ev.event_id, out);
       this.waiting.get(sessionId)?.delete(ev.event_id);
       if (ev.event_id in useCrypto.getState().failed) {
         useCrypto.setState((s) => {
@@ -200,11 +198,15 @@ export async function forgetCrypto(): Promise<void> {
     s.stop();
     await s.machine.catch(() => null); // closed: its IndexedDB connections no longer block deletion
   }
+  forgetPassphrases(() => true);
+  await deleteStores(() => true);
+}
+
+function forgetPassphrases(which: (key: string) => boolean): void {
   for (let i = localStorage.length - 1; i >= 0; i--) {
     const k = localStorage.key(i);
-    if (k?.startsWith(PASSPHRASE_PREFIX)) localStorage.removeItem(k);
+    if (k?.startsWith(PASSPHRASE_PREFIX) && which(k)) localStorage.removeItem(k);
   }
-  await deleteStores(() => true);
 }
 
 async function deleteStores(which: (name: string) => boolean): Promise<void> {
