@@ -26,6 +26,7 @@ import numpy as np
 
 from homeserver.ai.client import InferenceClient
 from homeserver.ai.local_embed import DIM, MODEL_NAME, LocalEmbedder, LocalModelMissing, shared_embedder
+from homeserver.ai.ranking import fuse
 from homeserver.ai.settings import AISettings
 from homeserver.config_ai import AIConfig
 from homeserver.events.visibility import VisibilityFilter
@@ -40,7 +41,6 @@ log = logging.getLogger("parley.ai.index")
 POSITION = "messages"
 BATCH = 64
 MAX_TEXT = 2000
-RRF_K = 60
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -170,16 +170,13 @@ class EmbeddingIndex:
         if not rooms:
             return []
         model = self.embedder.model
-        ranked: dict[str, float] = {}
-        scores: dict[str, float] = {}
         q = (await self.embedder.embed([term]))[0]
-        for rank, (eid, sim) in enumerate(await self.vectors.nearest(rooms, model, q, limit * 4)):
-            scores[eid] = sim
-            ranked[eid] = ranked.get(eid, 0.0) + 1.0 / (RRF_K + rank)
-        words = WORD.findall(term)[:8]
-        for rank, eid in enumerate(await self.vectors.keyword_matches(rooms, words, model, limit * 4)):
-            ranked[eid] = ranked.get(eid, 0.0) + 1.0 / (RRF_K + rank)
-        best = sorted(ranked, key=lambda e: (-ranked[e], e))[: limit * 2]
+        nearest = await self.vectors.nearest(rooms, model, q, limit * 4)
+        scores = dict(nearest)
+        keyword = await self.vectors.keyword_matches(rooms, WORD.findall(term)[:8], model, limit * 4)
+        fused = fuse([[e for e, _ in nearest], keyword])[: limit * 2]
+        ranked = dict(fused)
+        best = [e for e, _ in fused]
         evs = await self.get_events(best)
         visible = await self.visibility.filter_for_user(user_id, [evs[e] for e in best if e in evs])
         keep = {e.event_id for e in visible if not e.redacted_by}
