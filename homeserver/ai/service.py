@@ -57,7 +57,7 @@ class AIService:
         self.settings = AISettings(self.store, cfg, seed, resolver)
         self.client = InferenceClient(cfg, transport)
         self.transcripts = TranscriptReader(reader, account_data)
-        self.jobs = JobQueue(AIJobStore(db))
+        self.jobs = JobQueue(AIJobStore(db), lease_s=cfg.job_lease_s)
         self.jobs.register("topics", self._topics_job)
         self.jobs.register("summary", self._summary_job)
         self._tasks: list[asyncio.Task[None]] = []
