@@ -26,6 +26,7 @@ import logging
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -84,7 +85,7 @@ class _VecReader:
 
         def connect() -> tuple[Any, str] | None:
             if hasattr(sqlite3.Connection, "enable_load_extension"):
-                c = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+                c = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, check_same_thread=False)
                 c.enable_load_extension(True)
                 c.load_extension(ext)
                 c.enable_load_extension(False)

@@ -49,6 +49,10 @@ async def test_every_scorer_ranks_the_labelled_set_alike(stores: dict[str, AIVec
                                                          labelled: LabelledSet) -> None:
     # sqlite-vec is a dependency: the SQLite scorer in the test environment is the extension.
     assert "sqlite/sqlite-vec" in stores and "sqlite/numpy" in stores and "postgres/numpy" in stores
+    # pgvector is used exactly when the PostgreSQL server has it (migration 034 enabled it).
+    pg = next(s for s in stores.values() if s.db.dialect == "postgres")
+    available = await pg.db.fetchval("SELECT COUNT(*) FROM pg_available_extensions WHERE name = 'vector'")
+    assert ("postgres/pgvector" in stores) == bool(available)
     filled: set[int] = set()
     for s in stores.values():
         if id(s.db) not in filled:
