@@ -231,12 +231,15 @@ class AIVectorStore:
 
     async def _nearest_pgvector(self, rooms: list[str], model: str, q: np.ndarray,
                                 k: int) -> list[tuple[str, float]]:
+        # The query vector is parsed once (a materialized CTE), not once per row: a cast of the
+        # parameter inside the expression is evaluated for every row under a generic plan.
         rows = await self.db.fetch(
-            "SELECT event_id, 1 - (embedding <=> $1::text::vector) AS sim FROM ai_vectors"
+            "WITH q AS MATERIALIZED (SELECT $1::text::vector AS v)"
+            " SELECT event_id, embedding <=> q.v AS dist FROM ai_vectors, q"
             " WHERE model = $2 AND dim = $3 AND room_id = ANY($4::text[]) AND embedding IS NOT NULL"
-            " ORDER BY embedding <=> $1::text::vector, event_id LIMIT $5",
+            " ORDER BY dist, event_id LIMIT $5",
             _pg_vector_text(q), model, int(q.shape[0]), rooms, int(k))
-        return [(str(r["event_id"]), float(r["sim"])) for r in rows]
+        return [(str(r["event_id"]), 1.0 - float(r["dist"])) for r in rows]
 
     async def keyword_matches(self, room_ids: list[str], words: list[str], model: str, limit: int) -> list[str]:
         """Event IDs whose indexed text holds every word (case-insensitive), newest first."""
