@@ -108,7 +108,7 @@ async def main(n: int, messages: int, chunk_ms: float) -> None:
     while await hs.ai.index.index_once():
         pass
     dt = time.perf_counter() - t0
-    total = await hs.ai.store.count_embeddings()
+    total = await hs.ai.vectors.count()
     print(f"embedding index, local MiniLM: {total} messages in {dt:.1f} s = {total / dt:.1f} messages/s")
     stop.set()
     await server

@@ -38,8 +38,12 @@ class AIConfig:
     # Time allowed between two streamed chunks before the request counts as hung.
     read_timeout_s: float = 60.0
     retries: int = 2
-    # Index message embeddings in the background for smart search.
+    # Index message embeddings in the background for smart search (the local model, about 150 MB
+    # of memory, is loaded at the first message to index, not at start).
     index_embeddings: bool = True
+    # A running job's lease: renewed every third of it; a job whose worker died is taken over by
+    # another once it runs out.
+    job_lease_s: float = 30.0
 
 
 KNOWN_KEYS = frozenset(AIConfig.__dataclass_fields__)
@@ -80,7 +84,7 @@ def build_ai_config(raw: Any) -> AIConfig:
             kw[k] = _choice(key, v, USER_ENDPOINT_POLICIES)
         elif k == "user_endpoint_allowlist":
             kw[k] = as_cidr_list(key, v)
-        elif k.endswith("_timeout_s"):
+        elif k.endswith("_timeout_s") or k == "job_lease_s":
             kw[k] = as_float(key, v)
         elif k == "retries":
             if isinstance(v, bool) or not str(v).isdigit() or int(v) > 10:

@@ -2,12 +2,13 @@
 
 The indexer follows the event stream (only positions below which everything has committed),
 embeds each new `m.room.message` (an edit re-embeds the message it edits with the new text; a
-redaction drops the vector) and stores float32 vectors in `ai_embeddings`. It runs on one
+redaction drops the vector) and stores float32 vectors in `ai_vectors`. It runs on one
 worker at a time (LeaderLease "ai-embedding-indexer"). Vectors come from the organization's
 endpoint when `[ai] embedding_model` is set, else from the bundled MiniLM run locally.
 
-A query is embedded the same way and scored by cosine similarity with numpy against the vectors
-of the rooms the user is in; a keyword match over the same indexed text is merged in by
+A query is embedded the same way and scored by cosine similarity against the vectors of the rooms
+the user is in (in the database with sqlite-vec or pgvector when present, else numpy:
+storage/ai_vectors.py); a keyword match over the same indexed text is merged in by
 reciprocal-rank fusion; every hit then passes the history-visibility filter, so a user never
 finds a message they could not read.
 """
@@ -17,27 +18,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from homeserver.ai.client import InferenceClient
-from homeserver.ai.local_embed import DIM, MODEL_NAME, LocalModelMissing, shared_embedder
+from homeserver.ai.local_embed import DIM, MODEL_NAME, LocalEmbedder, LocalModelMissing, shared_embedder
+from homeserver.ai.ranking import fuse
 from homeserver.ai.settings import AISettings
 from homeserver.config_ai import AIConfig
 from homeserver.events.visibility import VisibilityFilter
 from homeserver.protocol.errors import MatrixError
 from homeserver.rooms.membership import MembershipService
 from homeserver.rooms.serialize import EventSerializer
-from homeserver.storage.ai import AIStore, unpack_vectors
+from homeserver.storage.ai import AIStore
+from homeserver.storage.ai_vectors import AIVectorStore
 from homeserver.storage.events import StoredEvent
 
 log = logging.getLogger("parley.ai.index")
 POSITION = "messages"
 BATCH = 64
 MAX_TEXT = 2000
-RRF_K = 60
 WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -47,14 +50,35 @@ def _text_of(content: dict[str, Any]) -> str | None:
 
 
 class Embedder:
-    def __init__(self, cfg: AIConfig, settings: AISettings, client: InferenceClient) -> None:
+    """Embeds with the organization's endpoint when `[ai] embedding_model` is set, else with the
+    local MiniLM. The local model (about 90 MB of weights) is loaded lazily, at the first text
+    to embed, in a worker thread: the event loop goes on serving requests meanwhile, and a
+    server whose users never post a message never loads it."""
+
+    def __init__(self, cfg: AIConfig, settings: AISettings, client: InferenceClient,
+                 load: Callable[[], LocalEmbedder] = shared_embedder) -> None:
         self.cfg = cfg
         self.settings = settings
         self.client = client
+        self._load = load
+        self._local: LocalEmbedder | None = None
+        self._loading: asyncio.Lock | None = None
 
     @property
     def model(self) -> str:
         return self.cfg.embedding_model if self.cfg.embedding_model and self.cfg.endpoint else MODEL_NAME
+
+    async def local(self) -> LocalEmbedder:
+        """The local model, loaded once (in a worker thread) by whichever caller comes first."""
+        if self._local is None:
+            if self._loading is None:
+                self._loading = asyncio.Lock()
+            async with self._loading:
+                if self._local is None:
+                    t0 = time.perf_counter()
+                    self._local = await asyncio.to_thread(self._load)
+                    log.info("local embedding model loaded in %.1f s", time.perf_counter() - t0)
+        return self._local
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         ep = self.settings.server_endpoint()
@@ -62,15 +86,16 @@ class Embedder:
             vecs = np.asarray(await self.client.embed(ep, self.cfg.embedding_model, texts), dtype=np.float32)
             norms = np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
             return vecs / norms
-        embedder = await asyncio.to_thread(shared_embedder)
+        embedder = await self.local()
         return await asyncio.to_thread(embedder.embed, texts)
 
 
 class EmbeddingIndex:
-    def __init__(self, store: AIStore, embedder: Embedder, committed: Callable[[], int],
+    def __init__(self, store: AIStore, vectors: AIVectorStore, embedder: Embedder, committed: Callable[[], int],
                  visibility: VisibilityFilter, membership: MembershipService, serializer: EventSerializer,
                  get_events: Callable[[list[str]], Any], poll_s: float = 1.0) -> None:
         self.store = store
+        self.vectors = vectors
         self.embedder = embedder
         self.committed = committed
         self.visibility = visibility
@@ -119,10 +144,10 @@ class EmbeddingIndex:
         if todo:
             ids = list(todo)
             vecs = await self.embedder.embed([todo[i][2] for i in ids])
-            await self.store.put_embeddings(
+            await self.vectors.put(
                 [(i, todo[i][0], todo[i][1], self.embedder.model, vecs[n], todo[i][2]) for n, i in enumerate(ids)])
         if drop:
-            await self.store.delete_embeddings(drop)
+            await self.vectors.delete(drop)
         await self.store.set_index_position(POSITION, rows[-1]["stream_ordering"])
         return len(rows)
 
@@ -145,24 +170,13 @@ class EmbeddingIndex:
         if not rooms:
             return []
         model = self.embedder.model
-        rows = await self.store.embeddings_in_rooms(rooms, model)
-        ranked: dict[str, float] = {}
-        scores: dict[str, float] = {}
-        if rows:
-            dim = int(rows[0]["dim"])
-            rows = [r for r in rows if int(r["dim"]) == dim]
-            mat = unpack_vectors([r["vector"] for r in rows], dim)
-            q = (await self.embedder.embed([term]))[0]
-            sims = mat @ q if q.shape[0] == dim else np.zeros(len(rows), dtype=np.float32)
-            order = np.argsort(-sims)[: limit * 4]
-            for rank, i in enumerate(order):
-                eid = rows[int(i)]["event_id"]
-                scores[eid] = float(sims[int(i)])
-                ranked[eid] = ranked.get(eid, 0.0) + 1.0 / (RRF_K + rank)
-        words = WORD.findall(term)[:8]
-        for rank, eid in enumerate(await self.store.keyword_matches(rooms, words, model, limit * 4)):
-            ranked[eid] = ranked.get(eid, 0.0) + 1.0 / (RRF_K + rank)
-        best = sorted(ranked, key=lambda e: -ranked[e])[: limit * 2]
+        q = (await self.embedder.embed([term]))[0]
+        nearest = await self.vectors.nearest(rooms, model, q, limit * 4)
+        scores = dict(nearest)
+        keyword = await self.vectors.keyword_matches(rooms, WORD.findall(term)[:8], model, limit * 4)
+        fused = fuse([[e for e, _ in nearest], keyword])[: limit * 2]
+        ranked = dict(fused)
+        best = [e for e, _ in fused]
         evs = await self.get_events(best)
         visible = await self.visibility.filter_for_user(user_id, [evs[e] for e in best if e in evs])
         keep = {e.event_id for e in visible if not e.redacted_by}

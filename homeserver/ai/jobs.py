@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -48,7 +50,8 @@ class JobQueue:
     def __init__(self, store: AIJobStore, worker_id: str | None = None, *, lease_s: float = 30.0,
                  poll_s: float = 1.0) -> None:
         self.store = store
-        self.worker_id = worker_id or f"w-{secrets.token_hex(6)}"
+        # Host and process in the ID, so an operator (or a test) can tell which process holds a job.
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.handlers: dict[str, Handler] = {}

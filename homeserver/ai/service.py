@@ -30,6 +30,7 @@ from homeserver.rooms.membership import MembershipService
 from homeserver.rooms.reads import RoomReader
 from homeserver.storage.ai import AIStore
 from homeserver.storage.ai_jobs import AIJobStore, JobRow
+from homeserver.storage.ai_vectors import AIVectorStore
 from homeserver.storage.stores import Stores
 
 SUMMARY_MAX_TOKENS = 600
@@ -56,11 +57,13 @@ class AIService:
         self.settings = AISettings(self.store, cfg, seed, resolver)
         self.client = InferenceClient(cfg, transport)
         self.transcripts = TranscriptReader(reader, account_data)
-        self.jobs = JobQueue(AIJobStore(db))
+        self.jobs = JobQueue(AIJobStore(db), lease_s=cfg.job_lease_s)
         self.jobs.register("topics", self._topics_job)
         self.jobs.register("summary", self._summary_job)
         self._tasks: list[asyncio.Task[None]] = []
-        self.index = EmbeddingIndex(self.store, Embedder(cfg, self.settings, self.client), stores.stream.current,
+        self.vectors = AIVectorStore(db)
+        self.index = EmbeddingIndex(self.store, self.vectors, Embedder(cfg, self.settings, self.client),
+                                    stores.stream.current,
                                     reader.visibility, membership, reader.serializer, stores.events.get_many)
 
     async def start(self) -> None:
@@ -68,6 +71,8 @@ class AIService:
             # Two job loops per worker, so one job stuck on a slow endpoint does not hold up the rest.
             for i in range(JOB_LOOPS):
                 self._tasks.append(asyncio.create_task(self.jobs.run(), name=f"ai-jobs-{i}"))
+        if self.cfg.enabled:
+            await self.vectors.open()  # detect the vector scorer once, at start
         if self.cfg.enabled and self.cfg.index_embeddings:
             lease = LeaderLease(self.db, "ai-embedding-indexer")
             self._tasks.append(asyncio.create_task(lease.run_forever(self.index.run), name="ai-index"))
@@ -78,6 +83,7 @@ class AIService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.client.close()
+        await self.vectors.close()
 
     async def models(self, user_id: str) -> list[str]:
         ep, _ = await self.settings.endpoint_for(user_id, "summary")

@@ -1,15 +1,14 @@
-"""AI settings per user and message embeddings (migration 018)."""
+"""AI settings per user and the embedding indexer's position (migration 018); the vectors
+themselves are in ai_vectors.py."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
 
-from homeserver.storage.database import Database, chunks, placeholders
+from homeserver.storage.database import Database
 
 
 @dataclass(frozen=True)
@@ -18,17 +17,6 @@ class UserAISettings:
     api_style: str
     token_sealed: str | None
     models: dict[str, str]
-
-
-def pack_vector(v: np.ndarray) -> str:
-    return base64.b64encode(np.asarray(v, dtype="<f4").tobytes()).decode()
-
-
-def unpack_vectors(rows: list[str], dim: int) -> np.ndarray:
-    if not rows:
-        return np.zeros((0, dim), dtype=np.float32)
-    buf = b"".join(base64.b64decode(r) for r in rows)
-    return np.frombuffer(buf, dtype="<f4").reshape(len(rows), dim)
 
 
 class AIStore:
@@ -55,35 +43,7 @@ class AIStore:
     async def delete_settings(self, user_id: str) -> None:
         await self.db.execute("DELETE FROM ai_user_settings WHERE user_id = $1", user_id)
 
-    # ------------------------------------------------------------------ embeddings
-
-    async def put_embeddings(self, rows: list[tuple[str, str, int, str, np.ndarray, str]]) -> None:
-        """(event_id, room_id, stream_ordering, model, vector, body); replaces earlier vectors."""
-        if not rows:
-            return
-        async with self.db.transaction() as c:
-            await c.executemany(
-                "INSERT INTO ai_embeddings (event_id, room_id, stream_ordering, model, dim, vector, body)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (event_id) DO UPDATE SET model = excluded.model,"
-                " dim = excluded.dim, vector = excluded.vector, body = excluded.body",
-                [(e, r, s, m, int(v.shape[0]), pack_vector(v), b) for e, r, s, m, v, b in rows])
-
-    async def delete_embeddings(self, event_ids: list[str]) -> None:
-        for part in chunks(event_ids):
-            await self.db.execute(
-                f"DELETE FROM ai_embeddings WHERE event_id IN ({placeholders(1, len(part))})", *part)
-
-    async def embeddings_in_rooms(self, room_ids: list[str], model: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for part in chunks(room_ids):
-            rows = await self.db.fetch(
-                "SELECT event_id, room_id, stream_ordering, dim, vector FROM ai_embeddings"
-                f" WHERE model = $1 AND room_id IN ({placeholders(2, len(part))})", model, *part)
-            out.extend(dict(r) for r in rows)
-        return out
-
-    async def count_embeddings(self) -> int:
-        return int(await self.db.fetchval("SELECT COUNT(*) FROM ai_embeddings") or 0)
+    # ------------------------------------------------------------------ indexer position
 
     async def index_position(self, name: str) -> int | None:
         v = await self.db.fetchval("SELECT stream_ordering FROM ai_index_position WHERE name = $1", name)
@@ -104,18 +64,3 @@ class AIStore:
             " AND type IN ('m.room.message', 'm.room.redaction') ORDER BY stream_ordering LIMIT $3",
             after, upto, limit)
         return [{**dict(r), "json": orjson.loads(r["json"])} for r in rows]
-
-    async def keyword_matches(self, room_ids: list[str], words: list[str], model: str,
-                              limit: int) -> list[str]:
-        """Event IDs whose indexed text holds every word (case-insensitive), newest first."""
-        if not words or not room_ids:
-            return []
-        out: list[str] = []
-        for part in chunks(room_ids):
-            conds = " AND ".join(f"LOWER(body) LIKE ${i + 2 + len(part)}" for i in range(len(words)))
-            rows = await self.db.fetch(
-                f"SELECT event_id FROM ai_embeddings WHERE model = $1 AND room_id IN ({placeholders(2, len(part))})"
-                f" AND {conds} ORDER BY stream_ordering DESC LIMIT {int(limit)}",
-                model, *part, *(f"%{w.lower()}%" for w in words))
-            out.extend(r["event_id"] for r in rows)
-        return out[:limit]

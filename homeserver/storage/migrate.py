@@ -33,9 +33,29 @@ MIGRATIONS: list[tuple[int, str]] = [
     (18, "018_ai.sql"),
     (19, "019_plugins.sql"),
     (20, "020_federation_watermark.sql"),
+    (33, "033_ai_vectors.sql"),
+    (34, "034_ai_pgvector.sql"),
 ]
 
+# pgvector when the server has it (034_ai_pgvector.sql says why it is optional). One statement:
+# the subtransaction keeps a refused CREATE EXTENSION from aborting the migration.
+_PG_VECTOR = """
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') THEN
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS vector;
+            ALTER TABLE ai_vectors ADD COLUMN embedding vector;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE 'pgvector could not be enabled: %', SQLERRM;
+        END;
+    END IF;
+END
+$$
+"""
+
 _PG_EXTRA = {
+    34: [_PG_VECTOR],
     13: ["CREATE SEQUENCE IF NOT EXISTS federation_queue_seq"],
     10: ["CREATE SEQUENCE IF NOT EXISTS outlier_seq"],
     1: [

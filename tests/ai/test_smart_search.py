@@ -64,10 +64,10 @@ async def test_search_by_meaning_respects_visibility_edits_and_redactions(client
     assert top["results"][0]["result"]["event_id"] == release
 
     # A redaction drops the vector.
-    before = await hs.ai.store.count_embeddings()
+    before = await hs.ai.vectors.count()
     await alice.ok("PUT", f"/_matrix/client/v3/rooms/{room}/redact/{failover}/r1", {})
     await index_all(hs)
-    assert await hs.ai.store.count_embeddings() == before - 1
+    assert await hs.ai.vectors.count() == before - 1
     assert not any(f and f.startswith("The database failover") for f in await search(bob, "database failover"))
 
     for bad in ({"search_term": ""}, {"search_term": "x", "limit": 0}, {"search_term": "x", "rooms": "!a:b"}, {}):
@@ -83,7 +83,7 @@ async def test_messages_are_indexed_in_the_background(client: MatrixClient, hs: 
     room = await alice.create_room()
     await alice.send_text(room, "Background indexing picks this up without being asked.")
     deadline = asyncio.get_running_loop().time() + 60
-    while await hs.ai.store.count_embeddings() < 1:
+    while await hs.ai.vectors.count() < 1:
         assert asyncio.get_running_loop().time() < deadline, "not indexed in time"
         await asyncio.sleep(0.05)
     assert (await search(alice, "automatic indexing"))[0].startswith("Background indexing")

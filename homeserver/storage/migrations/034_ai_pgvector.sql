@@ -1,0 +1,7 @@
+-- PostgreSQL only (storage/migrate.py runs the statement): when the `vector` extension
+-- (pgvector) is installed on the server, enable it and give ai_vectors an `embedding vector`
+-- column that storage/ai_vectors.py fills and scores with `<=>`. When it is missing or may not be
+-- created (not a superuser, not trusted), nothing changes and vectors are scored with numpy.
+-- Installing pgvector later: `CREATE EXTENSION vector; ALTER TABLE ai_vectors ADD COLUMN
+-- embedding vector;` then restart (the column is detected at start; rows without it are filled
+-- by the next re-index, or `DELETE FROM ai_index_position WHERE name = 'messages'`).
