@@ -13,6 +13,17 @@
 //   node party.mjs crosssign <baseUrl> <userId> <token> <deviceId> <password> <peerUserId>
 //       bootstrap cross-signing, then wait until the peer's cross-signing keys and devices are seen
 //       (the peer must share an encrypted room with the user: the SDK tracks only such users)
+//   node party.mjs history <baseUrl> <userId> <token> <deviceId> <password> <plainInvitee> <sharingInvitee> <before> <after>
+//       bootstrap cross-signing, create an encrypted room, send <before>; invite <plainInvitee> with a bare
+//       /invite (no keys go with it) and <sharingInvitee> with the SDK's invite, which shares the room's
+//       history keys (MSC4268 key bundle); once both have joined, send <after>; runs until killed
+//   node party.mjs reader <baseUrl> <userId> <token> <deviceId> <password>
+//       bootstrap cross-signing, join invites, print each message (and each one it cannot decrypt,
+//       then the message if its key comes later); runs until killed
+//   node party.mjs sas-request|sas-accept <baseUrl> <userId> <token> <deviceId> <otherDeviceId>
+//       SAS (emoji) verification with another device of the same user: sas-request asks once it
+//       knows the other device, sas-accept accepts. Each side prints the emojis and decimals, then
+//       reads "confirm" or "mismatch" from stdin, and prints the other device's verification status
 // Node 20 lacks Promise.withResolvers (Node 22 has it), which the SDK's sync loop uses.
 if (!Promise.withResolvers) {
   Promise.withResolvers = function withResolvers() {
@@ -48,6 +59,16 @@ const seen = new Set();
 client.on(sdk.RoomEvent.Timeline, async (event, room, toStart) => {
   if (toStart || !room) return;
   const ev = await decrypted(event);
+  if (mode === "reader" && ev.isDecryptionFailure()) {
+    out({ undecryptable: ev.getId(), room: room.roomId });
+    // the SDK decrypts it again when a key for it arrives
+    ev.once(sdk.MatrixEventEvent.Decrypted, () => { if (!ev.isDecryptionFailure()) heard(ev, room); });
+    return;
+  }
+  heard(ev, room);
+});
+
+async function heard(ev, room) {
   if (ev.getType() !== "m.room.message" || ev.getSender() === userId || seen.has(ev.getId())) return;
   seen.add(ev.getId());
   const body = ev.getContent().body;
@@ -58,6 +79,21 @@ client.on(sdk.RoomEvent.Timeline, async (event, room, toStart) => {
     client.stopClient();
     process.exit(0);
   }
+}
+
+client.on(sdk.RoomEvent.MyMembership, async (room, membership) => {
+  if (membership === "invite" && mode === "reader") {
+    await readyToJoin;
+    await client.joinRoom(room.roomId);
+    out({ joined: room.roomId });
+  }
+});
+let crossSigningDone;
+const readyToJoin = new Promise((resolve) => { crossSigningDone = resolve; });
+const cryptoApi = await import("matrix-js-sdk/lib/crypto-api/index.js");
+// a verification request can come during the first sync: listen from the start
+const incomingVerification = new Promise((resolve) => {
+  if (mode === "sas-accept") client.once(cryptoApi.CryptoEvent.VerificationRequestReceived, resolve);
 });
 
 await client.startClient({ initialSyncLimit: 20 });
@@ -67,6 +103,10 @@ out({ ready: deviceId });
 const fail = (error) => { out({ error }); process.exit(1); };
 setTimeout(() => fail("timeout"), 220000);
 const crypto = client.getCrypto();
+// wait, sync after sync, until a condition on the client's state holds
+async function untilSynced(cond) {
+  while (!(await cond())) await new Promise((r) => client.once(sdk.ClientEvent.Sync, r));
+}
 const bootstrap = (password) => crypto.bootstrapCrossSigning({
   authUploadDeviceSigningKeys: async (makeRequest) => {
     await makeRequest({ type: "m.login.password", identifier: { type: "m.id.user", user: userId }, password });
@@ -151,4 +191,81 @@ if (mode === "send") {
   }
   await client.sendMessage(roomId, { msgtype: "m.text", body: text });
   out({ sent: text });
+}
+
+if (mode === "reader") {
+  await bootstrap(peer);
+  out({ cross_signing_ready: await crypto.isCrossSigningReady() });
+  crossSigningDone();
+}
+
+if (mode === "history") {
+  const [password, plainInvitee, sharingInvitee, before, after] = [peer, text, ...process.argv.slice(9)];
+  await bootstrap(password);
+  const { room_id: roomId } = await client.createRoom({
+    preset: "private_chat",  // history visibility "shared": the room's keys may be shared with newcomers
+    initial_state: [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
+  });
+  await untilSynced(() => client.getRoom(roomId)?.hasEncryptionStateEvent());
+  await client.sendMessage(roomId, { msgtype: "m.text", body: before });
+  out({ sent: before, room: roomId });
+  await client.http.authedRequest("POST", `/rooms/${encodeURIComponent(roomId)}/invite`, undefined,
+                                  { user_id: plainInvitee });
+  await client.invite(roomId, sharingInvitee);
+  out({ invited: [plainInvitee, sharingInvitee] });
+  const joined = (u) => client.getRoom(roomId)?.getMember(u)?.membership === "join";
+  await untilSynced(() => joined(plainInvitee) && joined(sharingInvitee));
+  await client.sendMessage(roomId, { msgtype: "m.text", body: after });
+  out({ sent: after });
+  await new Promise(() => {});
+}
+
+if (mode === "sas-request" || mode === "sas-accept") {
+  const { VerificationPhase, VerificationRequestEvent, VerifierEvent } = cryptoApi;
+  const other = peer;
+  const readline = await import("node:readline");
+  const commands = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const status = async () => {
+    const s = await crypto.getDeviceVerificationStatus(userId, other);
+    return s && { local: s.localVerified, verified: s.isVerified() };
+  };
+  // this device learns of the other one through device_lists and /keys/query
+  await untilSynced(async () => (await crypto.getUserDeviceInfo([userId], true)).get(userId)?.has(other));
+  out({ before: await status() });
+  let request;
+  if (mode === "sas-request") {
+    request = await crypto.requestDeviceVerification(userId, other);
+  } else {
+    request = await incomingVerification;
+    await request.accept();
+  }
+  out({ request: request.otherDeviceId ?? other });
+  const changed = () => new Promise((r) => request.once(VerificationRequestEvent.Change, r));
+  // the requester starts SAS once the other side is ready; the other side then sees it started
+  if (mode === "sas-request") {
+    while (request.phase < VerificationPhase.Ready) await changed();
+    if (request.phase === VerificationPhase.Ready) await request.startVerification("m.sas.v1");
+  } else {
+    while (!request.verifier && request.phase !== VerificationPhase.Cancelled) await changed();
+  }
+  if (!request.verifier) fail(`verification ${request.phase}: ${request.cancellationCode}`);
+  const verifier = request.verifier;
+  let shown = false;
+  const show = async (sas) => {
+    if (shown) return;
+    shown = true;
+    out({ sas: { emoji: sas.sas.emoji?.map(([, name]) => name), decimal: sas.sas.decimal } });
+    const { value } = await commands.next();
+    if (value === "confirm") await sas.confirm(); else sas.mismatch();
+  };
+  verifier.on(VerifierEvent.ShowSas, show);
+  if (verifier.getShowSasCallbacks()) show(verifier.getShowSasCallbacks());
+  try {
+    await verifier.verify();
+  } catch (e) {
+    out({ cancelled: String(e), after: await status() });
+    await new Promise(() => {});
+  }
+  out({ after: await status(), done: request.phase === VerificationPhase.Done });
+  await new Promise(() => {});
 }
