@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import sqlite3
 import subprocess
@@ -17,6 +18,8 @@ JSSDK = Path(__file__).resolve().parents[1] / "jssdk"
 DEADLINE_S = 240  # generous: a loaded CI machine starts node and its wasm crypto slowly
 V3 = "/_matrix/client/v3"
 PASSWORD = "correct horse battery"
+#: When set, every line the parties print (the SDK's log included) is appended to this file.
+DEBUG_LOG = os.environ.get("JSSDK_PARTY_LOG")
 
 
 def install_jssdk() -> None:
@@ -53,6 +56,9 @@ class Party:
     async def _read(self) -> None:
         assert self.proc.stdout is not None
         while raw := await self.proc.stdout.readline():
+            if DEBUG_LOG:
+                with open(DEBUG_LOG, "ab") as f:
+                    f.write(f"[{self.proc.pid}] ".encode() + raw)
             if raw.startswith(b"@@party "):
                 async with self.changed:
                     self.lines.append(json.loads(raw[len(b"@@party "):]))

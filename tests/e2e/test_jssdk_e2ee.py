@@ -17,7 +17,7 @@ from e2ee.bot import step
 from e2ee.client import V3, E2EEClient
 from e2ee.machine import MEGOLM, OlmMachine
 from e2ee.store import CryptoStore
-from tests.e2e.jssdk import DEADLINE_S, Party, assert_sqlite_free_of, install_jssdk, register
+from tests.e2e.jssdk import DEADLINE_S, PASSWORD, Party, assert_sqlite_free_of, install_jssdk, register
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -157,3 +157,32 @@ async def test_js_sdk_cross_signing_each_user_sees_the_other(server: str, http: 
         await b.stop()
     assert seen_by_a == {"ready": True, "peer_devices": [bob["device_id"]], "peer_master_key": True}
     assert seen_by_b == {"ready": True, "peer_devices": [alice["device_id"]], "peer_master_key": True}
+
+
+async def test_js_sdk_late_invitee_reads_history_only_when_its_keys_are_shared(
+        server: str, http: httpx.AsyncClient, tmp_path: Path) -> None:
+    before, after = "sent before the invites", "sent after the joins"
+    host_user, plain_user, sharing_user = [await register(http, n) for n in ("hist", "plain", "shared")]
+    plain = await Party.start("reader", server, plain_user, PASSWORD)
+    sharing = await Party.start("reader", server, sharing_user, PASSWORD)
+    host: Party | None = None
+    try:
+        # the SDK shares history only with devices their owner has cross-signed
+        await asyncio.gather(plain.wait_for("cross_signing_ready"), sharing.wait_for("cross_signing_ready"))
+        host = await Party.start("history", server, host_user, PASSWORD, plain_user["user_id"],
+                                 sharing_user["user_id"], before, after)
+        await host.wait_for("sent", after)
+        # both newcomers read what is sent after they joined
+        await asyncio.gather(plain.wait_for("received", after), sharing.wait_for("received", after))
+        # the one invited with the SDK's invite got the room's earlier keys (MSC4268 key bundle)
+        got = await sharing.wait_for("received", before)
+        assert got["encrypted"] is True and got["sender"] == host_user["user_id"]
+        # the one invited with a bare /invite sees the earlier message but cannot decrypt it
+        await plain.wait_for("undecryptable")
+        assert before not in plain.seen("received")
+        assert plain.seen("received") == [after]
+    finally:
+        for party in (host, plain, sharing):
+            if party is not None:
+                await party.stop()
+    _db_free_of(tmp_path, [before, after])

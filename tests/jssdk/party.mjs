@@ -35,7 +35,7 @@ if (!Promise.withResolvers) {
 const sdk = await import("matrix-js-sdk");
 const { logger } = await import("matrix-js-sdk/lib/logger.js");
 
-logger.setLevel("warn");
+logger.setLevel(process.env.JSSDK_PARTY_LOG ? "debug" : "warn");
 const [mode, baseUrl, userId, accessToken, deviceId, peer, text] = process.argv.slice(2);
 // The SDK logs to stdout too: our lines carry a marker.
 const out = (obj) => process.stdout.write("@@party " + JSON.stringify(obj) + "\n");
@@ -84,6 +84,9 @@ async function heard(ev, room) {
 client.on(sdk.RoomEvent.MyMembership, async (room, membership) => {
   if (membership === "invite" && mode === "reader") {
     await readyToJoin;
+    // the SDK stores an invited room after telling us of the invite; joining before that, it
+    // would not know who invited us, and would not take the inviter's room key bundle (MSC4268)
+    while (!client.getRoom(room.roomId)) await new Promise((r) => client.once(sdk.ClientEvent.Sync, r));
     await client.joinRoom(room.roomId);
     out({ joined: room.roomId });
   }
