@@ -15,7 +15,7 @@ import base64
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import vodozemac as vz
@@ -116,16 +116,20 @@ class OlmMachine:
         if self.account.one_time_keys:
             body["one_time_keys"] = {f"signed_curve25519:{kid}": self.sign({"key": key.to_base64()})
                                      for kid, key in self.account.one_time_keys.items()}
-        if self._fallback_wanted and not self.account.fallback_key:
-            self.account.generate_fallback_key()
+        if self._fallback_wanted and not self._unpublished_fallback_key():
+            cast(Any, self.account).generate_fallback_key()
             self._save_account()
-        if self.account.fallback_key:
+        if fallback := self._unpublished_fallback_key():
             body["fallback_keys"] = {f"signed_curve25519:{kid}": self.sign({"key": key.to_base64(), "fallback": True})
-                                     for kid, key in self.account.fallback_key.items()}
+                                     for kid, key in fallback.items()}
         return body or None
 
+    def _unpublished_fallback_key(self) -> dict[str, vz.Curve25519PublicKey]:
+        # in the bindings, but missing from their type stub
+        return dict(cast(Any, self.account).fallback_key)
+
     def keys_uploaded(self, response: dict[str, Any]) -> None:
-        if self.account.fallback_key:  # a new fallback key went with this upload
+        if self._unpublished_fallback_key():  # a new fallback key went with this upload
             self._fallback_wanted = False
         self.account.mark_keys_as_published()
         self._device_keys_published = True
