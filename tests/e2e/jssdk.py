@@ -71,7 +71,8 @@ class Party:
         proc = await asyncio.create_subprocess_exec(
             "node", str(JSSDK / "party.mjs"), mode, base, user["user_id"], user["access_token"],
             user["device_id"], *extra, cwd=str(JSSDK), stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT if DEBUG_LOG else asyncio.subprocess.DEVNULL)
         return cls(proc)
 
     async def wait_for(self, key: str, value: Any = None) -> dict[str, Any]:

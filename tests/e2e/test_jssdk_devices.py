@@ -1,6 +1,7 @@
 """Device-level E2EE with matrix-js-sdk (its Rust crypto) on a real Parley: SAS (emoji)
-verification between two devices of one user over to-device messages, and fallback keys (the
-SDK uploads one; once the one-time keys are gone a peer opens an Olm session with it)."""
+verification between two devices of one user over to-device messages, fallback keys (the SDK
+uploads one; once the one-time keys are gone a peer opens an Olm session with it), and dehydrated
+devices (MSC3814: room keys sent while all of a user's clients are offline reach a new login)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from e2ee.client import V3, E2EEClient
 from e2ee.machine import MEGOLM, OlmMachine
 from e2ee.store import CryptoStore
-from tests.e2e.jssdk import DEADLINE_S, Party, assert_sqlite_free_of, install_jssdk, login, register
+from tests.e2e.jssdk import DEADLINE_S, PASSWORD, Party, assert_sqlite_free_of, install_jssdk, login, register
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -122,3 +123,51 @@ async def test_js_sdk_fallback_key_opens_a_session_when_one_time_keys_run_out(
     finally:
         await echo.stop()
     assert_sqlite_free_of(db, ["over the fallback key"])
+
+
+async def test_js_sdk_dehydrated_device_brings_room_keys_to_a_new_login(
+        server: str, http: httpx.AsyncClient, tmp_path: Path) -> None:
+    owner, peer_user = await register(http, "dehy"), await register(http, "dehypeer")
+    peer = E2EEClient(http, peer_user["access_token"], OlmMachine(peer_user["user_id"], peer_user["device_id"],
+                                                                 CryptoStore(":memory:", "pw", fast_kdf=True)))
+    await peer.upload_keys()
+    create = await http.post(f"{V3}/createRoom", headers={"Authorization": f"Bearer {peer_user['access_token']}"},
+                             json={"preset": "trusted_private_chat", "is_direct": True, "invite": [owner["user_id"]],
+                                   "initial_state": [{"type": "m.room.encryption", "state_key": "",
+                                                      "content": {"algorithm": MEGOLM}}]})
+    room = create.json()["room_id"]
+    joined = await http.post(f"{V3}/join/{room}", json={},
+                             headers={"Authorization": f"Bearer {owner['access_token']}"})
+    assert joined.status_code == 200
+    first = await Party.start("dehydrate", server, owner, PASSWORD)
+    try:
+        made = await first.wait_for("dehydrated")
+        recovery_key = (await first.wait_for("recovery_key"))["recovery_key"]
+    finally:
+        await first.stop()  # every client of the owner is offline now
+    assert made["supported"] is True
+    dehydrated = made["dehydrated"]
+    query = await http.post(f"{V3}/keys/query", headers={"Authorization": f"Bearer {peer_user['access_token']}"},
+                            json={"device_keys": {owner["user_id"]: []}})
+    devices = query.json()["device_keys"][owner["user_id"]]
+    assert set(devices) == {owner["device_id"], dehydrated} and devices[dehydrated].get("dehydrated") is True
+
+    await peer.sync()
+    await peer.send_encrypted(room, {"msgtype": "m.text", "body": "for the dehydrated device"})
+    second_device = await login(http, owner["user_id"])
+    second = await Party.start("rehydrate", server, second_device, recovery_key, room)
+    try:
+        got = await second.wait_for("rehydrated")
+    finally:
+        await second.stop()
+    room_keys, to_device = got["rehydrated"]
+    assert room_keys >= 1 and to_device >= 1
+    assert got["messages"] == [{"body": "for the dehydrated device", "encrypted": True}]
+    # the SDK then dehydrates a fresh device, which replaces the used one
+    auth = {"Authorization": f"Bearer {owner['access_token']}"}
+    now = await http.get("/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device", headers=auth)
+    assert now.status_code == 200 and now.json()["device_id"] != dehydrated
+    query = await http.post(f"{V3}/keys/query", headers=auth, json={"device_keys": {owner["user_id"]: []}})
+    assert set(query.json()["device_keys"][owner["user_id"]]) == {
+        owner["device_id"], second_device["device_id"], now.json()["device_id"]}
+    assert_sqlite_free_of(tmp_path / "parley.db", ["for the dehydrated device"])

@@ -20,6 +20,12 @@
 //   node party.mjs reader <baseUrl> <userId> <token> <deviceId> <password>
 //       bootstrap cross-signing, join invites, print each message (and each one it cannot decrypt,
 //       then the message if its key comes later); runs until killed
+//   node party.mjs dehydrate <baseUrl> <userId> <token> <deviceId> <password>
+//       bootstrap cross-signing and secret storage (new key), start device dehydration (MSC3814);
+//       print the secret storage key (as a recovery key) and the dehydrated device's ID
+//   node party.mjs rehydrate <baseUrl> <userId> <token> <deviceId> <recoveryKey> <roomId>
+//       a new device of the same user: rehydrate the dehydrated device with the secret storage key,
+//       print how many room keys it brought and the room's decrypted messages
 //   node party.mjs sas-request|sas-accept <baseUrl> <userId> <token> <deviceId> <otherDeviceId>
 //       SAS (emoji) verification with another device of the same user: sas-request asks once it
 //       knows the other device, sas-accept accepts. Each side prints the emojis and decimals, then
@@ -39,7 +45,12 @@ logger.setLevel(process.env.JSSDK_PARTY_LOG ? "debug" : "warn");
 const [mode, baseUrl, userId, accessToken, deviceId, peer, text] = process.argv.slice(2);
 // The SDK logs to stdout too: our lines carry a marker.
 const out = (obj) => process.stdout.write("@@party " + JSON.stringify(obj) + "\n");
-const client = sdk.createClient({ baseUrl, userId, accessToken, deviceId });
+// the secret storage key, when this party has one (dehydration keeps its key in secret storage)
+let secretStorageKey = null;
+const cryptoCallbacks = {
+  getSecretStorageKey: async ({ keys }) => (secretStorageKey ? [Object.keys(keys)[0], secretStorageKey] : null),
+};
+const client = sdk.createClient({ baseUrl, userId, accessToken, deviceId, cryptoCallbacks });
 await client.initRustCrypto({ useIndexedDB: false });
 const started = Date.now();
 
@@ -270,5 +281,54 @@ if (mode === "sas-request" || mode === "sas-accept") {
     await new Promise(() => {});
   }
   out({ after: await status(), done: request.phase === VerificationPhase.Done });
+  await new Promise(() => {});
+}
+
+async function roomMessages(roomId) {
+  const page = await client.createMessagesRequest(roomId, null, 20, sdk.Direction.Backward);
+  const mapper = client.getEventMapper();
+  const bodies = [];
+  for (const raw of page.chunk.reverse()) {
+    const ev = mapper(raw);
+    await client.decryptEventIfNeeded(ev);
+    if (ev.getType() === "m.room.message") bodies.push({ body: ev.getContent().body, encrypted: ev.isEncrypted() });
+  }
+  return bodies;
+}
+
+if (mode === "dehydrate") {
+  await bootstrap(peer);
+  await crypto.bootstrapSecretStorage({
+    setupNewSecretStorage: true,
+    createSecretStorageKey: async () => {
+      const key = await crypto.createRecoveryKeyFromPassphrase();
+      secretStorageKey = key.privateKey;
+      out({ recovery_key: key.encodedPrivateKey });
+      return key;
+    },
+  });
+  const supported = await crypto.isDehydrationSupported();
+  await crypto.startDehydration({ createNewKey: true });
+  const got = await client.http.authedRequest("GET", "/dehydrated_device", undefined, undefined,
+                                              { prefix: "/_matrix/client/unstable/org.matrix.msc3814.v1" });
+  out({ supported, dehydrated: got.device_id });
+  await new Promise(() => {});
+}
+
+if (mode === "rehydrate") {
+  const [recoveryKey, roomId] = [peer, text];
+  const { decodeRecoveryKey } = await import("matrix-js-sdk/lib/crypto-api/recovery-key.js");
+  secretStorageKey = decodeRecoveryKey(recoveryKey);
+  const progress = [];
+  client.on(cryptoApi.CryptoEvent.RehydrationProgress, (roomKeys, toDevice) => progress.push([roomKeys, toDevice]));
+  let completed = false;
+  client.once(cryptoApi.CryptoEvent.RehydrationCompleted, () => { completed = true; });
+  client.once(cryptoApi.CryptoEvent.RehydrationError, (e) => fail(`rehydration: ${e}`));
+  // as a user does with a recovery key on a new login: the cross-signing keys come from secret
+  // storage and sign this device (the SDK dehydrates only from a verified device)
+  await crypto.bootstrapCrossSigning({});
+  await crypto.startDehydration({ rehydrate: true });  // rehydrates before it returns
+  if (!completed) fail("no dehydrated device was rehydrated");
+  out({ rehydrated: progress.at(-1) ?? [0, 0], messages: await roomMessages(roomId) });
   await new Promise(() => {});
 }
