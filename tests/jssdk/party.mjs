@@ -325,7 +325,9 @@ if (mode === "rehydrate") {
   client.once(cryptoApi.CryptoEvent.RehydrationCompleted, () => { completed = true; });
   client.once(cryptoApi.CryptoEvent.RehydrationError, (e) => fail(`rehydration: ${e}`));
   // as a user does with a recovery key on a new login: the cross-signing keys come from secret
-  // storage and sign this device (the SDK dehydrates only from a verified device)
+  // storage and sign this device (the SDK dehydrates only from a verified device); the keys are
+  // checked against the public ones, which this device must have fetched first
+  await untilSynced(() => crypto.userHasCrossSigningKeys(userId, true));
   await crypto.bootstrapCrossSigning({});
   await crypto.startDehydration({ rehydrate: true });  // rehydrates before it returns
   if (!completed) fail("no dehydrated device was rehydrated");
