@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from homeserver.keys.service import KeyService
 from homeserver.keys.to_device import ToDeviceService
 from homeserver.protocol.errors import MatrixError
@@ -49,7 +51,7 @@ class DehydratedDeviceService:
         device_id, data = body.get("device_id"), body.get("device_data")
         if not isinstance(device_id, str) or not device_id or len(device_id) > MAX_DEVICE_ID:
             raise MatrixError(400, "M_INVALID_PARAM", "device_id must be a non-empty string")
-        if not isinstance(data, dict) or len(repr(data)) > MAX_DEVICE_DATA:
+        if not isinstance(data, dict) or len(orjson.dumps(data)) > MAX_DEVICE_DATA:
             raise MatrixError(400, "M_INVALID_PARAM", "device_data must be an object of reasonable size")
         if not isinstance(body.get("device_keys"), dict):
             raise MatrixError(400, "M_INVALID_PARAM", "device_keys are required")
