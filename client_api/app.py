@@ -17,6 +17,7 @@ from client_api.routes import (
     admin,
     ai,
     appservice,
+    dehydrated,
     directory,
     discovery,
     ephemeral,
@@ -52,7 +53,7 @@ from homeserver.protocol.errors import MatrixError
 ALL_ROUTES: list[Route] = [
     *discovery.routes, *account.routes, *rooms.routes, *sync.routes, *userdata.routes,
     *directory.routes, *ephemeral.routes, *media.routes, *operations.routes,
-    *room_upgrades.routes, *user_directory.routes, *keys.routes, *room_keys.routes,
+    *room_upgrades.routes, *user_directory.routes, *keys.routes, *room_keys.routes, *dehydrated.routes,
     *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
     *shared_secret.routes, *federation_routes, *spaces.routes, *pushers.routes, *ai.routes,
     *plugins.routes, *webhooks.routes, *appservice.routes,

@@ -1,7 +1,8 @@
 """An Olm/Megolm machine for one device, on vodozemac. Sans-I/O: it builds request bodies and
 consumes responses and sync sections; `client.py` (or any caller) does the HTTP.
 
-What it keeps (sealed in a `CryptoStore`): the Olm account, the devices of tracked users (each
+What it keeps (sealed in a `CryptoStore`): the Olm account (with its fallback key, replaced once
+sync says a peer used it), the devices of tracked users (each
 checked against its own ed25519 self-signature; a known device's identity keys are never
 replaced), Olm sessions per peer identity key, inbound Megolm sessions per room and session, one
 outbound Megolm session per room with the devices it was shared with, and the (session, index)
@@ -14,7 +15,7 @@ import base64
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import vodozemac as vz
@@ -64,10 +65,12 @@ class OlmMachine:
         if pickled is None:
             self.account = vz.Account()
             self._device_keys_published = False
+            self._fallback_wanted = True
             self._save_account()
         else:
             self.account = vz.Account.from_pickle(pickled["pickle"], store.key)
             self._device_keys_published = bool(pickled["published"])
+            self._fallback_wanted = bool(pickled.get("fallback_wanted", True))
         self.server_otk_count: int | None = None
 
     # ------------------------------------------------------------------ identity and uploads
@@ -82,7 +85,8 @@ class OlmMachine:
 
     def _save_account(self) -> None:
         self.store.put("account", "account", {"pickle": self.account.pickle(self.store.key),
-                                              "published": self._device_keys_published})
+                                              "published": self._device_keys_published,
+                                              "fallback_wanted": self._fallback_wanted})
 
     def sign(self, obj: dict[str, Any]) -> dict[str, Any]:
         sig = self.account.sign(signable(obj)).to_base64()
@@ -96,8 +100,11 @@ class OlmMachine:
                                    f"ed25519:{self.device_id}": self.ed25519}})
 
     def keys_upload_body(self) -> dict[str, Any] | None:
-        """What POST /keys/upload should carry now, or None: the device keys until published, and
-        one-time keys up to `OTK_TARGET` on the server (count from sync or the last upload)."""
+        """What POST /keys/upload should carry now, or None: the device keys until published,
+        one-time keys up to `OTK_TARGET` on the server (count from sync or the last upload), and a
+        new fallback key when there is none yet or the server handed the last one out. Peers get
+        the fallback key when the one-time keys run out; the account keeps the previous one too,
+        for sessions opened with it before the new one was uploaded."""
         body: dict[str, Any] = {}
         if not self._device_keys_published:
             body["device_keys"] = self.device_keys()
@@ -109,9 +116,21 @@ class OlmMachine:
         if self.account.one_time_keys:
             body["one_time_keys"] = {f"signed_curve25519:{kid}": self.sign({"key": key.to_base64()})
                                      for kid, key in self.account.one_time_keys.items()}
+        if self._fallback_wanted and not self._unpublished_fallback_key():
+            cast(Any, self.account).generate_fallback_key()
+            self._save_account()
+        if fallback := self._unpublished_fallback_key():
+            body["fallback_keys"] = {f"signed_curve25519:{kid}": self.sign({"key": key.to_base64(), "fallback": True})
+                                     for kid, key in fallback.items()}
         return body or None
 
+    def _unpublished_fallback_key(self) -> dict[str, vz.Curve25519PublicKey]:
+        # in the bindings, but missing from their type stub
+        return dict(cast(Any, self.account).fallback_key)
+
     def keys_uploaded(self, response: dict[str, Any]) -> None:
+        if self._unpublished_fallback_key():  # a new fallback key went with this upload
+            self._fallback_wanted = False
         self.account.mark_keys_as_published()
         self._device_keys_published = True
         self.server_otk_count = int(response.get("one_time_key_counts", {}).get("signed_curve25519", 0))
@@ -136,6 +155,10 @@ class OlmMachine:
         counts = sync.get("device_one_time_keys_count")
         if isinstance(counts, dict):
             self.server_otk_count = int(counts.get("signed_curve25519", 0))
+        unused = sync.get("device_unused_fallback_key_types")
+        if isinstance(unused, list) and "signed_curve25519" not in unused and not self._fallback_wanted:
+            self._fallback_wanted = True  # handed out: the next upload carries a new one
+            self._save_account()
         out = []
         for ev in (sync.get("to_device") or {}).get("events", []):
             if ev.get("type") == "m.room.encrypted" and ev.get("content", {}).get("algorithm") == OLM:

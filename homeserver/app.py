@@ -34,6 +34,7 @@ from homeserver.events.receiver import EventReceiver
 from homeserver.events.server_reads import ServerReads
 from homeserver.events.visibility import VisibilityFilter
 from homeserver.keys.backup import KeyBackupService
+from homeserver.keys.dehydrated import DehydratedDeviceService
 from homeserver.keys.service import KeyService
 from homeserver.keys.signing_key import (
     RetiredKey,
@@ -117,6 +118,7 @@ class Homeserver:
     keys: KeyService
     key_backup: KeyBackupService
     to_device: ToDeviceService
+    dehydrated_devices: DehydratedDeviceService
     federation_sender: FederationSender
     federation_outbound: FederationOutbound
     inbound_edus: InboundEdus
@@ -171,6 +173,8 @@ class Homeserver:
         self.sync.add_source(DeviceListSource(stores.stream, self.keys))
         self.accounts.on_devices_deleted = self.keys.devices_deleted
         self.accounts.on_device_list_changed = self.keys.device_list_changed
+        self.dehydrated_devices = DehydratedDeviceService(stores, self.keys, self.to_device,
+                                                          self.accounts.delete_devices)
         self.account_data = AccountDataService(stores, self.fanout.wake_users)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.fanout.wake_room,
                                        self.fanout.wake_users)

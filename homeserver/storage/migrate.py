@@ -33,6 +33,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (18, "018_ai.sql"),
     (19, "019_plugins.sql"),
     (20, "020_federation_watermark.sql"),
+    (29, "029_dehydrated_devices.sql"),
     (33, "033_ai_vectors.sql"),
     (34, "034_ai_pgvector.sql"),
 ]

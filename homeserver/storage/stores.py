@@ -6,6 +6,7 @@ from homeserver.storage.accounts import AccountStore
 from homeserver.storage.auth import AuthStore
 from homeserver.storage.cross_signing import CrossSigningStore
 from homeserver.storage.database import Database, open_database
+from homeserver.storage.dehydrated_devices import DehydratedDeviceStore
 from homeserver.storage.deployment import DeploymentStore
 from homeserver.storage.e2e_keys import E2EKeyStore
 from homeserver.storage.events import EventStore
@@ -56,6 +57,7 @@ class Stores:
         self.to_device = ToDeviceStore(db)
         self.cross_signing = CrossSigningStore(db)
         self.key_backup = KeyBackupStore(db)
+        self.dehydrated_devices = DehydratedDeviceStore(db)
         self.membership_state = MembershipStateStore(db)
         self.federation_queue = FederationQueueStore(db)
         self.remote_device_lists = RemoteDeviceListStore(db)

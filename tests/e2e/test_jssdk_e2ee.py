@@ -6,10 +6,6 @@ encrypted; the server's database holds none of the plaintexts."""
 from __future__ import annotations
 
 import asyncio
-import json
-import secrets
-import sqlite3
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,68 +17,12 @@ from e2ee.bot import step
 from e2ee.client import V3, E2EEClient
 from e2ee.machine import MEGOLM, OlmMachine
 from e2ee.store import CryptoStore
-
-JSSDK = Path(__file__).resolve().parents[1] / "jssdk"
-DEADLINE_S = 240  # generous: a loaded CI machine starts node and its wasm crypto slowly
+from tests.e2e.jssdk import DEADLINE_S, PASSWORD, Party, assert_sqlite_free_of, install_jssdk, register
 
 
 @pytest.fixture(scope="module", autouse=True)
 def jssdk_installed() -> None:
-    subprocess.run([str(JSSDK / "deps.sh")], check=True)
-
-
-async def _register(http: httpx.AsyncClient, name: str) -> dict[str, Any]:
-    resp = await http.post(f"{V3}/register", json={"username": f"{name}{secrets.token_hex(3)}",
-                                                  "password": "correct horse battery",
-                                                  "auth": {"type": "m.login.dummy"}})
-    assert resp.status_code == 200, resp.text
-    return dict(resp.json())
-
-
-class Party:
-    """A node process running tests/jssdk/party.mjs. Its stdout is drained all the time (the SDK
-    logs there too, and a full pipe would stall it); our own lines carry a marker."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[dict[str, Any]] = []
-        self.changed = asyncio.Condition()
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        while raw := await self.proc.stdout.readline():
-            if raw.startswith(b"@@party "):
-                async with self.changed:
-                    self.lines.append(json.loads(raw[len(b"@@party "):]))
-                    self.changed.notify_all()
-        async with self.changed:
-            self.changed.notify_all()
-
-    @classmethod
-    async def start(cls, mode: str, base: str, user: dict[str, Any], *extra: str) -> Party:
-        proc = await asyncio.create_subprocess_exec(
-            "node", str(JSSDK / "party.mjs"), mode, base, user["user_id"], user["access_token"],
-            user["device_id"], *extra, cwd=str(JSSDK), stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL)
-        return cls(proc)
-
-    async def wait_for(self, key: str) -> dict[str, Any]:
-        def found() -> dict[str, Any] | None:
-            return next((line for line in self.lines if key in line), None)
-
-        async with asyncio.timeout(DEADLINE_S), self.changed:
-            while (line := found()) is None:
-                if self.reader.done():
-                    raise AssertionError(f"party exited without {key!r}: {self.lines}")
-                await self.changed.wait()
-            return line
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-        await self.proc.wait()
-        await self.reader
+    install_jssdk()
 
 
 def _e2ee(http: httpx.AsyncClient, user: dict[str, Any]) -> E2EEClient:
@@ -97,17 +37,11 @@ async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _db_free_of(tmp_path: Path, needles: list[str]) -> None:
-    db = sqlite3.connect(tmp_path / "parley.db")
-    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    for table in tables:
-        for row in db.execute(f"SELECT * FROM {table}"):
-            text = repr(row)
-            for needle in needles:
-                assert needle not in text, (table, needle)
+    assert_sqlite_free_of(tmp_path / "parley.db", needles)
 
 
 async def test_js_sdk_to_js_sdk(server: str, http: httpx.AsyncClient, tmp_path: Path) -> None:
-    alice, bob = await _register(http, "jsa"), await _register(http, "jsb")
+    alice, bob = await register(http, "jsa"), await register(http, "jsb")
     echo = await Party.start("echo", server, bob)
     try:
         await echo.wait_for("ready")
@@ -127,7 +61,7 @@ async def test_js_sdk_to_js_sdk(server: str, http: httpx.AsyncClient, tmp_path: 
 
 
 async def test_js_sdk_to_python_e2ee_bot(server: str, http: httpx.AsyncClient, tmp_path: Path) -> None:
-    js_user, bot_user = await _register(http, "jsc"), await _register(http, "pybot")
+    js_user, bot_user = await register(http, "jsc"), await register(http, "pybot")
     bot = _e2ee(http, bot_user)
     await bot.upload_keys()
     await bot.sync()
@@ -147,7 +81,7 @@ async def test_js_sdk_to_python_e2ee_bot(server: str, http: httpx.AsyncClient, t
 
 
 async def test_python_e2ee_to_js_sdk(server: str, http: httpx.AsyncClient, tmp_path: Path) -> None:
-    me, js_user = await _register(http, "pyd"), await _register(http, "jse")
+    me, js_user = await register(http, "pyd"), await register(http, "jse")
     client = _e2ee(http, me)
     await client.upload_keys()
     await client.sync()
@@ -177,7 +111,7 @@ async def test_python_e2ee_to_js_sdk(server: str, http: httpx.AsyncClient, tmp_p
 
 async def test_js_sdk_key_backup_restores_history_on_a_new_login(server: str, http: httpx.AsyncClient,
                                                                   tmp_path: Path) -> None:
-    user = await _register(http, "jsbackup")
+    user = await register(http, "jsbackup")
     first = await Party.start("backup-create", server, user, "correct horse battery", "kept in the backup")
     try:
         made = await first.wait_for("recovery_key")
@@ -206,7 +140,7 @@ async def test_js_sdk_key_backup_restores_history_on_a_new_login(server: str, ht
 
 
 async def test_js_sdk_cross_signing_each_user_sees_the_other(server: str, http: httpx.AsyncClient) -> None:
-    alice, bob = await _register(http, "csa"), await _register(http, "csb")
+    alice, bob = await register(http, "csa"), await register(http, "csb")
     # the SDK tracks the devices and identities of users it shares an encrypted room with
     create = await http.post(f"{V3}/createRoom", headers={"Authorization": f"Bearer {alice['access_token']}"}, json={
         "preset": "trusted_private_chat", "invite": [bob["user_id"]],
@@ -223,3 +157,32 @@ async def test_js_sdk_cross_signing_each_user_sees_the_other(server: str, http: 
         await b.stop()
     assert seen_by_a == {"ready": True, "peer_devices": [bob["device_id"]], "peer_master_key": True}
     assert seen_by_b == {"ready": True, "peer_devices": [alice["device_id"]], "peer_master_key": True}
+
+
+async def test_js_sdk_late_invitee_reads_history_only_when_its_keys_are_shared(
+        server: str, http: httpx.AsyncClient, tmp_path: Path) -> None:
+    before, after = "sent before the invites", "sent after the joins"
+    host_user, plain_user, sharing_user = [await register(http, n) for n in ("hist", "plain", "shared")]
+    plain = await Party.start("reader", server, plain_user, PASSWORD)
+    sharing = await Party.start("reader", server, sharing_user, PASSWORD)
+    host: Party | None = None
+    try:
+        # the SDK shares history only with devices their owner has cross-signed
+        await asyncio.gather(plain.wait_for("cross_signing_ready"), sharing.wait_for("cross_signing_ready"))
+        host = await Party.start("history", server, host_user, PASSWORD, plain_user["user_id"],
+                                 sharing_user["user_id"], before, after)
+        await host.wait_for("sent", after)
+        # both newcomers read what is sent after they joined
+        await asyncio.gather(plain.wait_for("received", after), sharing.wait_for("received", after))
+        # the one invited with the SDK's invite got the room's earlier keys (MSC4268 key bundle)
+        got = await sharing.wait_for("received", before)
+        assert got["encrypted"] is True and got["sender"] == host_user["user_id"]
+        # the one invited with a bare /invite sees the earlier message but cannot decrypt it
+        await plain.wait_for("undecryptable")
+        assert before not in plain.seen("received")
+        assert plain.seen("received") == [after]
+    finally:
+        for party in (host, plain, sharing):
+            if party is not None:
+                await party.stop()
+    _db_free_of(tmp_path, [before, after])

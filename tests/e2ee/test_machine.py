@@ -24,6 +24,7 @@ class Relay:
     def __init__(self) -> None:
         self.devices: dict[str, dict[str, Any]] = {}
         self.otks: dict[tuple[str, str], dict[str, Any]] = {}
+        self.fallbacks: dict[tuple[str, str], dict[str, Any]] = {}
         self.inbox: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def upload(self, m: OlmMachine) -> None:
@@ -33,6 +34,8 @@ class Relay:
             self.devices.setdefault(m.user_id, {})[m.device_id] = body["device_keys"]
         mine = self.otks.setdefault((m.user_id, m.device_id), {})
         mine.update(body.get("one_time_keys", {}))
+        if "fallback_keys" in body:
+            self.fallbacks[(m.user_id, m.device_id)] = body["fallback_keys"]
         m.keys_uploaded({"one_time_key_counts": {"signed_curve25519": len(mine)}})
 
     def query(self, m: OlmMachine) -> None:
@@ -51,6 +54,8 @@ class Relay:
                 if pool:
                     key_id = sorted(pool)[0]
                     out.setdefault(user, {})[device] = {key_id: pool.pop(key_id)}
+                elif (user, device) in self.fallbacks:  # handed out again and again
+                    out.setdefault(user, {})[device] = dict(self.fallbacks[(user, device)])
         m.keys_claimed({"one_time_keys": out})
 
     def send_to_device(self, sender: OlmMachine, messages: dict[str, dict[str, Any]]) -> None:
@@ -102,6 +107,40 @@ def test_encrypted_dm_both_ways_and_late_joiner_cannot_read_history() -> None:
         carol.decrypt(ev1, ROOM)  # the session was exported at a later index
     with pytest.raises(DecryptionError):
         carol.decrypt(ev2, ROOM)  # bob's session was never shared with carol
+
+
+def test_fallback_key_opens_sessions_when_one_time_keys_run_out_and_is_replaced() -> None:
+    relay = Relay()
+    alice, bob, carol = _machine("@alice:a", "A"), _machine("@bob:b", "B"), _machine("@carol:c", "C")
+    for m in (alice, bob, carol):
+        relay.upload(m)
+    (old_id, old_key), = relay.fallbacks[("@bob:b", "B")].items()
+    assert old_key["fallback"] is True and old_key["key"] not in str(relay.otks[("@bob:b", "B")])
+    relay.otks[("@bob:b", "B")].clear()  # others claimed them all
+    ev1 = _send(relay, alice, ["@alice:a", "@bob:b"], "through the fallback key", "$1")
+    relay.deliver(bob)
+    assert bob.decrypt(ev1, ROOM)["content"]["body"] == "through the fallback key"
+    # carol claims the same fallback key before bob replaces it
+    carol.track_users(["@bob:b"])
+    relay.query(carol)
+    relay.claim(carol, ["@bob:b"])
+
+    # the server says the fallback key was handed out: the next upload replaces it
+    bob.receive_sync({"device_unused_fallback_key_types": []})
+    relay.upload(bob)
+    (new_id, new_key), = relay.fallbacks[("@bob:b", "B")].items()
+    assert new_id != old_id and new_key["key"] != old_key["key"]
+    assert "fallback_keys" not in (bob.keys_upload_body() or {})  # once is enough
+    bob.receive_sync({"device_unused_fallback_key_types": ["signed_curve25519"]})
+    assert "fallback_keys" not in (bob.keys_upload_body() or {})
+
+    # a session opened with the old fallback key still works after the replacement
+    relay.send_to_device(carol, carol.room_key_needs_sharing("!other:c", ["@bob:b"]))
+    content = carol.encrypt("!other:c", "m.room.message", {"body": "late, on the old fallback key"})
+    relay.deliver(bob)
+    ev2 = {"type": "m.room.encrypted", "event_id": "$2", "origin_server_ts": 2, "sender": "@carol:c",
+           "content": content}
+    assert bob.decrypt(ev2, "!other:c")["content"]["body"] == "late, on the old fallback key"
 
 
 def test_leaving_member_does_not_get_the_next_session() -> None:

@@ -13,6 +13,23 @@
 //   node party.mjs crosssign <baseUrl> <userId> <token> <deviceId> <password> <peerUserId>
 //       bootstrap cross-signing, then wait until the peer's cross-signing keys and devices are seen
 //       (the peer must share an encrypted room with the user: the SDK tracks only such users)
+//   node party.mjs history <baseUrl> <userId> <token> <deviceId> <password> <plainInvitee> <sharingInvitee> <before> <after>
+//       bootstrap cross-signing, create an encrypted room, send <before>; invite <plainInvitee> with a bare
+//       /invite (no keys go with it) and <sharingInvitee> with the SDK's invite, which shares the room's
+//       history keys (MSC4268 key bundle); once both have joined, send <after>; runs until killed
+//   node party.mjs reader <baseUrl> <userId> <token> <deviceId> <password>
+//       bootstrap cross-signing, join invites, print each message (and each one it cannot decrypt,
+//       then the message if its key comes later); runs until killed
+//   node party.mjs dehydrate <baseUrl> <userId> <token> <deviceId> <password>
+//       bootstrap cross-signing and secret storage (new key), start device dehydration (MSC3814);
+//       print the secret storage key (as a recovery key) and the dehydrated device's ID
+//   node party.mjs rehydrate <baseUrl> <userId> <token> <deviceId> <recoveryKey> <roomId>
+//       a new device of the same user: rehydrate the dehydrated device with the secret storage key,
+//       print how many room keys it brought and the room's decrypted messages
+//   node party.mjs sas-request|sas-accept <baseUrl> <userId> <token> <deviceId> <otherDeviceId>
+//       SAS (emoji) verification with another device of the same user: sas-request asks once it
+//       knows the other device, sas-accept accepts. Each side prints the emojis and decimals, then
+//       reads "confirm" or "mismatch" from stdin, and prints the other device's verification status
 // Node 20 lacks Promise.withResolvers (Node 22 has it), which the SDK's sync loop uses.
 if (!Promise.withResolvers) {
   Promise.withResolvers = function withResolvers() {
@@ -24,11 +41,16 @@ if (!Promise.withResolvers) {
 const sdk = await import("matrix-js-sdk");
 const { logger } = await import("matrix-js-sdk/lib/logger.js");
 
-logger.setLevel("warn");
+logger.setLevel(process.env.JSSDK_PARTY_LOG ? "debug" : "warn");
 const [mode, baseUrl, userId, accessToken, deviceId, peer, text] = process.argv.slice(2);
 // The SDK logs to stdout too: our lines carry a marker.
 const out = (obj) => process.stdout.write("@@party " + JSON.stringify(obj) + "\n");
-const client = sdk.createClient({ baseUrl, userId, accessToken, deviceId });
+// the secret storage key, when this party has one (dehydration keeps its key in secret storage)
+let secretStorageKey = null;
+const cryptoCallbacks = {
+  getSecretStorageKey: async ({ keys }) => (secretStorageKey ? [Object.keys(keys)[0], secretStorageKey] : null),
+};
+const client = sdk.createClient({ baseUrl, userId, accessToken, deviceId, cryptoCallbacks });
 await client.initRustCrypto({ useIndexedDB: false });
 const started = Date.now();
 
@@ -48,6 +70,16 @@ const seen = new Set();
 client.on(sdk.RoomEvent.Timeline, async (event, room, toStart) => {
   if (toStart || !room) return;
   const ev = await decrypted(event);
+  if (mode === "reader" && ev.isDecryptionFailure()) {
+    out({ undecryptable: ev.getId(), room: room.roomId });
+    // the SDK decrypts it again when a key for it arrives
+    ev.once(sdk.MatrixEventEvent.Decrypted, () => { if (!ev.isDecryptionFailure()) heard(ev, room); });
+    return;
+  }
+  heard(ev, room);
+});
+
+async function heard(ev, room) {
   if (ev.getType() !== "m.room.message" || ev.getSender() === userId || seen.has(ev.getId())) return;
   seen.add(ev.getId());
   const body = ev.getContent().body;
@@ -58,6 +90,24 @@ client.on(sdk.RoomEvent.Timeline, async (event, room, toStart) => {
     client.stopClient();
     process.exit(0);
   }
+}
+
+client.on(sdk.RoomEvent.MyMembership, async (room, membership) => {
+  if (membership === "invite" && mode === "reader") {
+    await readyToJoin;
+    // the SDK stores an invited room after telling us of the invite; joining before that, it
+    // would not know who invited us, and would not take the inviter's room key bundle (MSC4268)
+    while (!client.getRoom(room.roomId)) await new Promise((r) => client.once(sdk.ClientEvent.Sync, r));
+    await client.joinRoom(room.roomId);
+    out({ joined: room.roomId });
+  }
+});
+let crossSigningDone;
+const readyToJoin = new Promise((resolve) => { crossSigningDone = resolve; });
+const cryptoApi = await import("matrix-js-sdk/lib/crypto-api/index.js");
+// a verification request can come during the first sync: listen from the start
+const incomingVerification = new Promise((resolve) => {
+  if (mode === "sas-accept") client.once(cryptoApi.CryptoEvent.VerificationRequestReceived, resolve);
 });
 
 await client.startClient({ initialSyncLimit: 20 });
@@ -67,6 +117,10 @@ out({ ready: deviceId });
 const fail = (error) => { out({ error }); process.exit(1); };
 setTimeout(() => fail("timeout"), 220000);
 const crypto = client.getCrypto();
+// wait, sync after sync, until a condition on the client's state holds
+async function untilSynced(cond) {
+  while (!(await cond())) await new Promise((r) => client.once(sdk.ClientEvent.Sync, r));
+}
 const bootstrap = (password) => crypto.bootstrapCrossSigning({
   authUploadDeviceSigningKeys: async (makeRequest) => {
     await makeRequest({ type: "m.login.password", identifier: { type: "m.id.user", user: userId }, password });
@@ -151,4 +205,132 @@ if (mode === "send") {
   }
   await client.sendMessage(roomId, { msgtype: "m.text", body: text });
   out({ sent: text });
+}
+
+if (mode === "reader") {
+  await bootstrap(peer);
+  out({ cross_signing_ready: await crypto.isCrossSigningReady() });
+  crossSigningDone();
+}
+
+if (mode === "history") {
+  const [password, plainInvitee, sharingInvitee, before, after] = [peer, text, ...process.argv.slice(9)];
+  await bootstrap(password);
+  const { room_id: roomId } = await client.createRoom({
+    preset: "private_chat",  // history visibility "shared": the room's keys may be shared with newcomers
+    initial_state: [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
+  });
+  await untilSynced(() => client.getRoom(roomId)?.hasEncryptionStateEvent());
+  await client.sendMessage(roomId, { msgtype: "m.text", body: before });
+  out({ sent: before, room: roomId });
+  await client.http.authedRequest("POST", `/rooms/${encodeURIComponent(roomId)}/invite`, undefined,
+                                  { user_id: plainInvitee });
+  await client.invite(roomId, sharingInvitee);
+  out({ invited: [plainInvitee, sharingInvitee] });
+  const joined = (u) => client.getRoom(roomId)?.getMember(u)?.membership === "join";
+  await untilSynced(() => joined(plainInvitee) && joined(sharingInvitee));
+  await client.sendMessage(roomId, { msgtype: "m.text", body: after });
+  out({ sent: after });
+  await new Promise(() => {});
+}
+
+if (mode === "sas-request" || mode === "sas-accept") {
+  const { VerificationPhase, VerificationRequestEvent, VerifierEvent } = cryptoApi;
+  const other = peer;
+  const readline = await import("node:readline");
+  const commands = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  const status = async () => {
+    const s = await crypto.getDeviceVerificationStatus(userId, other);
+    return s && { local: s.localVerified, verified: s.isVerified() };
+  };
+  // this device learns of the other one through device_lists and /keys/query
+  await untilSynced(async () => (await crypto.getUserDeviceInfo([userId], true)).get(userId)?.has(other));
+  out({ before: await status() });
+  let request;
+  if (mode === "sas-request") {
+    request = await crypto.requestDeviceVerification(userId, other);
+  } else {
+    request = await incomingVerification;
+    await request.accept();
+  }
+  out({ request: request.otherDeviceId ?? other });
+  const changed = () => new Promise((r) => request.once(VerificationRequestEvent.Change, r));
+  // the requester starts SAS once the other side is ready; the other side then sees it started
+  if (mode === "sas-request") {
+    while (request.phase < VerificationPhase.Ready) await changed();
+    if (request.phase === VerificationPhase.Ready) await request.startVerification("m.sas.v1");
+  } else {
+    while (!request.verifier && request.phase !== VerificationPhase.Cancelled) await changed();
+  }
+  if (!request.verifier) fail(`verification ${request.phase}: ${request.cancellationCode}`);
+  const verifier = request.verifier;
+  let shown = false;
+  const show = async (sas) => {
+    if (shown) return;
+    shown = true;
+    out({ sas: { emoji: sas.sas.emoji?.map(([, name]) => name), decimal: sas.sas.decimal } });
+    const { value } = await commands.next();
+    if (value === "confirm") await sas.confirm(); else sas.mismatch();
+  };
+  verifier.on(VerifierEvent.ShowSas, show);
+  if (verifier.getShowSasCallbacks()) show(verifier.getShowSasCallbacks());
+  try {
+    await verifier.verify();
+  } catch (e) {
+    out({ cancelled: String(e), after: await status() });
+    await new Promise(() => {});
+  }
+  out({ after: await status(), done: request.phase === VerificationPhase.Done });
+  await new Promise(() => {});
+}
+
+async function roomMessages(roomId) {
+  const page = await client.createMessagesRequest(roomId, null, 20, sdk.Direction.Backward);
+  const mapper = client.getEventMapper();
+  const bodies = [];
+  for (const raw of page.chunk.reverse()) {
+    const ev = mapper(raw);
+    await client.decryptEventIfNeeded(ev);
+    if (ev.getType() === "m.room.message") bodies.push({ body: ev.getContent().body, encrypted: ev.isEncrypted() });
+  }
+  return bodies;
+}
+
+if (mode === "dehydrate") {
+  await bootstrap(peer);
+  await crypto.bootstrapSecretStorage({
+    setupNewSecretStorage: true,
+    createSecretStorageKey: async () => {
+      const key = await crypto.createRecoveryKeyFromPassphrase();
+      secretStorageKey = key.privateKey;
+      out({ recovery_key: key.encodedPrivateKey });
+      return key;
+    },
+  });
+  const supported = await crypto.isDehydrationSupported();
+  await crypto.startDehydration({ createNewKey: true });
+  const got = await client.http.authedRequest("GET", "/dehydrated_device", undefined, undefined,
+                                              { prefix: "/_matrix/client/unstable/org.matrix.msc3814.v1" });
+  out({ supported, dehydrated: got.device_id });
+  await new Promise(() => {});
+}
+
+if (mode === "rehydrate") {
+  const [recoveryKey, roomId] = [peer, text];
+  const { decodeRecoveryKey } = await import("matrix-js-sdk/lib/crypto-api/recovery-key.js");
+  secretStorageKey = decodeRecoveryKey(recoveryKey);
+  const progress = [];
+  client.on(cryptoApi.CryptoEvent.RehydrationProgress, (roomKeys, toDevice) => progress.push([roomKeys, toDevice]));
+  let completed = false;
+  client.once(cryptoApi.CryptoEvent.RehydrationCompleted, () => { completed = true; });
+  client.once(cryptoApi.CryptoEvent.RehydrationError, (e) => fail(`rehydration: ${e}`));
+  // as a user does with a recovery key on a new login: the cross-signing keys come from secret
+  // storage and sign this device (the SDK dehydrates only from a verified device); the keys are
+  // checked against the public ones, which this device must have fetched first
+  await untilSynced(() => crypto.userHasCrossSigningKeys(userId, true));
+  await crypto.bootstrapCrossSigning({});
+  await crypto.startDehydration({ rehydrate: true });  // rehydrates before it returns
+  if (!completed) fail("no dehydrated device was rehydrated");
+  out({ rehydrated: progress.at(-1) ?? [0, 0], messages: await roomMessages(roomId) });
+  await new Promise(() => {});
 }
