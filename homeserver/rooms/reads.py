@@ -187,7 +187,10 @@ class RoomReader:
                 raise MatrixError(404, "M_NOT_FOUND", "Event not found") from None
             raise
         ev = await self.stores.events.get(event_id)
-        if ev is None or ev.room_id != room_id or not await self.visible(user_id, [ev], current):
+        # rejected and soft-failed events are held for the room's graph, never shown
+        if ev is None or ev.room_id != room_id or ev.rejected or ev.soft_failed:
+            raise MatrixError(404, "M_NOT_FOUND", "Event not found")
+        if not await self.visible(user_id, [ev], current):
             raise MatrixError(404, "M_NOT_FOUND", "Event not found")
         return ev
 
