@@ -23,6 +23,7 @@ import orjson
 from federation.request_auth import authorization_header
 from homeserver.protocol.auth_rules import auth_types_for_event
 from homeserver.protocol.events import compute_event_id, hash_and_sign_event
+from homeserver.protocol.redaction import redact
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from homeserver.protocol.signing import SigningKey, generate_signing_key, key_id, sign_json, verify_key_b64
 from tests.federation.peers import Peer, TestCA
@@ -58,9 +59,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self.server.owner.requests.append(("PUT", self.path))
         body = self._read()
+        owner = self.server.owner
         if self.path.startswith(f"{FED}/send/") and isinstance(body, dict):
-            self.server.owner.received.extend(p for p in body.get("pdus", []) if isinstance(p, dict))
+            owner.received.extend(p for p in body.get("pdus", []) if isinstance(p, dict))
             self._answer(200, {"pdus": {}})
+        elif self.path.startswith("/_matrix/federation/v2/invite/") and isinstance(body, dict):
+            owner.invite_arrived.set()
+            owner.release_invites.wait(120)  # a slow invitee server, until the test lets it answer
+            rv = KNOWN_ROOM_VERSIONS[body["room_version"]]
+            event = body["event"]
+            event["signatures"] = sign_json(redact(event, rv), owner.server_name, owner.key)["signatures"]
+            self._answer(200, {"event": event})
         else:
             self._answer(404, {"errcode": "M_NOT_FOUND", "error": "nothing here"})
 
@@ -91,11 +100,16 @@ class HostileServer:
         self.requests: list[tuple[str, str]] = []
         self.received: list[dict[str, Any]] = []
         self.rooms: dict[str, dict[str, Any]] = {}
+        #: Invites are answered (countersigned) only once this is set.
+        self.release_invites = threading.Event()
+        self.release_invites.set()
+        self.invite_arrived = threading.Event()
         self._client = httpx.Client(verify=ssl.create_default_context(cafile=str(tls.ca_file)), timeout=60)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
+        self.release_invites.set()
         self._httpd.shutdown()
         self._httpd.server_close()
         self._client.close()
