@@ -23,6 +23,9 @@ class UserPresence:
     status_msg: str | None = None
     last_active_ts: int = 0
     serial: int = 0
+    #: When the newest update applied was made, at its source (this worker, another worker, or
+    #: received from the user's server): an update made before it arrives too late.
+    updated_ts: int = 0
 
 
 class PresenceManager:
@@ -33,18 +36,27 @@ class PresenceManager:
         self._on_change = on_change
 
     def set(self, user_id: str, presence: str, status_msg: Any = ..., now_ms: int | None = None,
-            local: bool = True) -> None:
+            local: bool = True, at_ms: int | None = None, last_active_ts: int | None = None) -> None:
+        """Apply a change. A change made here always applies; one from elsewhere (another worker,
+        another server) made at `at_ms` applies only if no later change was applied already
+        (updates can overtake each other on the way): the latest wins."""
         if presence not in STATES:
             raise MatrixError(400, "M_INVALID_PARAM", f"presence must be one of {', '.join(STATES)}")
         if status_msg is not ... and status_msg is not None and not isinstance(status_msg, str):
             raise MatrixError(400, "M_BAD_JSON", "status_msg must be a string")
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        at = at_ms if at_ms is not None else now_ms
         p = self._users.setdefault(user_id, UserPresence())
+        if not local and at < p.updated_ts:
+            return
+        p.updated_ts = max(p.updated_ts, at)
         changed = p.presence != presence or (status_msg is not ... and status_msg != p.status_msg)
         p.presence = presence
         if status_msg is not ...:
             p.status_msg = status_msg
-        if presence == "online":
+        if last_active_ts is not None:
+            p.last_active_ts = max(0, min(last_active_ts, now_ms))
+        elif presence == "online":
             p.last_active_ts = now_ms
         if changed:
             self.serial = max(self.serial + 1, now_ms)
@@ -80,4 +92,5 @@ class PresenceManager:
 
     def snapshot(self, user_id: str) -> dict[str, Any]:
         p = self._users.get(user_id, UserPresence())
-        return {"presence": p.presence, "status_msg": p.status_msg, "last_active_ts": p.last_active_ts}
+        return {"presence": p.presence, "status_msg": p.status_msg, "last_active_ts": p.last_active_ts,
+                "updated_ts": p.updated_ts}

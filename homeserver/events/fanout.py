@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -111,8 +112,11 @@ class FanOut:
         elif kind == "typing":
             self.typing.set_typing(str(msg["room"]), str(msg["user"]), bool(msg["typing"]), int(msg["timeout"]))
         elif kind == "presence":
+            at, active = msg.get("at"), msg.get("active")
             self.presence.set(str(msg["user"]), str(msg["presence"]),
-                              msg["status_msg"] if "status_msg" in msg else ..., local=False)
+                              msg["status_msg"] if "status_msg" in msg else ..., local=False,
+                              at_ms=at if isinstance(at, int) else None,
+                              last_active_ts=active if isinstance(active, int) and active else None)
         elif isinstance(kind, str) and kind in self.bus_handlers:
             await self.bus_handlers[kind](msg)
 
@@ -154,12 +158,18 @@ class FanOut:
     async def set_presence(self, user_id: str, presence: Any, status_msg: Any) -> None:
         self.presence.set(user_id, presence, status_msg)
 
-    async def set_remote_presence(self, user_id: str, presence: str, status_msg: str | None) -> None:
+    async def set_remote_presence(self, user_id: str, presence: str, status_msg: str | None,
+                                  last_active_ago: int | None = None) -> None:
         """Another server's user: applied here as not local (so never sent back out) and
-        passed to the other workers."""
-        self.presence.set(user_id, presence, status_msg, local=False)
+        passed to the other workers. Updates apply in the order they arrive here (each
+        server sends its transactions one at a time); the other workers get the arrival time
+        so that a bus message overtaken by a newer one changes nothing."""
+        now = int(time.time() * 1000)
+        active = now - last_active_ago if last_active_ago is not None else None
+        self.presence.set(user_id, presence, status_msg, now_ms=now, local=False, at_ms=now, last_active_ts=active)
         if self.bus.distributed:
-            await self.bus.publish({"t": "presence", "user": user_id, "presence": presence, "status_msg": status_msg})
+            await self.bus.publish({"t": "presence", "user": user_id, "presence": presence, "status_msg": status_msg,
+                                    "at": now, "active": self.presence.snapshot(user_id)["last_active_ts"]})
 
     def typing_changed(self, room_id: str) -> None:
         """The typing manager's callback (local changes, remote ones and timeouts)."""
@@ -173,7 +183,8 @@ class FanOut:
         if local and self.bus.distributed:
             snap = self.presence.snapshot(user_id)
             self._spawn(self.bus.publish({"t": "presence", "user": user_id, "presence": snap["presence"],
-                                          "status_msg": snap["status_msg"]}))
+                                          "status_msg": snap["status_msg"], "at": snap["updated_ts"],
+                                          "active": snap["last_active_ts"]}))
 
     # ------------------------------------------------------------------ who to wake
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,17 @@ from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 
 MAX_PREV_EVENTS = 10
+
+
+@dataclass
+class _Built:
+    """A local event built and signed under the room lock, not yet stored."""
+
+    pdu: dict[str, Any]
+    event_id: str
+    ctx: EventContext
+    unsigned: dict[str, Any]
+    prev_ids: set[str]  # the forward extremities it was built on
 
 
 @dataclass
@@ -133,90 +144,134 @@ class EventPersister:
         """Build and persist one event; `check` may veto it with the auth state at hand."""
         st = self.stores
         async with st.db.room_lock(room_id):
-            if txn is not None:
-                prior = await st.userdata.get_txn(sender, txn.device_id, txn.txn_key)
-                if prior is not None:
-                    ev = await st.events.get(prior["event_id"])
-                    if ev is not None:
-                        return ev
-            # Under the room lock every earlier write to this room has committed.
-            all_extremities = await st.events.forward_extremities(None, room_id)
-            if not all_extremities:
-                raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
-            all_extremities.sort(key=lambda e: (e.depth, e.stream_ordering), reverse=True)
-            extremities = all_extremities[:MAX_PREV_EVENTS]
-            depth = min(extremities[0].depth + 1, 2**53 - 1)
-            # The state before the new event: the one extremity's state after it, or (where
-            # branches meet) the room's current state, which is their resolution.
-            ctx = EventContext(state_before=extremities[0].state_group,
-                               extends_current=len(all_extremities) <= MAX_PREV_EVENTS)
-            if len(all_extremities) > 1:
-                ctx.state_before, ctx.state_snapshot = None, await st.state.current_all(room_id)
+            prior = await self._prior(sender, txn)
+            if prior is not None:
+                return prior
+            built = await self._build(rv, room_id, event_type, sender, content, state_key, check)
+            if not self._is_remote_invite(event_type, state_key, content):
+                return await self._store(rv, room_id, built, txn)
+        # An invite of another server's user goes to that server first, to be countersigned. That
+        # call can take as long as the remote server likes (up to the client's timeout), so it is
+        # made without the room lock: other events of the room go on meanwhile, and the invite
+        # is checked again, under the lock, against whatever they changed.
+        assert self.remote_invite is not None
+        signed = await self.remote_invite(rv, built.pdu)
+        async with st.db.room_lock(room_id):
+            prior = await self._prior(sender, txn)
+            if prior is not None:
+                return prior
+            await self._recheck(rv, room_id, built, check)
+            built.pdu = signed
+            return await self._store(rv, room_id, built, txn)
 
-            pdu: dict[str, Any] = {
-                "room_id": room_id,
-                "type": event_type,
-                "sender": sender,
-                "content": content,
-                "origin_server_ts": int(time.time() * 1000),
-                "depth": depth,
-                "prev_events": make_event_refs(rv, [(e.event_id, e.pdu) for e in extremities]),
-            }
-            if rv.event_id_in_pdu:
-                pdu["event_id"] = self._legacy_event_id()
-            if state_key is not None:
-                pdu["state_key"] = state_key
-            if event_type == "m.room.redaction" and not rv.redacts_in_content:
-                target = content.get("redacts")
-                if isinstance(target, str):
-                    pdu["redacts"] = target
+    def _is_remote_invite(self, event_type: str, state_key: str | None, content: dict[str, Any]) -> bool:
+        return (self.remote_invite is not None and event_type == "m.room.member" and state_key is not None
+                and content.get("membership") == "invite" and state_key.split(":", 1)[-1] != self.server_name)
 
-            state_ids = ctx.state_snapshot if ctx.state_snapshot is not None \
-                else await st.state.get_state(extremities[0].state_group)
-            keys = set(auth_types_for_event(rv, pdu)) | {("m.room.create", "")}
-            auth_state_events = await st.events.get_many(
-                [state_ids[k] for k in keys if k in state_ids]
-            )
-            auth_state: dict[tuple[str, str], StoredEvent] = {}
-            for k in keys:
-                eid = state_ids.get(k)
-                if eid is not None and eid in auth_state_events:
-                    auth_state[k] = auth_state_events[eid]
-            create = auth_state.get(("m.room.create", ""))
-            if create is None:
-                raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
-            pdu["auth_events"] = make_event_refs(rv, [
-                (ev.event_id, ev.pdu)
-                for k, ev in sorted(auth_state.items())
-                if not (rv.room_id_from_create and k == ("m.room.create", ""))
-                and k in set(auth_types_for_event(rv, pdu))
-            ])
-            if check is not None:
-                await check(pdu, auth_state)
-            check_auth(
-                rv,
-                pdu,
-                {k: _with_id(ev) for k, ev in auth_state.items()},
-                create_event=_with_id(create),
-            )
-            pdu = hash_and_sign_event(pdu, self.server_name, self.signing_key, rv)
-            check_event_size_and_format(pdu, rv)
-            check_canonical_values(pdu)  # v1-v5 tolerate floats from peers; we never create them
-            event_id = compute_event_id(pdu, rv)
-            if self.remote_invite is not None and event_type == "m.room.member" and state_key is not None \
-                    and content.get("membership") == "invite" and state_key.split(":", 1)[-1] != self.server_name:
-                pdu = await self.remote_invite(rv, pdu)
-            if state_key is not None:
-                replaced = state_ids.get((event_type, state_key))
-                if replaced is not None:
-                    old = await st.events.get(replaced)
-                    unsigned: dict[str, Any] = {"replaces_state": replaced}
-                    if old is not None:
-                        unsigned["prev_content"] = old.pdu.get("content", {})
-                        unsigned["prev_sender"] = old.sender
-                    pdu["unsigned"] = unsigned
-            with metrics.EVENT_PERSIST.time():
-                return await self.persist(rv, room_id, pdu, event_id, ctx, txn)
+    async def _prior(self, sender: str, txn: TxnInfo | None) -> StoredEvent | None:
+        """The event a repeated transaction ID already stored (sends are idempotent)."""
+        if txn is None:
+            return None
+        prior = await self.stores.userdata.get_txn(sender, txn.device_id, txn.txn_key)
+        return await self.stores.events.get(prior["event_id"]) if prior is not None else None
+
+    async def _auth_state(self, rv: RoomVersion, pdu: dict[str, Any],
+                          state_ids: Mapping[tuple[str, str], str]) -> dict[tuple[str, str], StoredEvent]:
+        keys = set(auth_types_for_event(rv, pdu)) | {("m.room.create", "")}
+        got = await self.stores.events.get_many([state_ids[k] for k in keys if k in state_ids])
+        return {k: got[state_ids[k]] for k in keys if k in state_ids and state_ids[k] in got}
+
+    async def _build(
+        self, rv: RoomVersion, room_id: str, event_type: str, sender: str, content: dict[str, Any],
+        state_key: str | None,
+        check: Callable[[dict[str, Any], dict[tuple[str, str], StoredEvent]], Awaitable[None]] | None,
+    ) -> _Built:
+        """The signed, authorized PDU on the room's forward extremities (the room lock is held)."""
+        st = self.stores
+        # Under the room lock every earlier write to this room has committed.
+        all_extremities = await st.events.forward_extremities(None, room_id)
+        if not all_extremities:
+            raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
+        all_extremities.sort(key=lambda e: (e.depth, e.stream_ordering), reverse=True)
+        extremities = all_extremities[:MAX_PREV_EVENTS]
+        depth = min(extremities[0].depth + 1, 2**53 - 1)
+        # The state before the new event: the one extremity's state after it, or (where
+        # branches meet) the room's current state, which is their resolution.
+        ctx = EventContext(state_before=extremities[0].state_group,
+                           extends_current=len(all_extremities) <= MAX_PREV_EVENTS)
+        if len(all_extremities) > 1:
+            ctx.state_before, ctx.state_snapshot = None, await st.state.current_all(room_id)
+
+        pdu: dict[str, Any] = {
+            "room_id": room_id,
+            "type": event_type,
+            "sender": sender,
+            "content": content,
+            "origin_server_ts": int(time.time() * 1000),
+            "depth": depth,
+            "prev_events": make_event_refs(rv, [(e.event_id, e.pdu) for e in extremities]),
+        }
+        if rv.event_id_in_pdu:
+            pdu["event_id"] = self._legacy_event_id()
+        if state_key is not None:
+            pdu["state_key"] = state_key
+        if event_type == "m.room.redaction" and not rv.redacts_in_content:
+            target = content.get("redacts")
+            if isinstance(target, str):
+                pdu["redacts"] = target
+
+        state_ids = ctx.state_snapshot if ctx.state_snapshot is not None \
+            else await st.state.get_state(extremities[0].state_group)
+        auth_state = await self._auth_state(rv, pdu, state_ids)
+        create = auth_state.get(("m.room.create", ""))
+        if create is None:
+            raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
+        pdu["auth_events"] = make_event_refs(rv, [
+            (ev.event_id, ev.pdu)
+            for k, ev in sorted(auth_state.items())
+            if not (rv.room_id_from_create and k == ("m.room.create", ""))
+            and k in set(auth_types_for_event(rv, pdu))
+        ])
+        if check is not None:
+            await check(pdu, auth_state)
+        check_auth(rv, pdu, {k: _with_id(ev) for k, ev in auth_state.items()}, create_event=_with_id(create))
+        pdu = hash_and_sign_event(pdu, self.server_name, self.signing_key, rv)
+        check_event_size_and_format(pdu, rv)
+        check_canonical_values(pdu)  # v1-v5 tolerate floats from peers; we never create them
+        unsigned: dict[str, Any] = {}
+        if state_key is not None:
+            replaced = state_ids.get((event_type, state_key))
+            if replaced is not None:
+                old = await st.events.get(replaced)
+                unsigned["replaces_state"] = replaced
+                if old is not None:
+                    unsigned["prev_content"] = old.pdu.get("content", {})
+                    unsigned["prev_sender"] = old.sender
+        return _Built(pdu, compute_event_id(pdu, rv), ctx, unsigned, {e.event_id for e in extremities})
+
+    async def _recheck(
+        self, rv: RoomVersion, room_id: str, built: _Built,
+        check: Callable[[dict[str, Any], dict[tuple[str, str], StoredEvent]], Awaitable[None]] | None,
+    ) -> None:
+        """After the lock was let go: if other events landed meanwhile, the event must still be
+        allowed by the room's current state (the invitee banned, the inviter demoted: refused),
+        and it becomes a branch beside them, merged into current state by resolution."""
+        now = {e.event_id for e in await self.stores.events.forward_extremities(None, room_id)}
+        if now == built.prev_ids:
+            return
+        built.ctx.extends_current = False
+        auth_state = await self._auth_state(rv, built.pdu, await self.stores.state.current_all(room_id))
+        create = auth_state.get(("m.room.create", ""))
+        if create is None:
+            raise MatrixError(404, "M_NOT_FOUND", "Unknown room")
+        if check is not None:
+            await check(built.pdu, auth_state)
+        check_auth(rv, built.pdu, {k: _with_id(ev) for k, ev in auth_state.items()}, create_event=_with_id(create))
+
+    async def _store(self, rv: RoomVersion, room_id: str, built: _Built, txn: TxnInfo | None) -> StoredEvent:
+        pdu = {**built.pdu, "unsigned": built.unsigned} if built.unsigned else built.pdu
+        with metrics.EVENT_PERSIST.time():
+            return await self.persist(rv, room_id, pdu, built.event_id, built.ctx, txn)
 
     def _legacy_event_id(self) -> str:
         """A room v1/v2 event ID, `$opaque:server`, chosen by the server that creates the event

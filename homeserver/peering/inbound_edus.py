@@ -128,9 +128,10 @@ class InboundEdus:
                 state = entry.get("presence")
                 if state not in STATES:
                     raise EduRejected(f"unknown presence {state!r}")
-                status = entry.get("status_msg")
+                status, ago = entry.get("status_msg"), entry.get("last_active_ago")
+                ago = ago if isinstance(ago, int) and not isinstance(ago, bool) and 0 <= ago < 2**53 else None
                 await self.fanout.set_remote_presence(user_id, str(state),
-                                                      status if isinstance(status, str) else None)
+                                                      status if isinstance(status, str) else None, ago)
             except EduRejected as e:
                 log.info("dropped a presence update from %s: %s", origin, e)
 

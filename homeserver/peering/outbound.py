@@ -46,6 +46,10 @@ class FederationOutbound:
         self.enabled = enabled
         self._tasks: set[asyncio.Task[None]] = set()
         self._watermark_written = 0.0  # time.monotonic() of the last write of the watermark
+        #: Each local user's newest presence not yet queued, and the lock that queues presence
+        #: one change at a time (see `_presence`).
+        self._presence_pending: dict[str, dict[str, Any]] = {}
+        self._presence_lock = asyncio.Lock()
 
     def is_local(self, user_id: str) -> bool:
         return _server(user_id) == self.server_name
@@ -169,14 +173,24 @@ class FederationOutbound:
     def presence_changed(self, user_id: str, presence: dict[str, Any]) -> None:
         """A local user's presence changed (the presence manager's callback, synchronous)."""
         if self.enabled and self.is_local(user_id):
-            self._spawn(self._presence(user_id, presence))
+            self._presence_pending[user_id] = presence
+            self._spawn(self._presence(user_id))
 
-    async def _presence(self, user_id: str, presence: dict[str, Any]) -> None:
-        try:
-            entry: dict[str, Any] = {"user_id": user_id, **presence}
-            await self.edu(await self.servers_sharing_with(user_id), "m.presence", {"push": [entry]})
-        except Exception:
-            log.exception("could not queue presence of %s", user_id)
+    async def _presence(self, user_id: str) -> None:
+        """Queue the user's newest presence. The sender keeps only the last queued presence of a
+        user, so the queue order must be the order of the changes: one task at a time, each
+        queueing whatever is newest when its turn comes (a task that finds nothing was overtaken
+        by one that already queued the newer state). Left to run freely, a task that waited
+        longer on the database could queue an older state after a newer one."""
+        async with self._presence_lock:
+            presence = self._presence_pending.pop(user_id, None)
+            if presence is None:
+                return
+            try:
+                entry: dict[str, Any] = {"user_id": user_id, **presence}
+                await self.edu(await self.servers_sharing_with(user_id), "m.presence", {"push": [entry]})
+            except Exception:
+                log.exception("could not queue presence of %s", user_id)
 
     async def to_device(self, sender: str, event_type: str, message_id: str,
                         messages: dict[str, dict[str, Any]]) -> None:

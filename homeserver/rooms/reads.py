@@ -49,6 +49,7 @@ class PageToken:
 
 TopoKey = tuple[int, int]
 BEFORE_ALL: TopoKey = (-(2**62), -(2**62))
+AFTER_ALL: TopoKey = (2**62, 2**62)
 
 
 def parse_page_token(token: Any) -> PageToken:
@@ -187,7 +188,10 @@ class RoomReader:
                 raise MatrixError(404, "M_NOT_FOUND", "Event not found") from None
             raise
         ev = await self.stores.events.get(event_id)
-        if ev is None or ev.room_id != room_id or not await self.visible(user_id, [ev], current):
+        # rejected and soft-failed events are held for the room's graph, never shown
+        if ev is None or ev.room_id != room_id or ev.rejected or ev.soft_failed:
+            raise MatrixError(404, "M_NOT_FOUND", "Event not found")
+        if not await self.visible(user_id, [ev], current):
             raise MatrixError(404, "M_NOT_FOUND", "Event not found")
         return ev
 
@@ -215,6 +219,12 @@ class RoomReader:
         cursor = await self._key(room_id, from_tok)
         if from_tok.depth is None and not backwards and from_tok.stream <= 0:
             cursor = BEFORE_ALL
+        max_stream = current
+        if from_tok.depth is None and backwards:
+            # A stream position (now, or a sync's prev_batch): everything written up to it. Where
+            # the room has branches, a later position can hold a shallower event, so the newest
+            # event by position is no bound on depth.
+            cursor, max_stream = AFTER_ALL, min(current, from_tok.stream)
         bound = await self._key(room_id, to_tok) if to_tok is not None else None
         out: list[StoredEvent] = []
         exhausted = False
@@ -223,7 +233,7 @@ class RoomReader:
         may_backfill = backwards and self.backfill is not None
         while len(out) < limit and scanned < MAX_SCAN:
             if backwards:
-                evs = await self.stores.events.room_events_topo(room_id, bound, cursor, current, batch, True)
+                evs = await self.stores.events.room_events_topo(room_id, bound, cursor, max_stream, batch, True)
             else:
                 evs = await self.stores.events.room_events_topo(room_id, cursor, bound, current, batch, False)
             scanned += len(evs)

@@ -102,6 +102,9 @@ def test_typing_receipts_and_presence_cross_both_ways(room: tuple[User, User, st
 def test_redactions_cross_both_ways(room: tuple[User, User, str]) -> None:
     alice, bob, room_id = room
     a = alice.send(room_id, "regret from parley")
+    # Bob sends once he has Alice's message: sent at the same moment, the two are concurrent
+    # events that each server may order differently (its own first), which is not the point here.
+    wait_for("Alice's message on Synapse", lambda: bob.bodies(room_id)[-1:] == ["regret from parley"])
     b = bob.send(room_id, "regret from synapse")
     wait_for("both on both sides", lambda: alice.bodies(room_id)[-2:] == bob.bodies(room_id)[-2:])
     alice.call("PUT", f"/rooms/{quote(room_id)}/redact/{quote(a)}/{secrets.token_hex(6)}", {})
