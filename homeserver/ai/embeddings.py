@@ -9,15 +9,15 @@ endpoint when `[ai] embedding_model` is set, else from the bundled MiniLM run lo
 A query is embedded the same way and scored by cosine similarity with numpy against the vectors
 of the rooms the user is in; a keyword match over the same indexed text is merged in by
 reciprocal-rank fusion; every hit then passes the history-visibility filter, so a user never
-finds a message they could not read.
+finds a message they could not read. The keyword half is the server's full-text search
+(homeserver/search/: FTS5 or tsvector, stemmed, ranked), handed in as `keyword_search`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,8 @@ POSITION = "messages"
 BATCH = 64
 MAX_TEXT = 2000
 RRF_K = 60
-WORD = re.compile(r"\w+", re.UNICODE)
+#: (user_id, search term, room IDs, limit) -> event IDs by full-text rank, best first.
+KeywordSearch = Callable[[str, str, list[str], int], Awaitable[list[str]]]
 
 
 def _text_of(content: dict[str, Any]) -> str | None:
@@ -69,7 +70,8 @@ class Embedder:
 class EmbeddingIndex:
     def __init__(self, store: AIStore, embedder: Embedder, committed: Callable[[], int],
                  visibility: VisibilityFilter, membership: MembershipService, serializer: EventSerializer,
-                 get_events: Callable[[list[str]], Any], poll_s: float = 1.0) -> None:
+                 get_events: Callable[[list[str]], Any], keyword_search: KeywordSearch | None = None,
+                 poll_s: float = 1.0) -> None:
         self.store = store
         self.embedder = embedder
         self.committed = committed
@@ -77,6 +79,7 @@ class EmbeddingIndex:
         self.membership = membership
         self.serializer = serializer
         self.get_events = get_events
+        self.keyword_search = keyword_search
         self.poll_s = poll_s
 
     async def index_once(self) -> int:
@@ -159,8 +162,8 @@ class EmbeddingIndex:
                 eid = rows[int(i)]["event_id"]
                 scores[eid] = float(sims[int(i)])
                 ranked[eid] = ranked.get(eid, 0.0) + 1.0 / (RRF_K + rank)
-        words = WORD.findall(term)[:8]
-        for rank, eid in enumerate(await self.store.keyword_matches(rooms, words, model, limit * 4)):
+        keyword = await self.keyword_search(user_id, term, rooms, limit * 4) if self.keyword_search else []
+        for rank, eid in enumerate(keyword):
             ranked[eid] = ranked.get(eid, 0.0) + 1.0 / (RRF_K + rank)
         best = sorted(ranked, key=lambda e: -ranked[e])[: limit * 2]
         evs = await self.get_events(best)

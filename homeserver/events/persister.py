@@ -29,6 +29,7 @@ from homeserver.protocol.events import (
 )
 from homeserver.protocol.power_levels import named_level, user_power_level
 from homeserver.protocol.room_versions import RoomVersion
+from homeserver.search.indexer import event_redacted
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 
@@ -245,6 +246,7 @@ class EventPersister:
                 target = redaction_target(pdu)
                 if target is not None and await self._may_redact(rv, room_id, pdu, target, ev):
                     await st.events.mark_redacted(c, target, event_id)
+                    await event_redacted(st, c, target)
             if txn is not None:
                 await st.userdata.put_txn(
                     c, pdu["sender"], txn.device_id, txn.txn_key, {"event_id": event_id}

@@ -104,18 +104,3 @@ class AIStore:
             " AND type IN ('m.room.message', 'm.room.redaction') ORDER BY stream_ordering LIMIT $3",
             after, upto, limit)
         return [{**dict(r), "json": orjson.loads(r["json"])} for r in rows]
-
-    async def keyword_matches(self, room_ids: list[str], words: list[str], model: str,
-                              limit: int) -> list[str]:
-        """Event IDs whose indexed text holds every word (case-insensitive), newest first."""
-        if not words or not room_ids:
-            return []
-        out: list[str] = []
-        for part in chunks(room_ids):
-            conds = " AND ".join(f"LOWER(body) LIKE ${i + 2 + len(part)}" for i in range(len(words)))
-            rows = await self.db.fetch(
-                f"SELECT event_id FROM ai_embeddings WHERE model = $1 AND room_id IN ({placeholders(2, len(part))})"
-                f" AND {conds} ORDER BY stream_ordering DESC LIMIT {int(limit)}",
-                model, *part, *(f"%{w.lower()}%" for w in words))
-            out.extend(r["event_id"] for r in rows)
-        return out[:limit]
