@@ -245,8 +245,9 @@ class EventPersister:
             if pdu["type"] == "m.room.redaction" and ev.in_timeline:
                 target = redaction_target(pdu)
                 if target is not None and await self._may_redact(rv, room_id, pdu, target, ev):
-                    await st.events.mark_redacted(c, target, event_id)
+                    # The index first: it reads the target, whose cached copy mark_redacted drops.
                     await event_redacted(st, c, target)
+                    await st.events.mark_redacted(c, target, event_id)
             if txn is not None:
                 await st.userdata.put_txn(
                     c, pdu["sender"], txn.device_id, txn.txn_key, {"event_id": event_id}
