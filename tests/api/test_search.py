@@ -243,3 +243,30 @@ async def test_bad_input_is_a_matrix_error(client: MatrixClient) -> None:
     assert r.status_code == 401
     # No category asked for: an empty answer.
     assert await alice.ok("POST", f"{V3}/search", {"search_categories": {}}) == {"search_categories": {}}
+
+
+async def test_migration_indexes_events_stored_before_it(client: MatrixClient, hs: Homeserver) -> None:
+    """A database from before search (no migration 023) gets its messages, names and topics
+    indexed when it migrates; edits, redacted and encrypted events are left out."""
+    from homeserver.storage.migrate import migrate
+
+    alice = await client.register()
+    room = await alice.create_room(name="Heron room", topic="heron topic")
+    kept = await alice.send_text(room, "heron sightings at dawn")
+    gone = await alice.send_text(room, "heron nest location")
+    await alice.ok("PUT", f"{V3}/rooms/{room}/redact/{gone}/r1", {})
+    await alice.ok("PUT", f"{V3}/rooms/{room}/send/m.room.message/e1", {
+        "msgtype": "m.text", "body": "* heron edit", "m.new_content": {"msgtype": "m.text", "body": "heron edit"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": kept}})
+    db = hs.stores.db
+    if db.dialect == "sqlite":
+        await db.execute("DROP TABLE event_search_fts")
+    await db.execute("DROP TABLE event_search")
+    await db.execute("DELETE FROM schema_version WHERE version = 23")
+    await migrate(db)
+    rows = await db.fetch("SELECT event_id, key, value FROM event_search ORDER BY stream_ordering")
+    assert [(r["key"], r["value"]) for r in rows] == [
+        ("content.name", "Heron room"), ("content.topic", "heron topic"), ("content.body", "heron sightings at dawn")]
+    found = await search(alice, "heron", order_by="recent")
+    assert [r["result"]["event_id"] for r in found["results"]][0] == kept
+    assert len(found["results"]) == 3
