@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.filters import RoomEventFilter
 from homeserver.protocol.search import (
     MAX_TERM,
@@ -122,8 +123,13 @@ class SearchService:
         if c.group_by:
             out["groups"] = self._groups(c, found, out.get("next_batch"), cursor if more else None)
         if c.include_state:
-            out["state"] = {room: await self.reader.room_state(user_id, room)
-                            for room in dict.fromkeys(ev.room_id for _, ev in found)}
+            out["state"] = {}
+            for room in dict.fromkeys(ev.room_id for _, ev in found):
+                try:
+                    out["state"][room] = await self.reader.room_state(user_id, room)
+                except MatrixError as e:
+                    if e.status != 403:  # an invitee may find invite-visible history, not read the state
+                        raise
         return out
 
     async def _result(self, user_id: str, hit: Hit, ev: StoredEvent, c: Criteria) -> dict[str, Any]:
@@ -135,12 +141,19 @@ class SearchService:
     async def _context(self, user_id: str, ev: StoredEvent, before_n: int, after_n: int,
                        include_profile: bool) -> dict[str, Any]:
         flt = RoomEventFilter()
-        before, b_end, _ = await self.reader.paginate(
-            user_id, ev.room_id, PageToken(ev.depth, ev.stream_ordering - 1), None, True, before_n, flt) \
-            if before_n else ([], None, "")
-        after, a_end, _ = await self.reader.paginate(
-            user_id, ev.room_id, PageToken(ev.depth, ev.stream_ordering), None, False, after_n, flt) \
-            if after_n else ([], None, "")
+        before: list[StoredEvent] = []
+        after: list[StoredEvent] = []
+        b_end = a_end = None
+        try:
+            if before_n:
+                before, b_end, _ = await self.reader.paginate(
+                    user_id, ev.room_id, PageToken(ev.depth, ev.stream_ordering - 1), None, True, before_n, flt)
+            if after_n:
+                after, a_end, _ = await self.reader.paginate(
+                    user_id, ev.room_id, PageToken(ev.depth, ev.stream_ordering), None, False, after_n, flt)
+        except MatrixError as e:
+            if e.status != 403:  # an invitee reads no history through /messages: no context then
+                raise
         ser = self.serializer.serialize
         ctx: dict[str, Any] = {
             "events_before": await ser(before),

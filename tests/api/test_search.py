@@ -214,6 +214,15 @@ async def test_results_follow_history_visibility(client: MatrixClient) -> None:
     assert await bodies(stranger, "falcon", filter={"rooms": [room, shared]}) == []
     # Counts are of what the user may see.
     assert (await search(leaver, "falcon"))["count"] == 2
+    # Invited (not joined) under `invited` history: what came after the invite, with context and
+    # state asked for (an invitee may not read those; the search still answers).
+    invitee = await client.register()
+    inv_room = await _room(alice, "invited")
+    await alice.send_text(inv_room, "falcon before the invite")
+    await alice.ok("POST", f"{V3}/rooms/{inv_room}/invite", {"user_id": invitee.user_id})
+    await alice.send_text(inv_room, "falcon after the invite")
+    got = await search(invitee, "falcon", event_context={"before_limit": 1}, include_state=True)
+    assert [r["result"]["content"]["body"] for r in got["results"]] == ["falcon after the invite"]
     # An ignored user's messages are not found.
     await late.ok("PUT", f"{V3}/user/{late.user_id}/account_data/m.ignored_user_list",
                   {"ignored_users": {alice.user_id: {}}})

@@ -3,8 +3,11 @@
 // server's AI settings, the assistant appears, "Catch me up" streams a summary into the page,
 // a reply suggestion lands in the composer, and smart search finds a message by meaning.
 import assert from "node:assert/strict";
+import { createRequire } from "node:module";
 import { after, before, test } from "node:test";
-import { api, assertClean, createChannel, launch, newPage, registerInUi, registerViaApi, RUN, session } from "../e2e/lib.mjs";
+import { api, assertClean, BASE, createChannel, launch, newPage, registerInUi, registerViaApi, RUN, session } from "../e2e/lib.mjs";
+
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
 const FAKE = process.env.FAKE_AI_URL;
 const REPLY = process.env.FAKE_AI_REPLY;
@@ -103,4 +106,26 @@ test("smart search finds a message by its meaning", async () => {
   await first.waitFor();
   assert.match(await first.getByTestId("search-result-body").textContent(), /vacation/);
   assert.equal(await panel.getByText("the secret room plans").count(), 0);
+});
+
+test("the assistant drawer and reply suggestions have no serious accessibility violation", async () => {
+  // axe is injected into a context that bypasses the page's CSP, signed in as the same person.
+  const context = await browser.newContext({ viewport: { width: 1200, height: 800 }, bypassCSP: true });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  const s = await session(A.page);
+  await page.goto(BASE);
+  await page.evaluate((v) => localStorage.setItem("parley.session", v), JSON.stringify(s));
+  await page.goto(`${BASE}#/room/${encodeURIComponent(roomId)}`);
+  await page.getByRole("button", { name: "Assistant" }).click();
+  await page.getByTestId("ai-drawer").getByRole("button", { name: "Catch me up" }).click();
+  await page.locator("[data-testid=ai-summary][data-done=true]").waitFor();
+  await page.getByRole("button", { name: "Suggest replies" }).click();
+  await page.getByTestId("reply-suggestion").first().waitFor();
+  await page.addScriptTag({ path: AXE });
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
+  assert.deepEqual(bad, [], "assistant: serious or critical accessibility violations");
+  await context.close();
 });
