@@ -4,7 +4,7 @@ OpenAI-compatible server (tests/ai/fake_inference.py) on loopback.
 
 The browser scenario is web/e2e-ai/assistant.test.mjs: the person saves the fake's URL in the
 settings (through the AI settings endpoint), the assistant appears, "Catch me up" streams a summary
-into the page piece by piece, a reply suggestion lands in the composer, and smart search finds a
+into the page piece by piece, a thread is summarized in its panel, a reply suggestion lands in the composer, and smart search finds a
 message by meaning. Here: what the fake was asked holds the channel's messages.
 """
 
@@ -51,6 +51,7 @@ async def test_ai_assistant_in_a_real_browser(tmp_path: Path) -> None:
     # The summary's prompt held the channel's messages, read by the server for this person.
     prompts = [str(r.body) for r in fake.chats()]
     assert any("the kestrel release is out" in p for p in prompts), prompts
+    assert any("dashboards look green in the thread" in p for p in prompts), prompts  # the thread's summary
     assert not any("secret room" in p for p in prompts), prompts
     log = (tmp_path / "server.log").read_text(errors="replace")
     assert "Traceback" not in log, log

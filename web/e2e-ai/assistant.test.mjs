@@ -19,9 +19,11 @@ let token;
 let roomId;
 const channel = `ai-${RUN}`;
 
-async function sendApi(tok, room, text) {
+async function sendApi(tok, room, text, extra = {}) {
   const txn = `t${Math.random().toString(36).slice(2)}`;
-  await api("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/m.room.message/${txn}`, tok, { msgtype: "m.text", body: text });
+  const r = await api("PUT", `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/m.room.message/${txn}`, tok,
+    { msgtype: "m.text", body: text, ...extra });
+  return r.event_id;
 }
 
 before(async () => {
@@ -38,7 +40,9 @@ before(async () => {
   await sendApi(ana.access_token, secret.room_id, "the secret room plans");
   await sendApi(token, roomId, "I am on vacation all of next week");
   await sendApi(token, roomId, "pizza for lunch on friday");
-  await sendApi(ana.access_token, roomId, "the kestrel release is out, can someone check the dashboards?");
+  const root = await sendApi(ana.access_token, roomId, "the kestrel release is out, can someone check the dashboards?");
+  await sendApi(ana.access_token, roomId, "dashboards look green in the thread",
+    { "m.relates_to": { rel_type: "m.thread", event_id: root } });
   await A.page.getByText("the kestrel release is out", { exact: false }).waitFor();
 });
 
@@ -75,6 +79,16 @@ test("catch me up streams the summary into the drawer", async () => {
   assert.equal(await summary.textContent(), REPLY);
   await drawer.getByLabel("Close assistant").click();
   await drawer.waitFor({ state: "detached" });
+});
+
+test("a thread is summarized in its panel", async () => {
+  await A.page.getByTestId("thread-summary").first().click();
+  const panel = A.page.getByTestId("thread-panel");
+  await panel.getByRole("button", { name: "Summarize thread" }).click();
+  await panel.locator("[data-testid=thread-ai-summary][data-done=true]").waitFor();
+  assert.equal(await panel.getByTestId("thread-ai-summary").textContent(), REPLY);
+  await panel.getByLabel("Close thread").click();
+  await panel.waitFor({ state: "detached" });
 });
 
 test("a reply suggestion goes into the composer", async () => {
@@ -114,8 +128,7 @@ test("the assistant drawer and reply suggestions have no serious accessibility v
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);
   const s = await session(A.page);
-  await page.goto(BASE);
-  await page.evaluate((v) => localStorage.setItem("parley.session", v), JSON.stringify(s));
+  await context.addInitScript((v) => localStorage.setItem("parley.session", v), JSON.stringify(s));
   await page.goto(`${BASE}#/room/${encodeURIComponent(roomId)}`);
   await page.getByRole("button", { name: "Assistant" }).click();
   await page.getByTestId("ai-drawer").getByRole("button", { name: "Catch me up" }).click();

@@ -67,3 +67,42 @@ export function AiDrawer({ client, roomId, label }: { client: MatrixClient; room
     </aside>
   );
 }
+
+/** In a thread's panel: a summary of the thread, streamed like the channel's. */
+export function ThreadSummary({ client, roomId, rootId }: { client: MatrixClient; roomId: string; rootId: string }) {
+  const [text, setText] = useState("");
+  const [state, setState] = useState<"idle" | "running" | "done">("idle");
+  const [error, setError] = useState<string | null>(null);
+  const ctl = useRef<AbortController | null>(null);
+  useEffect(() => () => ctl.current?.abort(), []);
+
+  async function go() {
+    ctl.current?.abort();
+    const c = new AbortController();
+    ctl.current = c;
+    setText("");
+    setError(null);
+    setState("running");
+    try {
+      await streamSummary(client, roomId, { kind: "thread", rootId }, (piece) => setText((t) => t + piece), c.signal);
+      setState("done");
+    } catch (e) {
+      if (!c.signal.aborted) {
+        setError(describeAiError(e) ?? describeError(e));
+        setState("idle");
+      }
+    }
+  }
+
+  return (
+    <div className="border-b border-slate-200 px-4 py-2 text-sm dark:border-slate-700" data-testid="thread-summary-box">
+      <button type="button" disabled={state === "running"} onClick={() => void go()}
+        className="rounded border border-slate-300 px-2 py-0.5 text-xs hover:bg-slate-100 disabled:opacity-50 dark:border-slate-600 dark:hover:bg-slate-700">
+        {state === "running" ? "Summarizing…" : "Summarize thread"}
+      </button>
+      {error && <p role="alert" className="mt-1 text-xs text-red-700">{error}</p>}
+      {text && <p data-testid="thread-ai-summary" data-done={state === "done" ? "true" : "false"} aria-live="polite"
+        className="mt-1 whitespace-pre-wrap break-words">{text}</p>}
+    </div>
+  );
+}

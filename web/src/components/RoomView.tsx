@@ -72,13 +72,13 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
         <h1 className="truncate text-lg font-bold" data-testid="room-name">{direct ? "" : "# "}{name}</h1>
         {room.topic && <p className="truncate text-sm text-slate-500" data-testid="room-topic">{room.topic}</p>}
         <span className="ml-auto shrink-0 text-xs text-slate-500">{members} {members === 1 ? "member" : "members"}</span>
-        <form role="search" className="hidden shrink-0 sm:block" onSubmit={(e) => {
+        <form role="search" className="shrink-0" onSubmit={(e) => {
           e.preventDefault();
           if (searchTerm.trim()) useUi.getState().setSearch({ term: searchTerm.trim(), roomId: room.roomId });
         }}>
           <input type="search" aria-label="Search messages" data-testid="search-box" value={searchTerm}
             onChange={(e) => setSearchTerm(e.target.value)} placeholder={`Search ${direct ? "" : "#"}${name}`}
-            className="w-40 rounded-md border border-slate-300 bg-transparent px-2 py-1 text-xs focus:w-56 focus:border-indigo-500 focus:outline-none dark:border-slate-600" />
+            className="w-24 rounded-md border border-slate-300 bg-transparent px-2 py-1 text-xs sm:w-40 sm:focus:w-56 focus:border-indigo-500 focus:outline-none dark:border-slate-600" />
         </form>
         {aiAvailable && (
           <button type="button" aria-pressed={aiOpen} onClick={() => { useUi.getState().openThread(null); useUi.getState().setAi(!aiOpen); }}

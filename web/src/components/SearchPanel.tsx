@@ -32,6 +32,8 @@ function Result({ client, hit, highlights }: { client: MatrixClient; hit: Search
         onClick={() => {
           useUi.getState().setJump({ roomId: ev.room_id, eventId: ev.event_id });
           openRoom(ev.room_id);
+          // On a phone the channel and the search take turns on the screen: show the channel.
+          if (window.matchMedia("(max-width: 767px)").matches) useUi.getState().setSearch(null);
         }}
         className="block w-full rounded px-3 py-2 text-left hover:bg-slate-100 focus:bg-slate-100 focus:outline-none dark:hover:bg-slate-700 dark:focus:bg-slate-700">
         <span className="flex gap-2 text-xs text-slate-600 dark:text-slate-300">
