@@ -71,8 +71,8 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
           className="shrink-0 rounded px-1 text-slate-600 hover:bg-slate-100 md:hidden">←</button>
         <h1 className="truncate text-lg font-bold" data-testid="room-name">{direct ? "" : "# "}{name}</h1>
         {room.topic && <p className="truncate text-sm text-slate-500" data-testid="room-topic">{room.topic}</p>}
-        <span className="ml-auto shrink-0 text-xs text-slate-500">{members} {members === 1 ? "member" : "members"}</span>
-        <form role="search" className="shrink-0" onSubmit={(e) => {
+        <span className="ml-auto hidden shrink-0 text-xs text-slate-500 sm:inline">{members} {members === 1 ? "member" : "members"}</span>
+        <form role="search" data-testid="search-form" className="ml-auto shrink-0 sm:ml-0" onSubmit={(e) => {
           e.preventDefault();
           if (searchTerm.trim()) useUi.getState().setSearch({ term: searchTerm.trim(), roomId: room.roomId });
         }}>
