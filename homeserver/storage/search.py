@@ -89,7 +89,9 @@ class SearchStore:
     def _match(self, query: str, first: int) -> tuple[str, str, str]:
         """(FROM clause, WHERE condition, rank expression) for the dialect."""
         if self._sqlite:
-            return ("event_search_fts JOIN event_search es ON es.stream_ordering = event_search_fts.rowid",
+            # CROSS JOIN: SQLite keeps the full-text match as the outer loop (its planner otherwise
+            # may walk the room's rows and run the match once per row).
+            return ("event_search_fts CROSS JOIN event_search es ON es.stream_ordering = event_search_fts.rowid",
                     f"event_search_fts MATCH ${first}", "-bm25(event_search_fts)")
         return ("event_search es", f"es.vec @@ to_tsquery('{TS_CONFIG}', ${first})",
                 f"ts_rank_cd(es.vec, to_tsquery('{TS_CONFIG}', ${first}))")
@@ -117,10 +119,12 @@ class SearchStore:
                 args.extend(senders)
                 n += len(senders)
             if order_by == "recent":
+                # On SQLite the FTS rowid is the stream position: FTS5 walks it in order itself.
+                pos = "event_search_fts.rowid" if self._sqlite else "es.stream_ordering"
                 if after is not None:
-                    sql += f" AND es.stream_ordering < ${n}"
+                    sql += f" AND {pos} < ${n}"
                     args.append(after)
-                sql += " ORDER BY es.stream_ordering DESC"
+                sql += f" ORDER BY {pos} DESC"
                 sql += f" LIMIT {int(limit)}"
             else:
                 # Every part's first (offset + limit) rows: the merged list is cut below.
