@@ -32,6 +32,7 @@ from client_api.routes import (
     room_keys,
     room_upgrades,
     rooms,
+    search,
     shared_secret,
     spaces,
     sync,
@@ -56,7 +57,7 @@ ALL_ROUTES: list[Route] = [
     *room_upgrades.routes, *user_directory.routes, *keys.routes, *room_keys.routes, *dehydrated.routes,
     *legacy.routes, *pushrules.routes, *admin.routes, *federation_openid.routes,
     *shared_secret.routes, *federation_routes, *spaces.routes, *pushers.routes, *ai.routes,
-    *plugins.routes, *webhooks.routes, *appservice.routes,
+    *plugins.routes, *webhooks.routes, *appservice.routes, *search.routes,
     *peek.routes,  # last: a fuller GET /events elsewhere takes precedence
 ]
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))

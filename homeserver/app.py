@@ -74,6 +74,7 @@ from homeserver.rooms.service import RoomService
 from homeserver.rooms.upgrade import RoomUpgrader
 from homeserver.rooms.upgrade_settings import UpgradeSettings
 from homeserver.rooms.user_hierarchy import UserHierarchy
+from homeserver.search.service import SearchService
 from homeserver.storage.stores import Stores
 from homeserver.sync.e2ee import DeviceListSource, ToDeviceSource
 from homeserver.sync.service import SyncService
@@ -123,6 +124,7 @@ class Homeserver:
     federation_outbound: FederationOutbound
     inbound_edus: InboundEdus
     ai: AIService
+    search: SearchService
 
     def __init__(self, config: Config, stores: Stores, signing_key: SigningKey,
                  retired_keys: list[RetiredKey] | None = None) -> None:
@@ -178,7 +180,9 @@ class Homeserver:
         self.account_data = AccountDataService(stores, self.fanout.wake_users)
         self.receipts = ReceiptService(stores, self.reader, self.account_data, self.fanout.wake_room,
                                        self.fanout.wake_users)
-        self.ai = AIService(stores, config.ai, seed, self.reader, self.account_data, self.membership)
+        self.search = SearchService(stores, self.reader)
+        self.ai = AIService(stores, config.ai, seed, self.reader, self.account_data, self.membership,
+                            keyword_search=self.search.ranked_event_ids)
         self.legacy = LegacySyncService(self.sync, stores, self.serializer, self.presence, self.reader)
         self.openid = OpenIDService(stores, config.server_name)
         self.admin = AdminService(stores, self.rooms, self.reader)

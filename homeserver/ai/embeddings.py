@@ -10,7 +10,8 @@ A query is embedded the same way and scored by cosine similarity against the vec
 the user is in (in the database with sqlite-vec or pgvector when present, else numpy:
 storage/ai_vectors.py); a keyword match over the same indexed text is merged in by
 reciprocal-rank fusion; every hit then passes the history-visibility filter, so a user never
-finds a message they could not read.
+finds a message they could not read. The keyword half is the server's full-text search
+(homeserver/search/: FTS5 or tsvector, stemmed, ranked), handed in as `keyword_search`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,8 @@ POSITION = "messages"
 BATCH = 64
 MAX_TEXT = 2000
 WORD = re.compile(r"\w+", re.UNICODE)
+#: (user_id, search term, room IDs, limit) -> event IDs by full-text rank, best first.
+KeywordSearch = Callable[[str, str, list[str], int], Awaitable[list[str]]]
 
 
 def _text_of(content: dict[str, Any]) -> str | None:
@@ -93,7 +96,8 @@ class Embedder:
 class EmbeddingIndex:
     def __init__(self, store: AIStore, vectors: AIVectorStore, embedder: Embedder, committed: Callable[[], int],
                  visibility: VisibilityFilter, membership: MembershipService, serializer: EventSerializer,
-                 get_events: Callable[[list[str]], Any], poll_s: float = 1.0) -> None:
+                 get_events: Callable[[list[str]], Any], keyword_search: KeywordSearch | None = None,
+                 poll_s: float = 1.0) -> None:
         self.store = store
         self.vectors = vectors
         self.embedder = embedder
@@ -102,6 +106,7 @@ class EmbeddingIndex:
         self.membership = membership
         self.serializer = serializer
         self.get_events = get_events
+        self.keyword_search = keyword_search
         self.poll_s = poll_s
 
     async def index_once(self) -> int:
@@ -173,7 +178,10 @@ class EmbeddingIndex:
         q = (await self.embedder.embed([term]))[0]
         nearest = await self.vectors.nearest(rooms, model, q, limit * 4)
         scores = dict(nearest)
-        keyword = await self.vectors.keyword_matches(rooms, WORD.findall(term)[:8], model, limit * 4)
+        if self.keyword_search is not None:  # the server's full-text index (POST /search)
+            keyword = await self.keyword_search(user_id, term, rooms, limit * 4)
+        else:
+            keyword = await self.vectors.keyword_matches(rooms, WORD.findall(term)[:8], model, limit * 4)
         fused = fuse([[e for e, _ in nearest], keyword])[: limit * 2]
         ranked = dict(fused)
         best = [e for e, _ in fused]

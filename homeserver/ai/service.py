@@ -17,7 +17,7 @@ import httpx
 from homeserver.accounts.account_data import AccountDataService
 from homeserver.ai import prompts
 from homeserver.ai.client import InferenceClient, Message
-from homeserver.ai.embeddings import Embedder, EmbeddingIndex
+from homeserver.ai.embeddings import Embedder, EmbeddingIndex, KeywordSearch
 from homeserver.ai.endpoint import Endpoint
 from homeserver.ai.jobs import JobQueue, Progress, job_json, now_ms
 from homeserver.ai.settings import AISettings
@@ -49,7 +49,8 @@ class PreparedChat:
 class AIService:
     def __init__(self, stores: Stores, cfg: AIConfig, seed: bytes, reader: RoomReader,
                  account_data: AccountDataService, membership: MembershipService,
-                 transport: httpx.AsyncBaseTransport | None = None, resolver: Resolver = system_resolve) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, resolver: Resolver = system_resolve,
+                 keyword_search: KeywordSearch | None = None) -> None:
         self.cfg = cfg
         self.db = stores.db
         db = stores.db
@@ -64,7 +65,8 @@ class AIService:
         self.vectors = AIVectorStore(db)
         self.index = EmbeddingIndex(self.store, self.vectors, Embedder(cfg, self.settings, self.client),
                                     stores.stream.current,
-                                    reader.visibility, membership, reader.serializer, stores.events.get_many)
+                                    reader.visibility, membership, reader.serializer, stores.events.get_many,
+                                    keyword_search)
 
     async def start(self) -> None:
         if self.cfg.enabled:

@@ -24,6 +24,7 @@ from typing import Any
 from homeserver.protocol.events import event_refs
 from homeserver.protocol.room_versions import RoomVersion
 from homeserver.protocol.state_res import resolve_state
+from homeserver.search.indexer import index_event
 from homeserver.storage.database import Conn
 from homeserver.storage.events import UNKNOWN_STATE, StoredEvent
 from homeserver.storage.stores import Stores
@@ -94,6 +95,7 @@ async def write_event(
         await stores.events.drop_outlier(c, event_id)  # held as an outlier until now
     await stores.events.insert(c, ev, prevs, rel.rel_type, rel.relates_to, rel.thread_root,
                                moves_extremities=not ctx.backfilled)
+    await index_event(stores, c, ev)
     if ev.in_timeline and not ctx.backfilled:
         if ctx.extends_current:
             for key, eid in delta.items():

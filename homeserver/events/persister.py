@@ -29,6 +29,7 @@ from homeserver.protocol.events import (
 )
 from homeserver.protocol.power_levels import named_level, user_power_level
 from homeserver.protocol.room_versions import RoomVersion
+from homeserver.search.indexer import event_redacted
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 
@@ -299,6 +300,8 @@ class EventPersister:
             if pdu["type"] == "m.room.redaction" and ev.in_timeline:
                 target = redaction_target(pdu)
                 if target is not None and await self._may_redact(rv, room_id, pdu, target, ev):
+                    # The index first: it reads the target, whose cached copy mark_redacted drops.
+                    await event_redacted(st, c, target)
                     await st.events.mark_redacted(c, target, event_id)
             if txn is not None:
                 await st.userdata.put_txn(

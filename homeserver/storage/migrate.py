@@ -33,6 +33,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (18, "018_ai.sql"),
     (19, "019_plugins.sql"),
     (20, "020_federation_watermark.sql"),
+    (23, "023_search.sql"),
     (29, "029_dehydrated_devices.sql"),
     (33, "033_ai_vectors.sql"),
     (34, "034_ai_pgvector.sql"),
@@ -55,14 +56,58 @@ END
 $$
 """
 
+# The events already stored when search arrives are indexed by the migration (edits of them
+# are not replayed: those messages are found by their first text until edited again).
+_SEARCH_BACKFILL = (
+    "INSERT INTO event_search (event_id, room_id, sender, type, key, value, stream_ordering, origin_server_ts)"
+    " SELECT event_id, room_id, sender, type, key, SUBSTR(value, 1, 20000), stream_ordering, origin_server_ts"
+    " FROM (SELECT event_id, room_id, sender, type, stream_ordering, origin_server_ts,"
+    " CASE type WHEN 'm.room.message' THEN 'content.body' WHEN 'm.room.name' THEN 'content.name'"
+    " ELSE 'content.topic' END AS key,"
+    " CASE type WHEN 'm.room.message' THEN {body} WHEN 'm.room.name' THEN {name} ELSE {topic} END AS value,"
+    " {rel} AS rel FROM events WHERE in_timeline = TRUE AND redacted_by IS NULL"
+    " AND type IN ('m.room.message', 'm.room.name', 'm.room.topic')) AS t"
+    " WHERE value IS NOT NULL AND TRIM(value) <> '' AND (rel IS NULL OR rel <> 'm.replace')"
+)
+
+
+def _sqlite_text(key: str) -> str:
+    return f"(CASE WHEN json_type(json, '$.content.{key}') = 'text' THEN json_extract(json, '$.content.{key}') END)"
+
+
+def _pg_text(key: str) -> str:
+    return (f"(CASE WHEN jsonb_typeof(json::jsonb -> 'content' -> '{key}') = 'string'"
+            f" THEN json::jsonb -> 'content' ->> '{key}' END)")
+
+
 _PG_EXTRA = {
     34: [_PG_VECTOR],
+    23: [
+        "ALTER TABLE event_search ADD COLUMN vec tsvector"
+        " GENERATED ALWAYS AS (to_tsvector('simple', value)) STORED",
+        "CREATE INDEX event_search_vec ON event_search USING GIN (vec)",
+        _SEARCH_BACKFILL.format(body=_pg_text("body"), name=_pg_text("name"), topic=_pg_text("topic"),
+                                rel="json::jsonb -> 'content' -> 'm.relates_to' ->> 'rel_type'"),
+    ],
     13: ["CREATE SEQUENCE IF NOT EXISTS federation_queue_seq"],
     10: ["CREATE SEQUENCE IF NOT EXISTS outlier_seq"],
     1: [
         "CREATE SEQUENCE IF NOT EXISTS stream_seq",
         "CREATE SEQUENCE IF NOT EXISTS state_group_seq",
         "CREATE SEQUENCE IF NOT EXISTS filter_seq",
+    ],
+}
+
+
+# Statements only SQLite understands (FTS5), run after the migration's file.
+_SQLITE_EXTRA = {
+    23: [
+        # A table of its own (not external content): rowid = the event's stream_ordering,
+        # so a row is replaced or deleted by that one integer.
+        "CREATE VIRTUAL TABLE event_search_fts USING fts5(value, tokenize = 'unicode61 remove_diacritics 2')",
+        _SEARCH_BACKFILL.format(body=_sqlite_text("body"), name=_sqlite_text("name"), topic=_sqlite_text("topic"),
+                                rel="json_extract(json, '$.content.\"m.relates_to\".rel_type')"),
+        "INSERT INTO event_search_fts (rowid, value) SELECT stream_ordering, value FROM event_search",
     ],
 }
 
@@ -88,9 +133,9 @@ async def migrate(db: Database) -> int:
             async with db.transaction() as c:
                 for stmt in _statements(sql):
                     await c.execute(stmt)
-                if db.dialect == "postgres":
-                    for stmt in _PG_EXTRA.get(version, []):
-                        await c.execute(stmt)
+                extra = _PG_EXTRA if db.dialect == "postgres" else _SQLITE_EXTRA
+                for stmt in extra.get(version, []):
+                    await c.execute(stmt)
                 await c.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
             applied.add(version)
     return max(applied) if applied else 0

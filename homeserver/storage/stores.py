@@ -19,6 +19,7 @@ from homeserver.storage.migrate import migrate
 from homeserver.storage.pushers import PusherStore
 from homeserver.storage.receipts import ReceiptStore
 from homeserver.storage.remote_caches import RemoteDeviceListStore, RemoteMediaStore
+from homeserver.storage.search import SearchStore
 from homeserver.storage.server_keys import ServerKeyStore
 from homeserver.storage.state import StateStore
 from homeserver.storage.to_device import ToDeviceStore
@@ -63,6 +64,7 @@ class Stores:
         self.remote_device_lists = RemoteDeviceListStore(db)
         self.remote_media = RemoteMediaStore(db)
         self.pushers = PusherStore(db)
+        self.search = SearchStore(db)
 
     @classmethod
     async def open(cls, url: str, sqlite_synchronous: str = "full") -> Stores:

@@ -66,3 +66,17 @@ test("the settings dialog", async () => {
   await scan("settings");
   await page.keyboard.press("Escape");
 });
+
+test("the search view with results, light and dark", async () => {
+  await page.getByTestId("search-box").fill("message");
+  await page.getByTestId("search-box").press("Enter");
+  await page.getByTestId("search-result").first().waitFor();
+  await scan("search, light");
+  await page.evaluate(() => document.documentElement.classList.add("dark"));
+  try {
+    await scan("search, dark");
+  } finally {
+    await page.evaluate(() => document.documentElement.classList.remove("dark"));
+  }
+  await page.getByLabel("Close search").click();
+});

@@ -1,6 +1,6 @@
 // Settings, organizations and keyboard use against a real Parley: display name, theme (kept
 // across a reload), password change, devices (rename one, sign another out with the password),
-// the AI server URL in account data, switching channels and finding the shortcuts from the
+// the AI server URL in the server's AI settings, switching channels and finding the shortcuts from the
 // keyboard alone, and an organization (a Matrix space) with a channel made inside it.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -106,18 +106,34 @@ test("password change needs the current password", async () => {
   await api("GET", "/_matrix/client/v3/account/whoami", (await session(A.page)).accessToken);
 });
 
-test("the AI server URL is kept in account data", async () => {
+test("the AI server URL is saved in the server's AI settings, which refuse private addresses", async () => {
   await openSettings();
   const form = settings().getByRole("form", { name: "AI features" });
   await form.getByLabel("AI server URL").fill("javascript:alert(1)");
   await form.getByRole("button", { name: "Save AI server" }).click();
   await form.getByRole("alert").filter({ hasText: "http" }).waitFor();
-  await form.getByLabel("AI server URL").fill("https://ai.example.org/v1");
+  // The server's default policy (public-only) keeps it from becoming a proxy into its own network.
+  await form.getByLabel("AI server URL").fill("http://127.0.0.1:11434");
+  await form.getByRole("button", { name: "Save AI server" }).click();
+  await form.getByRole("alert").filter({ hasText: "not allowed" }).waitFor();
+  const s = await session(A.page);
+  const AI = "/_matrix/client/unstable/org.parley.ai/settings";
+  assert.equal((await api("GET", AI, s.accessToken)).endpoint, null);
+  await form.getByLabel("AI server URL").fill("https://8.8.8.8/v1");
   await form.getByRole("button", { name: "Save AI server" }).click();
   await form.getByRole("status").waitFor();
-  const s = await session(A.page);
-  const data = await api("GET", `/_matrix/client/v3/user/${encodeURIComponent(s.userId)}/account_data/org.parley.ai_server`, s.accessToken);
-  assert.deepEqual(data, { url: "https://ai.example.org/v1" });
+  const saved = await api("GET", AI, s.accessToken);
+  assert.equal(saved.endpoint, "https://8.8.8.8/v1");
+  assert.equal(saved.api_style, "openai");
+  assert.equal(saved.available, true);
+  // Emptied again, so the assistant does not show in the tests that follow.
+  await form.getByLabel("AI server URL").fill("");
+  await form.getByRole("button", { name: "Save AI server" }).click();
+  const deadline = Date.now() + 20_000;
+  while ((await api("GET", AI, s.accessToken)).endpoint !== null) {
+    assert.ok(Date.now() < deadline, "the emptied AI server URL reaches the server");
+    await A.page.waitForTimeout(100);
+  }
   await A.page.keyboard.press("Escape");
   await settings().waitFor({ state: "detached" });
 });

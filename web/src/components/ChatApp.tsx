@@ -7,6 +7,7 @@ import { startCrypto, stopCrypto } from "@/lib/crypto";
 import { openRoom, roomFromHash } from "@/lib/navigation";
 import { useRooms } from "@/lib/rooms";
 import { useSession } from "@/lib/session";
+import { useUi } from "@/lib/ui";
 import { SyncEngine } from "@/lib/sync";
 import { BrowseDialog } from "./BrowseDialog";
 import { CreateChannelDialog } from "./CreateChannelDialog";
@@ -15,6 +16,7 @@ import { OrgDialog } from "./OrgDialog";
 import { ShortcutsDialog } from "./ShortcutsDialog";
 import { SettingsDialog } from "./SettingsDialog";
 import { RoomView } from "./RoomView";
+import { SearchPanel } from "./SearchPanel";
 import { Sidebar } from "./Sidebar";
 
 /** Open the channel before or after the current one, in the sidebar's order, ready to type. */
@@ -36,6 +38,7 @@ export function ChatApp({ client }: { client: MatrixClient }) {
   const transport = useRooms((s) => s.transport);
   const initialSyncDone = useRooms((s) => s.initialSyncDone);
   const signOut = useSession((s) => s.signOut);
+  const searching = useUi((s) => s.search !== null);
   const [dialog, setDialog] = useState<"create" | "browse" | "direct" | "settings" | "shortcuts" | "org" | null>(null);
 
   useEffect(() => {
@@ -92,7 +95,7 @@ export function ChatApp({ client }: { client: MatrixClient }) {
         onCreateOrg={() => setDialog("org")}
       />
       {/* On a phone the sidebar and the open channel take turns on the screen. */}
-      <main className={`${selected ? "flex" : "hidden md:flex"} min-w-0 flex-1 flex-col`}>
+      <main className={`${selected && !searching ? "flex" : "hidden md:flex"} min-w-0 flex-1 flex-col`}>
         {status === "reconnecting" && (
           <div role="status" className="bg-amber-100 px-4 py-1 text-sm text-amber-900">Reconnecting…</div>
         )}
@@ -105,6 +108,7 @@ export function ChatApp({ client }: { client: MatrixClient }) {
           </div>
         )}
       </main>
+      {searching && <SearchPanel client={client} />}
       {dialog === "create" && <CreateChannelDialog client={client} onClose={() => setDialog(null)} />}
       {dialog === "browse" && <BrowseDialog client={client} onClose={() => setDialog(null)} />}
       {dialog === "direct" && <DirectDialog client={client} onClose={() => setDialog(null)} />}

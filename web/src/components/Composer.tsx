@@ -35,6 +35,16 @@ export function Composer({ client, roomId, placeholder, thread, label = "Message
   const typingSent = useRef(0);
   const idle = useRef<ReturnType<typeof setTimeout> | null>(null);
   const fileInput = useRef<HTMLInputElement>(null);
+  const box = useRef<HTMLTextAreaElement>(null);
+  const draft = useUi((s) => s.draft);
+
+  // A picked reply suggestion lands here, ready to edit or send.
+  useEffect(() => {
+    if (!draft || thread || draft.roomId !== roomId) return;
+    setText(draft.text);
+    useUi.getState().setDraft(null);
+    box.current?.focus();
+  }, [draft, thread, roomId]);
 
   function stopTyping() {
     if (idle.current) clearTimeout(idle.current);
@@ -105,6 +115,7 @@ export function Composer({ client, roomId, placeholder, thread, label = "Message
           </>
         )}
         <textarea
+          ref={box}
           aria-label={label}
           data-testid={thread ? "thread-composer" : "composer"}
           rows={1}

@@ -1,6 +1,8 @@
 "use client";
 
+import { useQuery } from "@tanstack/react-query";
 import { useEffect, useRef, useState } from "react";
+import { getAiSettings } from "@/lib/ai";
 import { describeError, type MatrixClient } from "@/lib/api";
 import { leaveRoom, sendReadReceipt } from "@/lib/actions";
 import { typingLine } from "@/lib/messageActions";
@@ -8,9 +10,12 @@ import { isMainTimelineEvent } from "@/lib/relations";
 import { memberName, roomName, useRooms } from "@/lib/rooms";
 import { useUi } from "@/lib/ui";
 import type { RoomData } from "@/lib/types";
+import { AiDrawer } from "./AiDrawer";
 import { Composer } from "./Composer";
 import { InviteDialog } from "./InviteDialog";
+import { JumpToMessage } from "./JumpToMessage";
 import { MessageList } from "./MessageList";
+import { ReplySuggestions } from "./ReplySuggestions";
 import { ThreadPanel } from "./ThreadPanel";
 import { UploadList, useUploads } from "./Uploads";
 
@@ -32,12 +37,17 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
   const lastRead = useRef<string | null>(null);
   const last = [...room.timeline].reverse().find((e) => !e.pending && !e.event_id.startsWith("~") && isMainTimelineEvent(e));
   const thread = useUi((s) => s.thread);
+  const aiOpen = useUi((s) => s.ai);
+  const ai = useQuery({ queryKey: ["ai-server", client.userId, "settings"], queryFn: () => getAiSettings(client), retry: false });
+  const aiAvailable = ai.data?.available === true;
+  const [searchTerm, setSearchTerm] = useState("");
   const typing = typingLine(room.typing.map((u) => memberName(room, u)));
 
   // A thread or an edit in progress belongs to the channel it was opened in.
   useEffect(() => () => {
     useUi.getState().openThread(null);
     useUi.getState().setEditing(null);
+    useUi.getState().setAi(false);
   }, [room.roomId]);
 
   // Reading the channel is reading its newest event: tell the server so badges clear everywhere.
@@ -74,7 +84,21 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
         <h1 className="truncate text-lg font-bold" data-testid="room-name">{direct ? "" : "# "}{name}</h1>
         {room.encrypted && <EncryptedMark />}
         {room.topic && <p className="truncate text-sm text-slate-500" data-testid="room-topic">{room.topic}</p>}
-        <span className="ml-auto shrink-0 text-xs text-slate-500">{members} {members === 1 ? "member" : "members"}</span>
+        <span className="ml-auto hidden shrink-0 text-xs text-slate-500 sm:inline">{members} {members === 1 ? "member" : "members"}</span>
+        <form role="search" data-testid="search-form" className="ml-auto shrink-0 sm:ml-0" onSubmit={(e) => {
+          e.preventDefault();
+          if (searchTerm.trim()) useUi.getState().setSearch({ term: searchTerm.trim(), roomId: room.roomId });
+        }}>
+          <input type="search" aria-label="Search messages" data-testid="search-box" value={searchTerm}
+            onChange={(e) => setSearchTerm(e.target.value)} placeholder={`Search ${direct ? "" : "#"}${name}`}
+            className="w-24 rounded-md border border-slate-300 bg-transparent px-2 py-1 text-xs sm:w-40 sm:focus:w-56 focus:border-indigo-500 focus:outline-none dark:border-slate-600" />
+        </form>
+        {aiAvailable && (
+          <button type="button" aria-pressed={aiOpen} onClick={() => { useUi.getState().openThread(null); useUi.getState().setAi(!aiOpen); }}
+            className="shrink-0 rounded px-2 py-1 text-xs text-slate-600 hover:bg-slate-100 dark:text-slate-300 dark:hover:bg-slate-700">
+            Assistant
+          </button>
+        )}
         <button type="button" onClick={() => setInviting(true)} className="shrink-0 rounded px-2 py-1 text-xs text-slate-600 hover:bg-slate-100 dark:text-slate-300 dark:hover:bg-slate-700">
           Invite
         </button>
@@ -84,7 +108,7 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
       </header>
       {error && <p role="alert" className="px-4 py-1 text-sm text-red-700">{error}</p>}
       <div className="flex min-h-0 flex-1">
-        <div className={`${thread ? "hidden lg:flex" : "flex"} relative min-w-0 flex-1 flex-col`} data-testid="drop-zone"
+        <div className={`${thread || aiOpen ? "hidden lg:flex" : "flex"} relative min-w-0 flex-1 flex-col`} data-testid="drop-zone"
           onDragOver={(e) => { if (e.dataTransfer.types.includes("Files")) { e.preventDefault(); setDragging(true); } }}
           onDragLeave={(e) => { if (e.currentTarget === e.target) setDragging(false); }}
           onDrop={(e) => {
@@ -102,10 +126,13 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
           <MessageList client={client} room={room} />
           <p className="h-5 px-4 text-xs text-slate-500" data-testid="typing" aria-live="polite">{typing ?? ""}</p>
           <UploadList uploads={uploads} dismiss={dismiss} />
+          {aiAvailable && <ReplySuggestions client={client} room={room} />}
           <Composer client={client} roomId={room.roomId} placeholder={`Message ${direct ? "" : "#"}${name}`} onFiles={addFiles} />
         </div>
         {thread && <ThreadPanel key={thread} client={client} room={room} rootId={thread} />}
+        {aiOpen && !thread && aiAvailable && <AiDrawer client={client} roomId={room.roomId} label={`${direct ? "" : "#"}${name}`} />}
       </div>
+      <JumpToMessage client={client} roomId={room.roomId} />
       {inviting && <InviteDialog client={client} roomId={room.roomId} roomLabel={`${direct ? "" : "#"}${name}`} onClose={() => setInviting(false)} />}
     </section>
   );

@@ -1,11 +1,14 @@
 "use client";
 
+import { useQuery } from "@tanstack/react-query";
 import { useEffect, useMemo, useRef } from "react";
+import { getAiSettings } from "@/lib/ai";
 import type { MatrixClient } from "@/lib/api";
 import { loadThread } from "@/lib/messageActions";
 import { aggregate, roomEvents } from "@/lib/relations";
 import { useUi } from "@/lib/ui";
 import type { RoomData } from "@/lib/types";
+import { ThreadSummary } from "./AiDrawer";
 import { Composer } from "./Composer";
 import { MessageItem } from "./MessageItem";
 
@@ -18,6 +21,7 @@ export function ThreadPanel({ client, room, rootId }: { client: MatrixClient; ro
   const root = events.find((e) => e.event_id === rootId);
   const replies = agg.threads.get(rootId) ?? [];
   const lastId = replies.length ? replies[replies.length - 1].event_id : rootId;
+  const ai = useQuery({ queryKey: ["ai-server", client.userId, "settings"], queryFn: () => getAiSettings(client), retry: false });
 
   useEffect(() => {
     loadThread(client, room.roomId, rootId).catch(() => undefined);
@@ -32,6 +36,7 @@ export function ThreadPanel({ client, room, rootId }: { client: MatrixClient; ro
         <h2 className="font-bold">Thread</h2>
         <button type="button" aria-label="Close thread" onClick={() => openThread(null)} className="rounded px-2 text-slate-500 hover:bg-slate-100 dark:hover:bg-slate-700">✕</button>
       </header>
+      {ai.data?.available && <ThreadSummary client={client} roomId={room.roomId} rootId={rootId} />}
       <div className="min-h-0 flex-1 overflow-y-auto py-2" data-testid="thread-timeline">
         {root ? <MessageItem client={client} room={room} ev={root} agg={agg} grouped={false} inThread /> : (
           <p className="px-4 text-sm text-slate-500">The first message of this thread is not loaded.</p>

@@ -1,9 +1,8 @@
 // The person's settings: profile, password, devices, theme and the AI server URL. Requests that
 // the server guards with user-interactive auth (password change, signing out a device) are sent
 // once, and again with the password when the server asks for it (m.login.password).
+import { getAiSettings, putAiEndpoint } from "./ai";
 import { enc, MatrixApiError, type MatrixClient } from "./api";
-
-export const AI_SERVER_TYPE = "org.parley.ai_server";
 export type Theme = "light" | "dark" | "system";
 
 export interface Device {
@@ -68,20 +67,18 @@ export async function deleteDevice(client: MatrixClient, deviceId: string, passw
   await withPassword(client, "DELETE", `/_matrix/client/v3/devices/${enc(deviceId)}`, {}, password);
 }
 
+/** The person's own inference server, as the server holds it (`spec/ai.md`, AI settings). The
+ * server reads it for summaries, suggestions and smart search, and refuses addresses its policy
+ * does not allow (private and loopback addresses, unless the admin allows them). */
 export async function getAiServer(client: MatrixClient): Promise<string> {
-  try {
-    const r = await client.request<{ url?: string }>("GET", `/_matrix/client/v3/user/${enc(client.userId)}/account_data/${AI_SERVER_TYPE}`);
-    return typeof r.url === "string" ? r.url : "";
-  } catch (e) {
-    if (e instanceof MatrixApiError && e.status === 404) return "";
-    throw e;
-  }
+  const s = await getAiSettings(client);
+  return s?.endpoint ?? "";
 }
 
 export async function setAiServer(client: MatrixClient, url: string): Promise<void> {
   const u = url.trim();
   if (u && !/^https?:\/\/[^\s]+$/.test(u)) throw new Error("Enter an http:// or https:// URL, or leave it empty.");
-  await client.request("PUT", `/_matrix/client/v3/user/${enc(client.userId)}/account_data/${AI_SERVER_TYPE}`, { body: { url: u } });
+  await putAiEndpoint(client, u);
 }
 
 /** The stored theme, applied to the page (the `dark` class on <html>). */
