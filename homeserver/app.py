@@ -216,6 +216,7 @@ class Homeserver:
             self.media.remote.fetcher = self.federation.media
             self.user_hierarchy.remote = self.federation.hierarchy
         self.plugins = PluginService(stores, config, self.accounts, self.rooms, self.to_device)
+        self.notifications.pipeline.on_stored = self.plugins.notifications_stored
         self.appservices = AppServices(config, self.accounts)
         if self.appservices.services:
             self.profile.ask_appservice = self.appservices.query_user

@@ -33,6 +33,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (18, "018_ai.sql"),
     (19, "019_plugins.sql"),
     (20, "020_federation_watermark.sql"),
+    (31, "031_plugin_notifications.sql"),
 ]
 
 _PG_EXTRA = {

@@ -1,5 +1,6 @@
 """Plugins: installation and enablement, capability token hashes, per-room choices, listener
-cursors and the queue of slash commands (migration 019)."""
+cursors and the queue of slash commands (migration 019); queued notifications for notification
+hooks (migration 031)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class PluginStore:
     async def uninstall(self, name: str) -> None:
         async with self.db.transaction() as c:
             for table, col in (("plugins", "name"), ("plugin_rooms", "plugin"), ("plugin_cursors", "plugin"),
-                               ("plugin_commands", "plugin")):
+                               ("plugin_commands", "plugin"), ("plugin_notifications", "plugin")):
                 await c.execute(f"DELETE FROM {table} WHERE {col} = $1", name)
 
     # ------------------------------------------------------------------ capability tokens
@@ -138,6 +139,33 @@ class PluginStore:
 
     async def done_command(self, cid: str) -> None:
         await self.db.execute("DELETE FROM plugin_commands WHERE id = $1", cid)
+
+    # ------------------------------------------------------------------ notification hooks
+
+    async def queue_notifications(self, rows: list[tuple[str, str, int, str, str, bool, list[Any], int]]) -> None:
+        """(plugin, user, stream position, room, event, highlight, actions, now) rows."""
+        async with self.db.transaction() as c:
+            await c.executemany(
+                "INSERT INTO plugin_notifications (plugin, user_id, stream_ordering, room_id, event_id, highlight,"
+                " actions, created_ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                [(p, u, s, r, e, h, orjson.dumps(a).decode(), t) for p, u, s, r, e, h, a, t in rows],
+            )
+
+    async def pending_notifications(self, name: str, limit: int) -> list[dict[str, Any]]:
+        rows = await self.db.fetch(
+            "SELECT user_id, stream_ordering, room_id, event_id, highlight, actions FROM plugin_notifications"
+            " WHERE plugin = $1 ORDER BY stream_ordering, user_id LIMIT $2",
+            name, limit,
+        )
+        return [{**dict(r), "highlight": bool(r["highlight"]), "actions": orjson.loads(r["actions"])} for r in rows]
+
+    async def done_notification(self, name: str, user_id: str, stream_ordering: int) -> None:
+        await self.db.execute(
+            "DELETE FROM plugin_notifications WHERE plugin = $1 AND stream_ordering = $2 AND user_id = $3",
+            name, stream_ordering, user_id)
+
+    async def drop_notifications(self, name: str) -> None:
+        await self.db.execute("DELETE FROM plugin_notifications WHERE plugin = $1", name)
 
     # ------------------------------------------------------------------ webhooks
 
