@@ -223,7 +223,8 @@ class Homeserver:
             self.directory.ask_appservice = self.appservices.query_alias
             self.directory.alias_reserved = self.appservices.alias_reserved
         self.plugin_host = PluginHost(self.plugins, stores, self.serializer, config,
-                                      AppServiceSender(self.appservices, stores, self.serializer))
+                                      AppServiceSender(self.appservices, stores, self.serializer,
+                                                       self.typing, self.presence))
         self.webhooks = WebhookService(self.plugins, self.rooms, config)
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()

@@ -115,6 +115,38 @@ class PluginStore:
         )
         return [_row_to_event(r) for r in rows]
 
+    # ------------------------------------------------------------------ application services
+
+    async def receipts_after(self, after: int, upto: int) -> list[dict[str, Any]]:
+        """Public receipts that moved with after < position <= upto (every room), oldest first."""
+        if after >= upto:
+            return []
+        rows = await self.db.fetch(
+            "SELECT room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts"
+            " WHERE stream_id > $1 AND stream_id <= $2 AND receipt_type != 'm.read.private' ORDER BY stream_id",
+            after, upto)
+        return [dict(r) for r in rows]
+
+    async def to_device_after(self, after: int, upto: int, positions: int) -> list[dict[str, Any]]:
+        """To-device messages still in their inboxes with after < position <= upto, for at most
+        `positions` stream positions (a position's messages are never split)."""
+        if after >= upto:
+            return []
+        rows = await self.db.fetch(
+            "SELECT user_id, device_id, stream_id, message_json FROM to_device_inbox WHERE stream_id IN"
+            " (SELECT DISTINCT stream_id FROM to_device_inbox WHERE stream_id > $1 AND stream_id <= $2"
+            f" ORDER BY stream_id LIMIT {int(positions)}) ORDER BY stream_id, user_id, device_id",
+            after, upto)
+        return [{"user_id": r["user_id"], "device_id": r["device_id"], "stream_id": int(r["stream_id"]),
+                 "message": orjson.loads(r["message_json"])} for r in rows]
+
+    async def delete_to_device(self, rows: list[tuple[str, str, int]]) -> None:
+        """(user, device, position): delivered to the AS that holds the user exclusively."""
+        if rows:
+            async with self.db.transaction() as c:
+                await c.executemany(
+                    "DELETE FROM to_device_inbox WHERE user_id = $1 AND device_id = $2 AND stream_id = $3", rows)
+
     # ------------------------------------------------------------------ slash commands
 
     async def queue_command(self, cid: str, name: str, room_id: str, user_id: str, command: str,
