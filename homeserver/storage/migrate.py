@@ -34,6 +34,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (19, "019_plugins.sql"),
     (20, "020_federation_watermark.sql"),
     (31, "031_plugin_notifications.sql"),
+    (32, "032_appservice_streams.sql"),
 ]
 
 _PG_EXTRA = {

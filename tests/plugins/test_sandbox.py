@@ -130,9 +130,12 @@ async def test_probe_cannot_reach_what_it_was_not_granted(plugin_server: PluginS
     report = json.loads(body[len("snoop: "):])
     assert CANARY not in body
     assert not any(k.startswith(("PARLEY", "CANARY", "PG", "PATH")) for k in report["environ"])
-    for key in ("parent_environ", "server_environ", "database", "signing_key"):
+    for key in ("database", "signing_key"):
         assert report[key].startswith("PermissionError"), (key, report[key])
-    assert report["signal"] == "PermissionError"
+    # Refused by Landlock, or not even there: in its own PID namespace the server is invisible.
+    for key in ("parent_environ", "server_environ"):
+        assert report[key].startswith(("PermissionError", "FileNotFoundError")), (key, report[key])
+    assert report["signal"] in ("PermissionError", "ProcessLookupError")
     assert report["other_room"] == "403 M_FORBIDDEN"
     assert report["sync"] == "403 M_FORBIDDEN"
     # The server and the room it could not read are untouched.
