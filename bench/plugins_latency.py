@@ -59,10 +59,10 @@ async def main() -> None:
            "PARLEY_ADMINS": ADMIN}
     proc, base = spawn_server(tmp, f"sqlite:///{tmp}/parley.db", SERVER_NAME, **env)
     rows: list[tuple[str, list[float]]] = []
-    pages = Receiver()
+    pages, stalls = Receiver(), Receiver()
     try:
-        wait_ready(proc, base, tmp / "server.log")
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http, pages as page_url:
+        wait_ready(proc, base, tmp / "server.log", timeout=180)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http, pages as page_url, stalls as stall_url:
             server = PluginServer(base, tmp, proc.pid, http)
             admin = await server.register("admin")
             bob = await server.register("bob")
@@ -75,7 +75,8 @@ async def main() -> None:
                                  ("stall", FIXTURES / "stall")):
                 await admin.call("POST", f"{ADMIN_API}/install", {"path": str(folder)})
                 if name != "probe":
-                    await admin.call("PUT", f"{ADMIN_API}/{name}/settings", {"url": page_url})
+                    url = page_url if name == "pager" else stall_url
+                    await admin.call("PUT", f"{ADMIN_API}/{name}/settings", {"url": url})
                 await admin.call("PUT", f"{ADMIN_API}/{name}/enabled", {"enabled": True})
                 await server.wait_running(admin, name)
             hooked = await admin.create_room(invite=[bob.user_id, *BOTS])
@@ -88,7 +89,7 @@ async def main() -> None:
                 with_hooks.append(await one_send(admin, hooked, f"hooked {i}", bob.user_id))
             rows.append(("alternating: room without plugin bots", without))
             rows.append(("alternating: room with 3 plugins (listener, pager, stalled hook)", with_hooks))
-            paged = len(pages.requests)
+            paged, stalled = len(pages.requests), len(stalls.requests)
             for _ in range(20):
                 await admin.command(hooked, "spin")
             rows.append(("probe looping forever (killed, restarted)", await sends(admin, hooked, args.n, bob.user_id)))
@@ -106,7 +107,8 @@ async def main() -> None:
         ref50, ref95 = (w50, w95) if name.startswith("alternating") else (b50, b95)
         print(f"| {name} | {p50:.2f} | {p95:.2f} | {p50 / ref50:.2f} | {p95 / ref95:.2f} |")
     print("(alternating rows: ratio to the room without plugin bots; others: to no plugin installed)")
-    print(f"pages received during the alternating phase: {paged}; restarts: {restarts}")
+    print(f"during the alternating phase: {paged} pages received, the stalled hook entered {stalled} times;"
+          f" restarts by the end: {restarts}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ admins' per-room choices, and the ephemeral notices a plugin sends to a command'
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import secrets
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from homeserver.storage.plugins import PluginStore
 from homeserver.storage.stores import Stores
 from parley_plugin.manifest import Manifest, ManifestError
 
+log = logging.getLogger("parley.plugins")
 TOKEN_PREFIX = "ppt_"
 PLUGIN_DEVICE = "PARLEY_PLUGIN"
 NOTICE_TYPE = "org.parley.plugin.notice"
@@ -52,6 +55,7 @@ class PluginService:
         self._manifests: dict[str, tuple[Manifest, float]] = {}
         self.on_change: Any = None  # set by the host: wake it after a change
         self._notify_subs: tuple[list[tuple[str, str]], float] | None = None
+        self._queueing: set[asyncio.Task[None]] = set()
 
     def _changed(self) -> None:
         self._notify_subs = None
@@ -268,8 +272,9 @@ class PluginService:
 
     async def notifications_stored(self, rows: list[tuple[str, int, str, str, list[Any], bool, int]]) -> None:
         """The push pipeline stored these notifications (user, stream position, room, event,
-        actions, highlight, ts): queue them for the plugins with notification hooks. On the send
-        path, so it only writes rows; the plugins worker delivers them (host.py)."""
+        actions, highlight, ts): queue them for the plugins with notification hooks. Called on
+        the send path, so the rows are written by a task of their own (the send does not wait
+        for that write); the plugins worker delivers them (host.py)."""
         subs = await self._notification_subscribers()
         if not subs:
             return
@@ -277,7 +282,14 @@ class PluginService:
                   for name, mode in subs for user, pos, room, event, actions, highlight, ts in rows
                   if mode == "all" or highlight]
         if queued:
-            await self.store.queue_notifications(queued)
+            task = asyncio.ensure_future(self.store.queue_notifications(queued))
+            self._queueing.add(task)
+            task.add_done_callback(self._queued)
+
+    def _queued(self, task: asyncio.Task[None]) -> None:
+        self._queueing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("queueing notifications for plugins failed", exc_info=task.exception())
 
     # ------------------------------------------------------------------ messages from plugins
 

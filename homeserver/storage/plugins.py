@@ -191,10 +191,13 @@ class PluginStore:
         )
         return [{**dict(r), "highlight": bool(r["highlight"]), "actions": orjson.loads(r["actions"])} for r in rows]
 
-    async def done_notification(self, name: str, user_id: str, stream_ordering: int) -> None:
-        await self.db.execute(
-            "DELETE FROM plugin_notifications WHERE plugin = $1 AND stream_ordering = $2 AND user_id = $3",
-            name, stream_ordering, user_id)
+    async def done_notifications(self, name: str, done: list[tuple[str, int]]) -> None:
+        """(user, stream position) rows acknowledged (or given up on) by the plugin."""
+        if done:
+            async with self.db.transaction() as c:
+                await c.executemany(
+                    "DELETE FROM plugin_notifications WHERE plugin = $1 AND user_id = $2 AND stream_ordering = $3",
+                    [(name, u, pos) for u, pos in done])
 
     async def drop_notifications(self, name: str) -> None:
         await self.db.execute("DELETE FROM plugin_notifications WHERE plugin = $1", name)
