@@ -224,13 +224,15 @@ class Homeserver:
             self.media.remote.fetcher = self.federation.media
             self.user_hierarchy.remote = self.federation.hierarchy
         self.plugins = PluginService(stores, config, self.accounts, self.rooms, self.to_device)
+        self.notifications.pipeline.on_stored = self.plugins.notifications_stored
         self.appservices = AppServices(config, self.accounts)
         if self.appservices.services:
             self.profile.ask_appservice = self.appservices.query_user
             self.directory.ask_appservice = self.appservices.query_alias
             self.directory.alias_reserved = self.appservices.alias_reserved
         self.plugin_host = PluginHost(self.plugins, stores, self.serializer, config,
-                                      AppServiceSender(self.appservices, stores, self.serializer))
+                                      AppServiceSender(self.appservices, stores, self.serializer,
+                                                       self.typing, self.presence))
         self.webhooks = WebhookService(self.plugins, self.rooms, config)
         # Set when shutdown begins: long-polls answer at once, WebSockets close with 1001.
         self.stopping = asyncio.Event()

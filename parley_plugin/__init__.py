@@ -2,6 +2,6 @@
 `plugin = Plugin()` with decorated handlers. See docs/plugins.md."""
 
 from parley_plugin.client import ApiError
-from parley_plugin.plugin import Command, Event, Plugin, Room, Store
+from parley_plugin.plugin import Command, Event, Notification, Plugin, Room, Store
 
-__all__ = ["ApiError", "Command", "Event", "Plugin", "Room", "Store"]
+__all__ = ["ApiError", "Command", "Event", "Notification", "Plugin", "Room", "Store"]

@@ -13,6 +13,7 @@ from typing import Any
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 COMMAND_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 LOCALPART_RE = re.compile(r"^[a-z0-9._=/+-]{1,64}$")
+NOTIFICATION_MODES = ("", "highlight", "all")
 SETTING_TYPES: dict[str, type | tuple[type, ...]] = {"string": str, "integer": int, "boolean": bool,
                                                      "number": (int, float)}
 
@@ -41,6 +42,8 @@ class Manifest:
     rooms: str | tuple[str, ...] = "joined"
     send: tuple[str, ...] = ("m.room.message", "m.reaction")
     network: bool = False
+    # Notification hooks: "" none, "highlight" mentions and keywords only, "all" every notification.
+    notifications: str = ""
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
 
@@ -102,13 +105,16 @@ def parse_manifest(raw: dict[str, Any]) -> Manifest:
     network = perms.get("network", False)
     if not isinstance(network, bool):
         raise ManifestError("permissions.network must be true or false")
+    notifications = perms.get("notifications", "")
+    if notifications not in NOTIFICATION_MODES:
+        raise ManifestError('permissions.notifications must be "highlight" or "all"')
     m = Manifest(
         name=name, version=version, entry=entry, bot=bot,
         display_name=str(raw.get("display_name", name)),
         events=_strs("permissions.events", perms.get("events", [])),
         commands=tuple(commands), rooms=rooms,
         send=_strs("permissions.send", perms.get("send", ["m.room.message", "m.reaction"])),
-        network=network, settings=settings, description=str(raw.get("description", "")),
+        network=network, notifications=notifications, settings=settings, description=str(raw.get("description", "")),
     )
     m.check_settings(m.default_settings())  # the defaults must have their declared types
     return m

@@ -12,6 +12,10 @@
     async def reaction(ev: Event) -> None:
         ...
 
+    @plugin.on_notification
+    async def page(n: Notification) -> None:   # with `notifications = "highlight"` granted
+        ...
+
 Handlers run one at a time, in the order the server delivers hooks (events in stream order, so
 in order per room); each is acknowledged when its handler returns (or raises: the error is
 logged and the hook is not retried, so one bad event cannot wedge the plugin)."""
@@ -33,6 +37,7 @@ V3 = "/_matrix/client/v3"
 CommandHandler = Callable[["Command"], Awaitable[None]]
 EventHandler = Callable[["Event"], Awaitable[None]]
 StartHandler = Callable[[], Awaitable[None]]
+NotificationHandler = Callable[["Notification"], Awaitable[None]]
 
 
 class Store:
@@ -140,11 +145,30 @@ class Command:
 
 
 @dataclass
+class Notification:
+    """A notification the server generated for `user_id` (its push rules said notify) about
+    `event`, in a room the plugin may use. `highlight`: a mention or keyword."""
+
+    plugin: Plugin
+    user_id: str
+    room_id: str
+    event_id: str
+    highlight: bool
+    actions: list[Any]
+    event: Event
+
+    @property
+    def room(self) -> Room:
+        return Room(self.plugin, self.room_id)
+
+
+@dataclass
 class Plugin:
     auto_join: bool = True  # join rooms the bot is invited to
     commands: dict[str, CommandHandler] = field(default_factory=dict)
     handlers: dict[str, list[EventHandler]] = field(default_factory=dict)
     starters: list[StartHandler] = field(default_factory=list)
+    notification_handlers: list[NotificationHandler] = field(default_factory=list)
     # Set by the runner before any handler runs.
     api: Client = field(init=False)
     user_id: str = field(init=False, default="")
@@ -169,6 +193,11 @@ class Plugin:
         self.starters.append(fn)
         return fn
 
+    def on_notification(self, fn: NotificationHandler) -> NotificationHandler:
+        """Run for each notification hook (the manifest's `permissions.notifications`)."""
+        self.notification_handlers.append(fn)
+        return fn
+
     def room(self, room_id: str) -> Room:
         return Room(self, room_id)
 
@@ -190,6 +219,13 @@ class Plugin:
                     await ev.room.join()
                 for on_event in self.handlers.get(ev.type, []):
                     await on_event(ev)
+            elif msg["type"] == "notification":
+                n = msg["notification"]
+                note = Notification(self, str(n.get("user_id", "")), str(n.get("room_id", "")),
+                                    str(n.get("event_id", "")), bool(n.get("highlight")),
+                                    list(n.get("actions", [])), Event(self, n.get("event") or {}))
+                for on_notification in self.notification_handlers:
+                    await on_notification(note)
         except Exception:  # noqa: BLE001 - a handler's error is logged, the hook acknowledged
             traceback.print_exc(file=sys.stderr)
 
@@ -208,4 +244,4 @@ class Plugin:
             await self._send({"type": "ack", "id": msg["id"]})
 
 
-__all__ = ["ApiError", "Command", "Event", "Plugin", "Room", "Store"]
+__all__ = ["ApiError", "Command", "Event", "Notification", "Plugin", "Room", "Store"]

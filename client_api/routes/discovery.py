@@ -54,16 +54,10 @@ async def turn_server(request: Request, hs: Homeserver, req: Requester) -> dict[
     return {}
 
 
-@endpoint()
-async def thirdparty_protocols(request: Request, hs: Homeserver, req: Requester) -> dict[str, Any]:
-    return {}
-
-
 routes = [
     Route("/_matrix/client/versions", versions, methods=["GET"]),
     Route("/.well-known/matrix/client", well_known_client, methods=["GET"]),
     Route("/_matrix/client/v1/auth_metadata", auth_metadata, methods=["GET"]),
     Route("/_matrix/client/v3/capabilities", capabilities, methods=["GET"]),
     Route("/_matrix/client/v3/voip/turnServer", turn_server, methods=["GET"]),
-    Route("/_matrix/client/v3/thirdparty/protocols", thirdparty_protocols, methods=["GET"]),
 ]

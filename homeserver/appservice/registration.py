@@ -1,6 +1,8 @@
 """Application service registration files (Application Service API §Registration): YAML with
 `id`, `url`, `as_token`, `hs_token`, `sender_localpart` and `namespaces` of users, aliases and
-rooms, each a list of `{exclusive, regex}`. Parsed and checked at start."""
+rooms, each a list of `{exclusive, regex}`; optional `receive_ephemeral` (Matrix 1.13; the
+MSC2409 name `de.sorunome.msc2409.push_ephemeral` is accepted too) and `protocols` (the
+third-party protocols the AS bridges). Parsed and checked at start."""
 
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ class AppService:
     aliases: tuple[Namespace, ...]
     rooms: tuple[Namespace, ...]
     rate_limited: bool = True
+    receive_ephemeral: bool = False
+    protocols: tuple[str, ...] = ()
 
     @staticmethod
     def _any(spaces: tuple[Namespace, ...], value: str, exclusive_only: bool = False) -> bool:
@@ -72,6 +76,12 @@ def parse_registration(raw: Any, where: str) -> AppService:
     url = raw.get("url")
     if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
         raise ConfigError(f"{where}: url", "must be an http(s) URL or null")
+    ephemeral = raw.get("receive_ephemeral", raw.get("de.sorunome.msc2409.push_ephemeral", False))
+    if not isinstance(ephemeral, bool):
+        raise ConfigError(f"{where}: receive_ephemeral", "must be true or false")
+    protocols = raw.get("protocols") or []
+    if not isinstance(protocols, list) or not all(isinstance(p, str) and p for p in protocols):
+        raise ConfigError(f"{where}: protocols", "expected a list of protocol names")
     ns = raw.get("namespaces") or {}
     if not isinstance(ns, dict):
         raise ConfigError(f"{where}: namespaces", "expected a mapping")
@@ -81,6 +91,7 @@ def parse_registration(raw: Any, where: str) -> AppService:
         aliases=_namespaces(f"{where}: namespaces.aliases", ns.get("aliases")),
         rooms=_namespaces(f"{where}: namespaces.rooms", ns.get("rooms")),
         rate_limited=raw.get("rate_limited", True) is not False,
+        receive_ephemeral=ephemeral, protocols=tuple(protocols),
     )
 
 

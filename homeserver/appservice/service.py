@@ -13,6 +13,7 @@ import httpx
 
 from homeserver.accounts.service import AccountService, Requester
 from homeserver.appservice.registration import AppService, load_registrations
+from homeserver.appservice.thirdparty import ThirdPartyLookups
 from homeserver.config import Config
 from homeserver.protocol.errors import MatrixError
 
@@ -25,6 +26,7 @@ class AppServices:
         self.accounts = accounts
         self.services = load_registrations(config.plugins.app_service_config_files)
         self.transport = transport
+        self.thirdparty = ThirdPartyLookups(self.services, transport)
 
     def by_token(self, token: str) -> AppService | None:
         for a in self.services:

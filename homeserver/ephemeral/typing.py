@@ -58,6 +58,9 @@ class TypingManager:
     def changed_since(self, room_id: str, serial: int) -> bool:
         return self._room_serial.get(room_id, 0) > serial
 
+    def rooms_changed_since(self, serial: int) -> list[str]:
+        return [r for r, s in self._room_serial.items() if s > serial]
+
     def close(self) -> None:
         for t in self._timers.values():
             t.cancel()

@@ -2,9 +2,9 @@
 
 For each running plugin one delivery loop, off every request path (a send never waits on it):
 queued slash commands first, then the events it declared, in stream order (so in order per
-room), each acknowledged before the next; the event cursor is persisted after each
-acknowledgement, so a restart (of the plugin or the server) resumes where it stopped and an
-unacknowledged hook is delivered again (at-least-once)."""
+room), each acknowledged before the next, then queued notifications (notification hooks); the
+event cursor is persisted after each acknowledgement, so a restart (of the plugin or the server)
+resumes where it stopped and an unacknowledged hook is delivered again (at-least-once)."""
 
 from __future__ import annotations
 
@@ -163,7 +163,8 @@ class PluginHost:
         while True:
             await r.process.ready.wait()
             try:
-                busy = await self._deliver_commands(r) | await self._deliver_events(r)
+                busy = (await self._deliver_commands(r) | await self._deliver_events(r)
+                        | await self._deliver_notifications(r))
             except HookFailed:
                 continue  # the process is restarting; the hook is delivered again afterwards
             except asyncio.CancelledError:
@@ -206,14 +207,47 @@ class PluginHost:
         evs = await self.service.store.events_after(types, cursor, upto, BATCH)
         bot = self.service.bot_user(m)
         allowed: dict[str, bool] = {}
-        for ev in evs:
-            if await self._wanted(r, ev, bot, allowed):
-                (client_ev,) = await self.serializer.serialize([ev])
-                await self._hook(r, {"type": "event", "id": f"e:{ev.stream_ordering}", "event": client_ev})
-            await self.service.store.set_cursor(r.name, ev.stream_ordering)
-        if not evs and upto > cursor:
-            await self.service.store.set_cursor(r.name, upto)
+        done = cursor
+        try:
+            for ev in evs:
+                if await self._wanted(r, ev, bot, allowed):
+                    (client_ev,) = await self.serializer.serialize([ev])
+                    await self._hook(r, {"type": "event", "id": f"e:{ev.stream_ordering}", "event": client_ev})
+                done = ev.stream_ordering
+        finally:
+            # One cursor write per batch, covering what was acknowledged (a crash before it
+            # means those hooks come again: at-least-once).
+            if not evs and upto > cursor:
+                done = upto
+            if done > cursor:
+                await self.service.store.set_cursor(r.name, done)
         return len(evs) == BATCH
+
+    async def _deliver_notifications(self, r: Running) -> bool:
+        """Notifications queued by the push pipeline (PluginService.notifications_stored), in
+        stream order; those of rooms the plugin may not use are dropped undelivered."""
+        if not r.manifest.notifications:
+            return False
+        rows = await self.service.store.pending_notifications(r.name, BATCH)
+        allowed: dict[str, bool] = {}
+        done: list[tuple[str, int]] = []
+        try:
+            for n in rows:
+                room_id = n["room_id"]
+                if room_id not in allowed:
+                    allowed[room_id] = await self.service.room_allowed(r.name, r.manifest, room_id)
+                ev = (await self.stores.events.get_many([n["event_id"]])).get(n["event_id"]) \
+                    if allowed[room_id] else None
+                if ev is not None:
+                    (client_ev,) = await self.serializer.serialize([ev])
+                    await self._hook(r, {"type": "notification", "id": f"n:{n['stream_ordering']}:{n['user_id']}",
+                                         "notification": {"user_id": n["user_id"], "room_id": room_id,
+                                                          "event_id": n["event_id"], "highlight": n["highlight"],
+                                                          "actions": n["actions"], "event": client_ev}})
+                done.append((n["user_id"], n["stream_ordering"]))
+        finally:
+            await self.service.store.done_notifications(r.name, done)
+        return len(rows) == BATCH
 
     async def _wanted(self, r: Running, ev: StoredEvent, bot: str, allowed: dict[str, bool]) -> bool:
         if ev.type == "m.room.member" and ev.state_key == bot:

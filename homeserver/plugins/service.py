@@ -4,7 +4,9 @@ admins' per-room choices, and the ephemeral notices a plugin sends to a command'
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import secrets
 import time
 from pathlib import Path
@@ -22,12 +24,16 @@ from homeserver.storage.plugins import PluginStore
 from homeserver.storage.stores import Stores
 from parley_plugin.manifest import Manifest, ManifestError
 
+log = logging.getLogger("parley.plugins")
 TOKEN_PREFIX = "ppt_"
 PLUGIN_DEVICE = "PARLEY_PLUGIN"
 NOTICE_TYPE = "org.parley.plugin.notice"
 ROOM_STATE_TYPE = "org.parley.plugins"  # the level to send it is the level to choose plugins
 MAX_ARGS = 4096
 MANIFEST_TTL_S = 5.0
+# How long the list of plugins with notification hooks is reused on the send path (another
+# worker's enable or disable is seen within this delay; this worker's at once).
+NOTIFY_SUBSCRIBERS_TTL_S = 2.0
 
 
 def token_hash(token: str) -> str:
@@ -48,8 +54,11 @@ class PluginService:
         # another worker changes what tokens may do here too.
         self._manifests: dict[str, tuple[Manifest, float]] = {}
         self.on_change: Any = None  # set by the host: wake it after a change
+        self._notify_subs: tuple[list[tuple[str, str]], float] | None = None
+        self._queueing: set[asyncio.Task[None]] = set()
 
     def _changed(self) -> None:
+        self._notify_subs = None
         if self.on_change is not None:
             self.on_change()
 
@@ -104,6 +113,7 @@ class PluginService:
         await self.store.set_enabled(name, enabled)
         if not enabled:
             await self.store.set_token_hash(name, None)
+            await self.store.drop_notifications(name)
         self._changed()
 
     async def configure(self, name: str, settings: Any) -> dict[str, Any]:
@@ -240,6 +250,46 @@ class PluginService:
         pl_content = pl.pdu.get("content") if pl is not None else None
         level = user_power_level(rv, create.pdu if create else {}, pl_content, user_id)
         return level >= event_required_level(pl_content, ROOM_STATE_TYPE, True)
+
+    # ------------------------------------------------------------------ notification hooks
+
+    async def _notification_subscribers(self) -> list[tuple[str, str]]:
+        """(plugin, mode) of the enabled plugins whose manifest asks for notification hooks."""
+        cached = self._notify_subs
+        if cached is not None and time.monotonic() - cached[1] < NOTIFY_SUBSCRIBERS_TTL_S:
+            return cached[0]
+        subs = []
+        for row in await self.store.all():
+            if row["enabled"]:
+                try:
+                    m = await self.manifest(row["name"])
+                except MatrixError:
+                    continue
+                if m.notifications:
+                    subs.append((row["name"], m.notifications))
+        self._notify_subs = (subs, time.monotonic())
+        return subs
+
+    async def notifications_stored(self, rows: list[tuple[str, int, str, str, list[Any], bool, int]]) -> None:
+        """The push pipeline stored these notifications (user, stream position, room, event,
+        actions, highlight, ts): queue them for the plugins with notification hooks. Called on
+        the send path, so the rows are written by a task of their own (the send does not wait
+        for that write); the plugins worker delivers them (host.py)."""
+        subs = await self._notification_subscribers()
+        if not subs:
+            return
+        queued = [(name, user, pos, room, event, highlight, actions, ts)
+                  for name, mode in subs for user, pos, room, event, actions, highlight, ts in rows
+                  if mode == "all" or highlight]
+        if queued:
+            task = asyncio.ensure_future(self.store.queue_notifications(queued))
+            self._queueing.add(task)
+            task.add_done_callback(self._queued)
+
+    def _queued(self, task: asyncio.Task[None]) -> None:
+        self._queueing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("queueing notifications for plugins failed", exc_info=task.exception())
 
     # ------------------------------------------------------------------ messages from plugins
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.protocol.power_levels import parse_level, user_power_level
@@ -31,6 +31,8 @@ class NotificationPipeline:
         self.push = push
         self.suffix = ":" + server_name
         self.on_queued = on_queued
+        # Called with the notifications just stored (plugins' notification hooks queue them).
+        self.on_stored: Callable[[list[tuple[str, int, str, str, list[Any], bool, int]]], Awaitable[None]] | None = None
 
     async def event_persisted(self, ev: StoredEvent) -> None:
         """The persister's hook: never raises (the event is committed whatever happens here)."""
@@ -89,6 +91,8 @@ class NotificationPipeline:
         await st.pushers.add_notifications(rows, deliveries)
         if deliveries and self.on_queued is not None:
             self.on_queued()
+        if self.on_stored is not None:
+            await self.on_stored(rows)
 
     async def _display_names(self, room_id: str, users: list[str]) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -35,6 +35,8 @@ MIGRATIONS: list[tuple[int, str]] = [
     (20, "020_federation_watermark.sql"),
     (23, "023_search.sql"),
     (29, "029_dehydrated_devices.sql"),
+    (31, "031_plugin_notifications.sql"),
+    (32, "032_appservice_streams.sql"),
     (33, "033_ai_vectors.sql"),
     (34, "034_ai_pgvector.sql"),
 ]

@@ -1,5 +1,6 @@
 """Plugins: installation and enablement, capability token hashes, per-room choices, listener
-cursors and the queue of slash commands (migration 019)."""
+cursors and the queue of slash commands (migration 019); queued notifications for notification
+hooks (migration 031)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ class PluginStore:
     async def uninstall(self, name: str) -> None:
         async with self.db.transaction() as c:
             for table, col in (("plugins", "name"), ("plugin_rooms", "plugin"), ("plugin_cursors", "plugin"),
-                               ("plugin_commands", "plugin")):
+                               ("plugin_commands", "plugin"), ("plugin_notifications", "plugin")):
                 await c.execute(f"DELETE FROM {table} WHERE {col} = $1", name)
 
     # ------------------------------------------------------------------ capability tokens
@@ -114,6 +115,38 @@ class PluginStore:
         )
         return [_row_to_event(r) for r in rows]
 
+    # ------------------------------------------------------------------ application services
+
+    async def receipts_after(self, after: int, upto: int) -> list[dict[str, Any]]:
+        """Public receipts that moved with after < position <= upto (every room), oldest first."""
+        if after >= upto:
+            return []
+        rows = await self.db.fetch(
+            "SELECT room_id, user_id, receipt_type, thread_id, event_id, ts FROM receipts"
+            " WHERE stream_id > $1 AND stream_id <= $2 AND receipt_type != 'm.read.private' ORDER BY stream_id",
+            after, upto)
+        return [dict(r) for r in rows]
+
+    async def to_device_after(self, after: int, upto: int, positions: int) -> list[dict[str, Any]]:
+        """To-device messages still in their inboxes with after < position <= upto, for at most
+        `positions` stream positions (a position's messages are never split)."""
+        if after >= upto:
+            return []
+        rows = await self.db.fetch(
+            "SELECT user_id, device_id, stream_id, message_json FROM to_device_inbox WHERE stream_id IN"
+            " (SELECT DISTINCT stream_id FROM to_device_inbox WHERE stream_id > $1 AND stream_id <= $2"
+            f" ORDER BY stream_id LIMIT {int(positions)}) ORDER BY stream_id, user_id, device_id",
+            after, upto)
+        return [{"user_id": r["user_id"], "device_id": r["device_id"], "stream_id": int(r["stream_id"]),
+                 "message": orjson.loads(r["message_json"])} for r in rows]
+
+    async def delete_to_device(self, rows: list[tuple[str, str, int]]) -> None:
+        """(user, device, position): delivered to the AS that holds the user exclusively."""
+        if rows:
+            async with self.db.transaction() as c:
+                await c.executemany(
+                    "DELETE FROM to_device_inbox WHERE user_id = $1 AND device_id = $2 AND stream_id = $3", rows)
+
     # ------------------------------------------------------------------ slash commands
 
     async def queue_command(self, cid: str, name: str, room_id: str, user_id: str, command: str,
@@ -138,6 +171,36 @@ class PluginStore:
 
     async def done_command(self, cid: str) -> None:
         await self.db.execute("DELETE FROM plugin_commands WHERE id = $1", cid)
+
+    # ------------------------------------------------------------------ notification hooks
+
+    async def queue_notifications(self, rows: list[tuple[str, str, int, str, str, bool, list[Any], int]]) -> None:
+        """(plugin, user, stream position, room, event, highlight, actions, now) rows."""
+        async with self.db.transaction() as c:
+            await c.executemany(
+                "INSERT INTO plugin_notifications (plugin, user_id, stream_ordering, room_id, event_id, highlight,"
+                " actions, created_ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                [(p, u, s, r, e, h, orjson.dumps(a).decode(), t) for p, u, s, r, e, h, a, t in rows],
+            )
+
+    async def pending_notifications(self, name: str, limit: int) -> list[dict[str, Any]]:
+        rows = await self.db.fetch(
+            "SELECT user_id, stream_ordering, room_id, event_id, highlight, actions FROM plugin_notifications"
+            " WHERE plugin = $1 ORDER BY stream_ordering, user_id LIMIT $2",
+            name, limit,
+        )
+        return [{**dict(r), "highlight": bool(r["highlight"]), "actions": orjson.loads(r["actions"])} for r in rows]
+
+    async def done_notifications(self, name: str, done: list[tuple[str, int]]) -> None:
+        """(user, stream position) rows acknowledged (or given up on) by the plugin."""
+        if done:
+            async with self.db.transaction() as c:
+                await c.executemany(
+                    "DELETE FROM plugin_notifications WHERE plugin = $1 AND user_id = $2 AND stream_ordering = $3",
+                    [(name, u, pos) for u, pos in done])
+
+    async def drop_notifications(self, name: str) -> None:
+        await self.db.execute("DELETE FROM plugin_notifications WHERE plugin = $1", name)
 
     # ------------------------------------------------------------------ webhooks
 

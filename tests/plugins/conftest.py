@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -110,8 +111,9 @@ class PluginServer:
         await until(joined)
 
 
-@pytest.fixture
-async def plugin_server(tmp_path: Path, backend: str) -> AsyncIterator[PluginServer]:
+@contextlib.asynccontextmanager
+async def running_plugin_server(tmp_path: Path, backend: str, **extra: str) -> AsyncIterator[PluginServer]:
+    """A server with plugins enabled; `extra` environment overrides (e.g. the hook timeout)."""
     env = {
         "PARLEY_PLUGINS__ENABLED": "true",
         "PARLEY_PLUGINS__DIR": str(tmp_path / "plugins"),
@@ -122,6 +124,7 @@ async def plugin_server(tmp_path: Path, backend: str) -> AsyncIterator[PluginSer
         "PARLEY_LOG_LEVEL": "INFO",
         "PARLEY_PLUGINS__WEBHOOK_IP_ALLOWLIST": "127.0.0.0/8",
         "CANARY_SECRET": CANARY,
+        **extra,
     }
     proc, base = spawn_server(tmp_path, backend, SERVER_NAME, **env)
     try:
@@ -130,3 +133,9 @@ async def plugin_server(tmp_path: Path, backend: str) -> AsyncIterator[PluginSer
             yield PluginServer(base, tmp_path, proc.pid, http)
     finally:
         stop_server(proc)
+
+
+@pytest.fixture
+async def plugin_server(tmp_path: Path, backend: str) -> AsyncIterator[PluginServer]:
+    async with running_plugin_server(tmp_path, backend) as server:
+        yield server

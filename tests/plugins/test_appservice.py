@@ -1,7 +1,9 @@
 """The Application Service API against a real server and a real AS built with mautrix: the AS
 registers its namespaced users (exclusive against everyone else), sends as them through
 identity assertion, pings and is pinged, receives the room's events in transactions, and after
-an outage gets the queued transactions in order."""
+an outage gets the queued transactions in order; it opted in to ephemeral data, so typing,
+receipts and presence reach it, and so do to-device messages for its users (MSC4203); and it
+answers the third-party lookups clients make through the server."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from aiohttp import web
 from mautrix.appservice import AppService
 from mautrix.types import Event
 
 from tests.e2e.conftest import free_port, spawn_server, stop_server, wait_ready
 from tests.plugins.conftest import SERVER_NAME, User, until
+from tests.spec_schema import validate_response
 
 AS_TOKEN = "as-token-bridge-0123456789"
 HS_TOKEN = "hs-token-bridge-0123456789"
@@ -27,11 +31,52 @@ class Bridge:
     def __init__(self, base: str, port: int) -> None:
         self.port = port
         self.events: list[dict[str, Any]] = []
+        self.to_device: list[dict[str, Any]] = []
+        self.thirdparty_queries: list[tuple[str, dict[str, str]]] = []
         self.appservice = AppService(server=base, domain=SERVER_NAME, as_token=AS_TOKEN, hs_token=HS_TOKEN,
-                                     bot_localpart="bridgebot", id="bridge")
+                                     bot_localpart="bridgebot", id="bridge", ephemeral_events=True,
+                                     encryption_events=True)
         self.appservice.matrix_event_handler(self.on_event)
+        self.appservice.to_device_handler = self.on_to_device
         self.appservice.query_user = self.query_user
         self.appservice.query_alias = self.query_alias
+        # mautrix leaves the third-party endpoints to the bridge: this one bridges "chatnet".
+        router = self.appservice.app.router
+        router.add_get("/_matrix/app/v1/thirdparty/protocol/{protocol}", self.tp_protocol)
+        router.add_get("/_matrix/app/v1/thirdparty/user/{protocol}", self.tp_user)
+        router.add_get("/_matrix/app/v1/thirdparty/location/{protocol}", self.tp_location)
+        router.add_get("/_matrix/app/v1/thirdparty/user", self.tp_user)
+        router.add_get("/_matrix/app/v1/thirdparty/location", self.tp_location)
+
+    def _check(self, request: web.Request) -> None:
+        if request.headers.get("Authorization") != f"Bearer {HS_TOKEN}":
+            raise web.HTTPForbidden()
+        self.thirdparty_queries.append((request.path, dict(request.query)))
+
+    async def tp_protocol(self, request: web.Request) -> web.Response:
+        self._check(request)
+        if request.match_info["protocol"] != "chatnet":
+            return web.json_response({"errcode": "M_NOT_FOUND"}, status=404)
+        return web.json_response({
+            "user_fields": ["nick"], "location_fields": ["channel"], "icon": "mxc://example.org/chat",
+            "field_types": {"nick": {"regexp": "[a-z]+", "placeholder": "carol"},
+                            "channel": {"regexp": "#[a-z]+", "placeholder": "#lobby"}},
+            "instances": [{"network_id": "main", "desc": "Chatnet main", "fields": {}}]})
+
+    async def tp_user(self, request: web.Request) -> web.Response:
+        self._check(request)
+        nick = request.query.get("nick") or request.query.get("userid", "").removeprefix("@bridge_").split(":")[0]
+        return web.json_response([{"userid": f"@bridge_{nick}:{SERVER_NAME}", "protocol": "chatnet",
+                                   "fields": {"nick": nick}}])
+
+    async def tp_location(self, request: web.Request) -> web.Response:
+        self._check(request)
+        channel = request.query.get("channel") or "#lobby"
+        return web.json_response([{"alias": f"#bridge_lobby:{SERVER_NAME}", "protocol": "chatnet",
+                                   "fields": {"channel": channel}}])
+
+    async def on_to_device(self, event: Any) -> None:
+        self.to_device.append(event.serialize())
 
     async def query_user(self, user_id: str) -> dict[str, Any] | None:
         """The homeserver asks about an unknown user of our namespace: create it."""
@@ -59,7 +104,8 @@ async def as_server(tmp_path: Path, backend: str) -> AsyncIterator[tuple[httpx.A
     registration = tmp_path / "bridge.yaml"
     registration.write_text(
         f"id: bridge\nurl: http://127.0.0.1:{as_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\n"
-        "sender_localpart: bridgebot\nrate_limited: false\nnamespaces:\n  users:\n"
+        "sender_localpart: bridgebot\nrate_limited: false\nreceive_ephemeral: true\nprotocols: [chatnet]\n"
+        "namespaces:\n  users:\n"
         f"    - exclusive: true\n      regex: '@bridge_.*:{SERVER_NAME.replace('.', '[.]')}'\n"
         f"  aliases:\n    - exclusive: true\n      regex: '#bridge_.*:{SERVER_NAME.replace('.', '[.]')}'\n"
         "  rooms: []\n")
@@ -169,3 +215,87 @@ async def test_appservice_registration_needs_its_token(as_server: tuple[httpx.As
     r = await http.post(f"/_matrix/client/v1/appservice/{quote('other')}/ping", json={},
                         headers={"Authorization": f"Bearer {AS_TOKEN}"})
     assert r.status_code == 403
+
+
+async def test_ephemeral_to_device_and_thirdparty(as_server: tuple[httpx.AsyncClient, Bridge]) -> None:
+    http, bridge = as_server
+    alice = await _register(http, "alice")
+    # A namespaced user with a device, registered by the AS itself.
+    r = await http.post("/_matrix/client/v3/register", json={"type": "m.login.application_service",
+                                                              "username": "bridge_carol"},
+                        headers={"Authorization": f"Bearer {AS_TOKEN}"})
+    assert r.status_code == 200, r.text
+    carol = User(http, r.json()["user_id"], r.json()["access_token"])
+    device = r.json()["device_id"]
+    room = await alice.create_room(invite=[carol.user_id])
+    await carol.call("POST", f"/_matrix/client/v3/join/{quote(room)}", {})
+    event_id = await alice.send_text(room, "read me")
+    await until(lambda: _has(bridge, room, "read me"))
+
+    await alice.call("PUT", f"/_matrix/client/v3/rooms/{quote(room)}/typing/{quote(alice.user_id)}",
+                     {"typing": True, "timeout": 30000})
+    await alice.call("POST", f"/_matrix/client/v3/rooms/{quote(room)}/receipt/m.read/{quote(event_id)}", {})
+    await alice.call("PUT", f"/_matrix/client/v3/presence/{quote(alice.user_id)}/status",
+                     {"presence": "online", "status_msg": "bridging"})
+
+    def edu(kind: str) -> list[dict[str, Any]]:
+        return [e for e in bridge.events if e.get("type") == kind]
+
+    async def typing() -> bool:
+        await asyncio.sleep(0)
+        return any(e["room_id"] == room and alice.user_id in e["content"]["user_ids"] for e in edu("m.typing"))
+
+    async def receipt() -> bool:
+        await asyncio.sleep(0)
+        return any(e["room_id"] == room and alice.user_id in e["content"].get(event_id, {}).get("m.read", {})
+                   for e in edu("m.receipt"))
+
+    async def presence() -> bool:
+        await asyncio.sleep(0)
+        return any(e["sender"] == alice.user_id and e["content"].get("status_msg") == "bridging"
+                   for e in edu("m.presence"))
+    await until(typing)
+    await until(receipt)
+    await until(presence)
+
+    # To-device messages for the AS's users reach it, addressed; carol is exclusively the AS's,
+    # so once the AS has them they are gone from her inbox.
+    await alice.call("PUT", "/_matrix/client/v3/sendToDevice/org.example.hello/t1",
+                     {"messages": {carol.user_id: {device: {"hello": "carol"}}}})
+
+    async def to_device() -> list[dict[str, Any]]:
+        await asyncio.sleep(0)
+        return [e for e in bridge.to_device if e.get("type") == "org.example.hello"]
+    (msg,) = await until(to_device)
+    assert (msg["sender"], msg["to_user_id"], msg["to_device_id"]) == (alice.user_id, carol.user_id, device)
+    assert msg["content"] == {"hello": "carol"}
+
+    async def inbox_empty() -> bool:
+        out = await carol.call("GET", "/_matrix/client/v3/sync?timeout=0")
+        return not out.get("to_device", {}).get("events")
+    await until(inbox_empty)
+
+    # Third-party lookups go to the AS that bridges the protocol.
+    path = "/_matrix/client/v3/thirdparty/protocols"
+    protocols = await alice.call("GET", path)
+    validate_response("GET", path, 200, protocols)
+    assert list(protocols) == ["chatnet"]
+    assert protocols["chatnet"]["instances"][0]["instance_id"] == "bridge|main"
+    path = "/_matrix/client/v3/thirdparty/protocol/chatnet"
+    validate_response("GET", path, 200, await alice.call("GET", path))
+    err = await alice.call("GET", "/_matrix/client/v3/thirdparty/protocol/ircnet", expect=404)
+    assert err["errcode"] == "M_NOT_FOUND"
+    users = await alice.call("GET", "/_matrix/client/v3/thirdparty/user/chatnet?nick=carol")
+    validate_response("GET", "/_matrix/client/v3/thirdparty/user/chatnet", 200, users)
+    assert users == [{"userid": carol.user_id, "protocol": "chatnet", "fields": {"nick": "carol"}}]
+    assert ("/_matrix/app/v1/thirdparty/user/chatnet", {"nick": "carol"}) in bridge.thirdparty_queries
+    locations = await alice.call("GET", "/_matrix/client/v3/thirdparty/location/chatnet?channel=%23lobby")
+    validate_response("GET", "/_matrix/client/v3/thirdparty/location/chatnet", 200, locations)
+    assert locations[0]["fields"] == {"channel": "#lobby"}
+    lobby = quote(f"#bridge_lobby:{SERVER_NAME}")
+    by_alias = await alice.call("GET", f"/_matrix/client/v3/thirdparty/location?alias={lobby}")
+    assert by_alias[0]["alias"] == f"#bridge_lobby:{SERVER_NAME}"
+    by_id = await alice.call("GET", f"/_matrix/client/v3/thirdparty/user?userid={quote(carol.user_id)}")
+    assert by_id[0]["userid"] == carol.user_id
+    err = await alice.call("GET", "/_matrix/client/v3/thirdparty/location", expect=400)
+    assert err["errcode"] == "M_MISSING_PARAM"

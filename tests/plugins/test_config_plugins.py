@@ -54,6 +54,11 @@ def test_registration_files(tmp_path: Path) -> None:
     assert reg.is_user("@b_1:x") and reg.is_user("@b_1:x", exclusive_only=True)
     assert not reg.is_user("@b_1:xy")  # whole-ID match
     assert reg.is_alias("#b_1:x") and not reg.is_alias("#b_1:x", exclusive_only=True)
+    assert (reg.receive_ephemeral, reg.protocols) == (False, ())
+    base = {"id": "b", "as_token": "a", "hs_token": "h", "sender_localpart": "s"}
+    reg = parse_registration({**base, "receive_ephemeral": True, "protocols": ["irc"]}, "f")
+    assert (reg.receive_ephemeral, reg.protocols) == (True, ("irc",))
+    assert parse_registration({**base, "de.sorunome.msc2409.push_ephemeral": True}, "f").receive_ephemeral
 
 
 @pytest.mark.parametrize("raw, where", [
@@ -63,6 +68,8 @@ def test_registration_files(tmp_path: Path) -> None:
     (GOOD_AS.replace("'@b_.*:x'", "'(unclosed'"), "regex"),
     (GOOD_AS.replace("exclusive: true", "exclusive: maybe"), "namespaces.users"),
     ("id: [unclosed", "bad.yaml"),
+    (GOOD_AS + "receive_ephemeral: sometimes\n", "receive_ephemeral"),
+    (GOOD_AS + "protocols: irc\n", "protocols"),
 ])
 def test_bad_registrations(tmp_path: Path, raw: str, where: str) -> None:
     bad = tmp_path / "bad.yaml"

@@ -147,6 +147,9 @@ def test_scope_decisions() -> None:
     assert decide(m, "@p:x", "GET", f"{v3}/user/@p:x/filter/1") is None
     assert decide(m, "@p:x", "PUT", f"{v3}/profile/@p:x/displayname") is not None
     assert decide(m, "@p:x", "PUT", f"{v3}/profile/@q:x/displayname") is None
+    assert m.notifications == ""  # notification hooks only when asked for
+    assert parse_manifest({"name": "p", "version": "1",
+                           "permissions": {"notifications": "highlight"}}).notifications == "highlight"
 
 
 @pytest.mark.parametrize("raw, why", [
@@ -159,6 +162,7 @@ def test_scope_decisions() -> None:
     ({"name": "p", "version": "1", "permissions": {"commands": [{"name": "/x"}]}}, "commands"),
     ({"name": "p", "version": "1", "settings": {"k": {"type": "float"}}}, "settings.k"),
     ({"name": "p", "version": "1", "settings": {"k": {"type": "integer", "default": "x"}}}, "setting"),
+    ({"name": "p", "version": "1", "permissions": {"notifications": "every"}}, "notifications"),
 ])
 def test_manifest_errors(raw: dict[str, Any], why: str) -> None:
     with pytest.raises(ManifestError, match=why):
