@@ -87,7 +87,7 @@ async def _longpoll_client(http: aiohttp.ClientSession, u: User, run: Run, ready
                     run.errors.append(f"/sync {r.status}: {raw[:200]!r}")
                     await asyncio.sleep(0.5)  # back off before retrying an error (load generator)
                     continue
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             run.errors.append(f"/sync: {e!r}")
             continue
         now = time.perf_counter()
