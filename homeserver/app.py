@@ -175,6 +175,7 @@ class Homeserver:
                                 self.visibility, self.recent, self.members)
         self.fanout.on_users_changed = self.push.invalidate
         self.keys = KeyService(stores, config.server_name, self.fanout.wake_users)
+        self.keys.cache_counts = self.recent.enabled
         self.key_backup = KeyBackupService(stores)
         self.to_device = ToDeviceService(stores, config.server_name, self.fanout.wake_users)
         self.sync.add_source(ToDeviceSource(stores.stream, self.to_device))

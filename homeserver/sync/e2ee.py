@@ -91,7 +91,7 @@ class DeviceListSource:
 
     async def fill_quiet(self, p: SyncPass) -> bool:
         p.response["device_lists"] = {"changed": [], "left": []}
-        p.response["device_one_time_keys_count"] = await self.keys.one_time_key_counts(p.user_id, p.device_id)
-        p.response["device_unused_fallback_key_types"] = await self.keys.unused_fallback_key_types(
-            p.user_id, p.device_id)
+        counts, fallback = await self.keys.sync_key_counts(p.user_id, p.device_id)
+        p.response["device_one_time_keys_count"] = counts
+        p.response["device_unused_fallback_key_types"] = fallback
         return True

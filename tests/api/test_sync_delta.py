@@ -184,3 +184,29 @@ async def test_to_device_messages_still_arrive_exactly_once(hs: Homeserver, clie
     assert _delta_count() == before + 1
     resumed = await bob.sync(since=t0)
     assert resumed["to_device"]["events"] == []
+
+
+async def test_key_counts_follow_claims_on_quiet_syncs(hs: Homeserver, client: MatrixClient) -> None:
+    from tests.api.test_e2ee_keys import Device
+
+    alice = await client.register()
+    room, (bob,) = await _joined(client, alice, "hank")
+    dev = Device(bob)
+    await bob.ok("POST", f"{V3}/keys/upload", {"device_keys": dev.device_keys(), "one_time_keys": dev.otks(2),
+                                              "fallback_keys": dev.otks(1, 100, fallback=True)})
+    since = (await bob.sync())["next_batch"]
+    await alice.send_text(room, "one")
+    got = await _both(hs, bob, since)
+    assert got["device_one_time_keys_count"] == {"signed_curve25519": 2}
+    assert got["device_unused_fallback_key_types"] == ["signed_curve25519"]
+    # claims take no stream position: the counts must still move on the next quiet sync
+    for left in (1, 0):
+        await alice.ok("POST", f"{V3}/keys/claim",
+                       {"one_time_keys": {bob.user_id: {bob.device_id: "signed_curve25519"}}})
+        await alice.send_text(room, "again")
+        got = await _both(hs, bob, got["next_batch"])
+        assert got["device_one_time_keys_count"] == {"signed_curve25519": left}
+    await alice.ok("POST", f"{V3}/keys/claim", {"one_time_keys": {bob.user_id: {bob.device_id: "signed_curve25519"}}})
+    await alice.send_text(room, "fallback used")
+    got = await _both(hs, bob, got["next_batch"])
+    assert got["device_unused_fallback_key_types"] == []
