@@ -29,7 +29,7 @@ from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 from homeserver.sync.assembly import joined_room_section, room_summary, section_is_empty
 from homeserver.sync.rooms import DEFAULT_TIMELINE_LIMIT, RoomSections
-from homeserver.sync.token import SyncToken
+from homeserver.sync.sources import SyncPass
 
 #: Client forms of recent events kept (one per event, shared by every device).
 FORMS_KEPT = 4096
@@ -59,10 +59,11 @@ class DeltaSync:
         return (flt.event_format == "client" and flt.event_fields is None
                 and not flt.state.lazy_load_members)
 
-    async def rooms_part(self, user_id: str, device_id: str, since: SyncToken, now: SyncToken,
-                         flt: SyncFilter) -> dict[str, Any] | None:
-        """The response without the per-user sources (to-device, device lists), or None."""
-        if not self.applies(flt):
+    async def rooms_part(self, p: SyncPass) -> dict[str, Any] | None:
+        """The response without the per-user sources (to-device, device lists), or None.
+        May move the typing and presence positions of `p.next` up to what it looked at."""
+        user_id, device_id, since, now, flt = p.user_id, p.device_id, p.since, p.now, p.flt
+        if since is None or not self.applies(flt):
             return None
         notes = self.recent.window(since.stream, now.stream)
         if notes is None:
@@ -84,6 +85,9 @@ class DeltaSync:
             elif isinstance(note, ReceiptNote) and note.room_id in joined:
                 receipts.setdefault(note.room_id, []).append(note.row())
         changed = set(events) | set(receipts)
+        # Typing may have changed since `now` was taken (the reads above wait): the token moves
+        # to the serial these rooms were checked at, so the same change does not wake us twice.
+        p.next = p.next.with_position("typing", max(now.typing, self.typing.serial))
         changed |= {r for r in joined if self.typing.changed_since(r, since.typing)}
         join: dict[str, Any] = {}
         tl = flt.timeline
@@ -109,7 +113,7 @@ class DeltaSync:
             "next_batch": now.encode(),
             "rooms": {"join": join} if join else {},
             "account_data": {"events": []},
-            "presence": {"events": await self._presence(user_id, since, list(joined), flt)},
+            "presence": {"events": await self._presence(p, list(joined))},
         }
 
     async def _user(self, user_id: str) -> tuple[dict[str, Membership], set[str]]:
@@ -148,13 +152,14 @@ class DeltaSync:
             return {**form, "unsigned": {**form.get("unsigned", {}), "transaction_id": ev.txn_id}}
         return form
 
-    async def _presence(self, user_id: str, since: SyncToken, joined: list[str],
-                        flt: SyncFilter) -> list[dict[str, Any]]:
+    async def _presence(self, p: SyncPass, joined: list[str]) -> list[dict[str, Any]]:
         """As the full pass: presence changes of users sharing a room (no one joined meanwhile:
         that would have been a state event)."""
-        if not self.presence.enabled:
+        user_id, flt = p.user_id, p.flt
+        if not self.presence.enabled or p.since is None:
             return []
-        changed = {u for u in self.presence.changed_since(since.presence) if self.presence.get(u) is not None}
+        p.next = p.next.with_position("presence", max(p.now.presence, self.presence.serial))
+        changed = {u for u in self.presence.changed_since(p.since.presence) if self.presence.get(u) is not None}
         if not changed:
             return []
         visible = {user_id}

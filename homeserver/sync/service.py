@@ -109,7 +109,7 @@ class SyncService:
         """The answer from the recent-changes log (`delta.py`), when the window allows it."""
         if p.since is None or full_state:
             return False
-        part = await self.delta.rooms_part(p.user_id, p.device_id, p.since, p.now, p.flt)
+        part = await self.delta.rooms_part(p)
         if part is None:
             return False
         p.response = part
