@@ -240,6 +240,9 @@ async def main() -> None:
     ap.add_argument("--rate", type=float, default=5)
     ap.add_argument("--grace", type=float, default=15)
     ap.add_argument("--label", default="")
+    ap.add_argument("--base-root", default="",
+                    help="another checkout (e.g. `git archive` of the commit before) run as the base-ws / base-poll "
+                         "setups, interleaved with this one so both meet the same machine load")
     args = ap.parse_args()
     setups = args.setups.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="parley-fanout-"))
@@ -252,9 +255,15 @@ async def main() -> None:
                 for setup in setups:
                     # a fresh server per row: earlier rows' users and rooms do not weigh on later ones
                     d = tmp / f"{setup}-{n}-{layout}"
-                    server = await (start_synapse(d) if setup == "synapse" else start_parley("sqlite", d))
+                    if setup == "synapse":
+                        server = await start_synapse(d)
+                    elif setup.startswith("base-"):
+                        server = await start_parley("sqlite", d, Path(args.base_root))
+                        server.name = "Parley before (SQLite)"
+                    else:
+                        server = await start_parley("sqlite", d)
                     try:
-                        r = await measure(server, "ws" if setup == "parley-ws" else "long-poll", n, layout,
+                        r = await measure(server, "ws" if setup.endswith("-ws") else "long-poll", n, layout,
                                           args.devices, args.seconds, args.rate, args.grace)
                     except Exception as e:  # noqa: BLE001 - a failed row is reported, the run goes on
                         r = {"server": server.name, "transport": setup, "clients": n, "rooms": layout,
