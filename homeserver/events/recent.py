@@ -47,11 +47,19 @@ class ReceiptNote:
 
 
 @dataclass(frozen=True, slots=True)
+class UserNote:
+    """Per-user data of these users changed (account data, push rules, to-device messages):
+    their own syncs read the database, everyone else's need not."""
+
+    users: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class NothingNote:
     """A write that turned out to change nothing visible (a receipt older than the stored one)."""
 
 
-Note = EventNote | ReceiptNote | NothingNote
+Note = EventNote | ReceiptNote | UserNote | NothingNote
 
 
 class RecentChanges:
@@ -66,13 +74,14 @@ class RecentChanges:
         self._room_state: dict[str, int] = {}  # room -> last state event, redaction
         self._member: dict[str, int] = {}  # user -> last m.room.member event about them
         self._receipt: dict[tuple[str, str], int] = {}  # (user, room) -> last receipt
+        self._user_data: dict[str, int] = {}  # user -> last change of their account data, inbox
 
     def start(self, head: int) -> None:
         self._start = self._floor = head
 
     def finished(self, pos: int, note: object | None) -> None:
         """StreamTracker.on_finish."""
-        kept: Note | None = note if isinstance(note, EventNote | ReceiptNote | NothingNote) else None
+        kept: Note | None = note if isinstance(note, EventNote | ReceiptNote | UserNote | NothingNote) else None
         if isinstance(kept, EventNote):
             ev = kept.event
             if not ev.in_timeline:
@@ -85,6 +94,9 @@ class RecentChanges:
         elif isinstance(kept, ReceiptNote):
             key = (kept.user_id, kept.room_id)
             self._receipt[key] = max(pos, self._receipt.get(key, 0))
+        elif isinstance(kept, UserNote):
+            for user in kept.users:
+                self._user_data[user] = max(pos, self._user_data.get(user, 0))
         if kept is None:
             self.last_unknown = max(self.last_unknown, pos)
         self._ring[pos] = kept
@@ -111,13 +123,13 @@ class RecentChanges:
     def quiet_since(self, pos: int, *, room: str | None = None, user: str | None = None,
                     receipt: tuple[str, str] | None = None) -> bool:
         """Whether nothing unknown, and nothing about `room`'s state, `user`'s memberships or
-        `receipt` = (user, room)'s read receipts, was written after `pos`: a fact read from the
-        database at `pos` still holds."""
+        `receipt` = (user, room)'s read receipts, was written after `pos`; with `user`, nothing of
+        their account data or push rules either. A fact read from the database at `pos` still holds."""
         if not self.enabled or self._start is None or pos < self._start or self.last_unknown > pos:
             return False
         if room is not None and self._room_state.get(room, 0) > pos:
             return False
-        if user is not None and self._member.get(user, 0) > pos:
+        if user is not None and max(self._member.get(user, 0), self._user_data.get(user, 0)) > pos:
             return False
         if receipt is not None and self._receipt.get(receipt, 0) > pos:
             return False

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeserver.events.recent import UserNote
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.power_levels import parse_level, user_power_level
 from homeserver.protocol.push_rules import (
@@ -93,6 +94,7 @@ class PushService:
                 await self.stores.userdata.put_account_data(c, user_id, "", STORE_TYPE, stored, pos)
                 await self.stores.userdata.put_account_data(c, user_id, "", "m.push_rules",
                                                             {"global": merged}, pos)
+                self.stores.stream.note(pos, UserNote((user_id,)))
         finally:
             self._rulesets.pop(user_id, None)  # a read racing the write may have cached the old rules
         await self._wake_users([user_id])

@@ -21,7 +21,7 @@ from typing import Any
 from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.members import RoomMembers
-from homeserver.events.recent import EventNote, ReceiptNote, RecentChanges
+from homeserver.events.recent import EventNote, ReceiptNote, RecentChanges, UserNote
 from homeserver.events.visibility import Membership, VisibilityFilter
 from homeserver.protocol.filters import SyncFilter
 from homeserver.rooms.serialize import EventSerializer
@@ -84,6 +84,8 @@ class DeltaSync:
                 events.setdefault(ev.room_id, []).append(ev)
             elif isinstance(note, ReceiptNote) and note.room_id in joined:
                 receipts.setdefault(note.room_id, []).append(note.row())
+            elif isinstance(note, UserNote) and user_id in note.users:
+                return None  # the user's own account data or inbox changed
         changed = set(events) | set(receipts)
         # Typing may have changed since `now` was taken (the reads above wait): the token moves
         # to the serial these rooms were checked at, so the same change does not wake us twice.

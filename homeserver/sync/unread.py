@@ -33,7 +33,7 @@ class UnreadCounter:
         key = (user_id, room_id, threaded)
         kept = self._kept.get(key)
         if kept is not None and kept.pos <= upto and self.recent.quiet_since(
-                kept.pos, room=room_id, receipt=(user_id, room_id)):
+                kept.pos, room=room_id, user=user_id, receipt=(user_id, room_id)):
             if kept.pos == upto:
                 return _copy(kept)
             notes = self.recent.window(kept.pos, upto)

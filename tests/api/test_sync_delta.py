@@ -210,3 +210,23 @@ async def test_key_counts_follow_claims_on_quiet_syncs(hs: Homeserver, client: M
     await alice.send_text(room, "fallback used")
     got = await _both(hs, bob, got["next_batch"])
     assert got["device_unused_fallback_key_types"] == []
+
+
+async def test_other_users_account_data_and_inboxes_keep_syncs_quick(hs: Homeserver, client: MatrixClient) -> None:
+    alice = await client.register()
+    room, (bob,) = await _joined(client, alice, "ivan")
+    assert alice.user_id is not None and alice.device_id is not None
+    since = (await bob.sync())["next_batch"]
+    await alice.ok("PUT", f"{V3}/user/{alice.user_id}/account_data/org.example.x", {"a": 1})
+    await alice.ok("PUT", f"{V3}/sendToDevice/m.test/{secrets.token_hex(4)}",
+                   {"messages": {alice.user_id: {alice.device_id: {"n": 1}}}})
+    eid = await alice.send_text(room, "hi")
+    got = await _both(hs, bob, since)
+    assert _timeline(got, room) == [eid]
+    assert got["account_data"]["events"] == [] and got["to_device"]["events"] == []
+    # bob's own account data: his next sync reads the database and carries it
+    await bob.ok("PUT", f"{V3}/user/{bob.user_id}/account_data/org.example.y", {"b": 2})
+    before = _delta_count()
+    mine = await bob.sync(since=got["next_batch"])
+    assert _delta_count() == before
+    assert {"type": "org.example.y", "content": {"b": 2}} in mine["account_data"]["events"]
