@@ -43,8 +43,9 @@ class FanOut:
         #: (user, presence as /presence shows it): the federation sender's EDUs.
         self.on_typing: Callable[[str, str, bool], Awaitable[None]] | None = None
         self.on_local_presence: Callable[[str, dict[str, Any]], None] | None = None
-        #: Told of users whose per-user data changed on another worker (cached push rules).
-        self.on_users_changed: Callable[[list[str]], None] | None = None
+        #: Told of users whose per-user data changed on another worker (cached push rules), or
+        #: None for everyone after a bus reconnect (messages may have been lost meanwhile).
+        self.on_users_changed: Callable[[list[str] | None], None] | None = None
 
     def attach_ephemeral(self, typing: TypingManager, presence: PresenceManager) -> None:
         """The typing and presence managers call back into this service, so they are built
@@ -96,6 +97,8 @@ class FanOut:
                 log.exception("stream head refresh failed")
 
     async def on_bus_reconnect(self) -> None:
+        if self.on_users_changed is not None:
+            self.on_users_changed(None)
         await self.stores.stream.refresh_from_db()
         self.notifier.wake(self.notifier.waiting_users())
 

@@ -54,8 +54,12 @@ class PushService:
         # rules: changes here drop the entry, other workers' changes arrive as `invalidate`.
         self._rulesets: dict[str, Ruleset] = {}
 
-    def invalidate(self, user_ids: Iterable[str]) -> None:
-        """Per-user data changed (maybe on another worker): forget their cached rulesets."""
+    def invalidate(self, user_ids: Iterable[str] | None) -> None:
+        """Per-user data changed (maybe on another worker): forget their cached rulesets; None:
+        everyone's (the bus reconnected, a message may have been lost)."""
+        if user_ids is None:
+            self._rulesets.clear()
+            return
         for u in user_ids:
             self._rulesets.pop(u, None)
 
