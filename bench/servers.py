@@ -141,7 +141,7 @@ def _spawn(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> subproc
     return proc
 
 
-def _start_parley_process(tmp: Path, database: str, server_name: str,
+def _start_parley_process(tmp: Path, database: str, server_name: str, root: Path = ROOT,
                           **extra: str) -> tuple[subprocess.Popen[bytes], str, Path]:
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -161,18 +161,18 @@ def _start_parley_process(tmp: Path, database: str, server_name: str,
     })
     log = tmp / "server.log"
     proc = _spawn([sys.executable, "-m", "homeserver.cli", "--config", str(tmp / "parley.toml"), "serve"],
-                  env, log, ROOT)
+                  env, log, root)  # `-m` imports the homeserver package found in `root`
     base = f"http://127.0.0.1:{port}"
     _wait_ready(proc, base, log, 60, "Parley")
     return proc, base, log
 
 
-async def start_parley(kind: str, tmp: Path) -> Server:
-    """kind: sqlite | postgres | workers."""
+async def start_parley(kind: str, tmp: Path, root: Path = ROOT) -> Server:
+    """kind: sqlite | postgres | workers. `root`: another checkout to run (a before/after comparison)."""
     tmp.mkdir(parents=True, exist_ok=True)
     name = "bench.parley"
     if kind == "sqlite":
-        proc, base, log = _start_parley_process(tmp, f"sqlite:///{tmp}/parley.db", name)
+        proc, base, log = _start_parley_process(tmp, f"sqlite:///{tmp}/parley.db", name, root)
         return Server("Parley (SQLite)", [base], [proc.pid], [proc], [], [log])
     db = await create_db(f"parley_bench_{uuid.uuid4().hex[:8]}")
     server = Server("Parley (PostgreSQL)" if kind == "postgres" else "Parley (2 workers, PostgreSQL + Redis)",

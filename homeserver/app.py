@@ -28,9 +28,11 @@ from homeserver.config import Config
 from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
 from homeserver.events.fanout import FanOut
+from homeserver.events.members import RoomMembers
 from homeserver.events.notifier import Notifier
 from homeserver.events.persister import EventPersister
 from homeserver.events.receiver import EventReceiver
+from homeserver.events.recent import RecentChanges
 from homeserver.events.server_reads import ServerReads
 from homeserver.events.visibility import VisibilityFilter
 from homeserver.keys.backup import KeyBackupService
@@ -142,7 +144,14 @@ class Homeserver:
             rbus = RedisBus(config.redis_url, config.server_name)
             self.bus = rbus
             self.ratelimiter = RedisRateLimiter(config.rate_limits.enabled, rbus.redis_client())
-        self.fanout = FanOut(stores, self.notifier, self.bus)
+        # The shared stream's recent writes, in memory (one worker only: with several, another
+        # worker's positions never finish here and every reader goes to the database).
+        self.recent = RecentChanges()
+        self.recent.enabled = not self.bus.distributed
+        self.recent.start(stores.stream.current())
+        stores.stream.on_finish = self.recent.finished
+        self.members = RoomMembers(stores, self.recent)
+        self.fanout = FanOut(stores, self.notifier, self.bus, self.members)
         self.serializer = EventSerializer(stores)
         self.persister = EventPersister(
             stores, config.server_name, signing_key, self.notifier, self.fanout.event_persisted
@@ -167,8 +176,10 @@ class Homeserver:
         self.fanout.attach_ephemeral(self.typing, self.presence)
         self.push = PushService(stores, self.fanout.wake_users)
         self.sync = SyncService(stores, self.serializer, self.notifier, self.typing, self.presence, self.push,
-                                self.visibility)
+                                self.visibility, self.recent, self.members)
+        self.fanout.on_users_changed = self.push.invalidate
         self.keys = KeyService(stores, config.server_name, self.fanout.wake_users)
+        self.keys.cache_counts = self.recent.enabled
         self.key_backup = KeyBackupService(stores)
         self.to_device = ToDeviceService(stores, config.server_name, self.fanout.wake_users)
         self.sync.add_source(ToDeviceSource(stores.stream, self.to_device))

@@ -45,6 +45,10 @@ HTTP_LATENCY = Histogram(
 SYNC_WAKEUPS = Counter(
     "parley_sync_wakeups", "Parked /sync and WebSocket waiters woken by a change", registry=REGISTRY,
 )
+SYNC_PASSES = Counter(
+    "parley_sync_passes", "Sync responses computed: from the recent-changes log (delta) or the database (full)",
+    ["kind"], registry=REGISTRY,
+)
 WS_CONNECTIONS = Gauge(
     "parley_websocket_connections", "Open WebSocket sync connections", registry=REGISTRY,
 )

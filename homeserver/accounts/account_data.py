@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from homeserver.events.recent import UserNote
 from homeserver.protocol.errors import MatrixError
 from homeserver.storage.stores import Stores
 
@@ -27,6 +28,7 @@ class AccountDataService:
             raise MatrixError(413, "M_TOO_LARGE", "Account data too large")
         async with self.stores.stream.write() as (c, pos):
             await self.stores.userdata.put_account_data(c, user_id, room_id, data_type, content, pos)
+            self.stores.stream.note(pos, UserNote((user_id,)))
         await self._wake_users([user_id])
 
     async def get(self, user_id: str, room_id: str, data_type: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 from homeserver.bus.base import Bus
 from homeserver.ephemeral.presence import PresenceManager
 from homeserver.ephemeral.typing import TypingManager
+from homeserver.events.members import RoomMembers
 from homeserver.events.notifier import Notifier, peek_key
 from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
@@ -29,8 +30,9 @@ HEAD_WATCH_S = 1.0
 
 
 class FanOut:
-    def __init__(self, stores: Stores, notifier: Notifier, bus: Bus) -> None:
+    def __init__(self, stores: Stores, notifier: Notifier, bus: Bus, members: RoomMembers) -> None:
         self.stores = stores
+        self.members = members
         self.notifier = notifier
         self.bus = bus
         self._typing: TypingManager | None = None
@@ -42,6 +44,9 @@ class FanOut:
         #: (user, presence as /presence shows it): the federation sender's EDUs.
         self.on_typing: Callable[[str, str, bool], Awaitable[None]] | None = None
         self.on_local_presence: Callable[[str, dict[str, Any]], None] | None = None
+        #: Told of users whose per-user data changed on another worker (cached push rules), or
+        #: None for everyone after a bus reconnect (messages may have been lost meanwhile).
+        self.on_users_changed: Callable[[list[str] | None], None] | None = None
 
     def attach_ephemeral(self, typing: TypingManager, presence: PresenceManager) -> None:
         """The typing and presence managers call back into this service, so they are built
@@ -93,6 +98,8 @@ class FanOut:
                 log.exception("stream head refresh failed")
 
     async def on_bus_reconnect(self) -> None:
+        if self.on_users_changed is not None:
+            self.on_users_changed(None)
         await self.stores.stream.refresh_from_db()
         self.notifier.wake(self.notifier.waiting_users())
 
@@ -108,7 +115,10 @@ class FanOut:
         elif kind == "room":
             await self._wake_room_local(str(msg.get("room")))
         elif kind == "users":
-            self.notifier.wake(msg.get("users") or ())
+            users = [u for u in msg.get("users") or () if isinstance(u, str)]
+            if self.on_users_changed is not None:
+                self.on_users_changed(users)
+            self.notifier.wake(users)
         elif kind == "typing":
             self.typing.set_typing(str(msg["room"]), str(msg["user"]), bool(msg["typing"]), int(msg["timeout"]))
         elif kind == "presence":
@@ -193,7 +203,7 @@ class FanOut:
         waiting = self.notifier.waiting_users()
         if not waiting:
             return
-        members = set(await self.stores.state.members(room_id, ("join", "invite")))
+        members = set(await self.members.get(room_id, ("join", "invite")))
         members.update(extra)
         members.add(peek_key(room_id))  # users peeking into the room (GET /events?room_id=)
         self.notifier.wake(members & waiting)
@@ -206,5 +216,5 @@ class FanOut:
         targets = {user_id}
         for room_id, (membership, _, _) in rooms.items():
             if membership == "join":
-                targets.update(await self.stores.state.members(room_id, ("join",)))
+                targets.update(await self.members.get(room_id, ("join",)))
         self.notifier.wake(targets & waiting)

@@ -17,6 +17,7 @@ from typing import Any
 from homeserver import metrics
 from homeserver.events.notifier import Notifier
 from homeserver.events.persist import EventContext, Relation, write_event
+from homeserver.events.recent import EventNote
 from homeserver.protocol.auth_rules import auth_types_for_event, check_auth
 from homeserver.protocol.canonical import check_canonical_values
 from homeserver.protocol.errors import MatrixError
@@ -307,6 +308,7 @@ class EventPersister:
                 await st.userdata.put_txn(
                     c, pdu["sender"], txn.device_id, txn.txn_key, {"event_id": event_id}
                 )
+            st.stream.note(pos, EventNote(ev))
         if delta:
             await st.state.prime(ev.state_group, before, delta)
         st.events.remember_committed(ev)

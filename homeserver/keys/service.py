@@ -27,6 +27,10 @@ CLAIM_CONCURRENCY = 8
 WakeUsers = Callable[[list[str]], Awaitable[None]]
 
 
+#: Devices whose key counts are kept.
+COUNTS_KEPT = 100_000
+
+
 class KeyService:
     def __init__(self, stores: Stores, server_name: str, wake_users: WakeUsers) -> None:
         self.stores = stores
@@ -37,6 +41,34 @@ class KeyService:
         #: that other servers must hear of (m.device_list_update).
         self.on_device_change: Callable[[str, list[str] | None, bool], Awaitable[None]] | None = None
         self.remote = RemoteKeys(stores, server_name, wake_users)
+        # A device's one-time key counts and unused fallback key types, which every sync
+        # reports: kept between the writes that change them (uploads, claims, deletions), on
+        # one worker only (`cache_counts`: another worker's claims would not be seen here).
+        self.cache_counts = False
+        self._counts: dict[tuple[str, str], tuple[dict[str, int], list[str]]] = {}
+        self._counts_gen = 0
+
+    def _forget_counts(self, user_id: str, device_id: str | None) -> None:
+        self._counts_gen += 1  # a read that started before this change must not be kept
+        if device_id is None:
+            self._counts.clear()
+        else:
+            self._counts.pop((user_id, device_id), None)
+
+    async def sync_key_counts(self, user_id: str, device_id: str) -> tuple[dict[str, int], list[str]]:
+        """(one_time_key_counts, unused_fallback_key_types) for a sync response."""
+        key = (user_id, device_id)
+        hit = self._counts.get(key) if self.cache_counts else None
+        if hit is not None:
+            return dict(hit[0]), list(hit[1])
+        gen = self._counts_gen
+        counts = await self.one_time_key_counts(user_id, device_id)
+        fallback = await self.unused_fallback_key_types(user_id, device_id)
+        if self.cache_counts and gen == self._counts_gen:
+            if len(self._counts) >= COUNTS_KEPT:
+                self._counts.pop(next(iter(self._counts)))
+            self._counts[key] = (dict(counts), list(fallback))
+        return counts, fallback
 
     def _is_local(self, user_id: str) -> bool:
         return user_id.partition(":")[2] == self.server_name
@@ -83,6 +115,7 @@ class KeyService:
                     await store.add_one_time_keys(c, user_id, device_id, otks)
                 for alg, kid, key in fallbacks:
                     await store.set_fallback_key(c, user_id, device_id, alg, kid, key)
+            self._forget_counts(user_id, device_id)
         if changed:
             await self._announce(user_id)
             await self._tell_servers(user_id, [device_id], False)
@@ -185,6 +218,7 @@ class KeyService:
         async def one(user_id: str, device_id: str, algorithm: str) -> None:
             async with slots:
                 got = await self.stores.e2e_keys.claim(user_id, device_id, algorithm)
+            self._forget_counts(user_id, device_id)
             if got is not None:
                 kid, key = got
                 out.setdefault(user_id, {}).setdefault(device_id, {})[f"{algorithm}:{kid}"] = key
@@ -230,6 +264,7 @@ class KeyService:
             await self.stores.e2e_keys.delete_device_keys(c, user_id, device_ids)
             await self.stores.to_device.delete_for_devices(c, user_id, device_ids)
             await self.stores.e2e_keys.add_device_list_change(c, user_id, pos)
+        self._forget_counts(user_id, None)
         await self._announce(user_id)
         await self._tell_servers(user_id, device_ids, True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from homeserver.events.recent import UserNote
 from homeserver.protocol.errors import MatrixError
 from homeserver.storage.stores import Stores
 
@@ -58,6 +59,7 @@ class ToDeviceService:
             for dev, content in named.items():
                 rows[(user_id, dev)] = {"type": event_type, "sender": sender, "content": content}
         async with self.stores.stream.write() as (c, pos):
+            self.stores.stream.note(pos, UserNote(tuple(sorted({u for u, _ in rows}))))
             if not await self.stores.to_device.claim_txn(c, sender, sender_device, txn_id, pos):
                 return  # a retry: the first request's messages are already queued
             await self.stores.to_device.add(c, pos, [(u, d, m) for (u, d), m in rows.items()])
@@ -87,6 +89,7 @@ class ToDeviceService:
             if len(rows) > MAX_RECIPIENT_DEVICES:
                 raise MatrixError(400, "M_INVALID_PARAM", "Too many recipient devices")
         async with self.stores.stream.write() as (c, pos):
+            self.stores.stream.note(pos, UserNote(tuple(sorted({u for u, _ in rows}))))
             # The message ID is the sender's transaction: a retried EDU is delivered once.
             if not await self.stores.to_device.claim_txn(c, sender, f"federation:{origin}", message_id, pos):
                 return

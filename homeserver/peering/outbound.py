@@ -17,6 +17,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from homeserver.bus.base import Bus
+from homeserver.events.members import RoomMembers
 from homeserver.peering.sender import FederationSender
 from homeserver.protocol.ids import server_name_of
 from homeserver.storage.events import StoredEvent
@@ -38,8 +39,9 @@ def _server(user_id: str) -> str:
 
 class FederationOutbound:
     def __init__(self, stores: Stores, server_name: str, bus: Bus, sender: FederationSender,
-                 enabled: bool) -> None:
+                 enabled: bool, members: RoomMembers | None = None) -> None:
         self.stores = stores
+        self.members = members  # shared with the fan-out and the push pipeline
         self.server_name = server_name
         self.bus = bus
         self.sender = sender
@@ -57,7 +59,8 @@ class FederationOutbound:
     # ------------------------------------------------------------------ who is where
 
     async def servers_in_room(self, room_id: str) -> set[str]:
-        members = await self.stores.state.members(room_id, ("join",))
+        members = await self.members.get(room_id, ("join",)) if self.members is not None \
+            else await self.stores.state.members(room_id, ("join",))
         return {_server(u) for u in members} - {self.server_name, ""}
 
     async def servers_sharing_with(self, user_id: str) -> set[str]:

@@ -21,7 +21,8 @@ def wire_federation_sender(hs: Homeserver) -> None:
         return await send_transaction(hs.federation.client, destination, txn_id, body)
 
     hs.federation_sender = FederationSender(hs.stores, hs.server_name, send)
-    out = FederationOutbound(hs.stores, hs.server_name, hs.bus, hs.federation_sender, hs.config.federation.enabled)
+    out = FederationOutbound(hs.stores, hs.server_name, hs.bus, hs.federation_sender, hs.config.federation.enabled,
+                             hs.members)
     hs.federation_outbound = out
     hs.federation_sender.on_start = out.queue_missed_events
     hs.inbound_edus = InboundEdus(hs.stores, hs.server_name, hs.fanout, hs.receipts, hs.to_device, hs.keys)

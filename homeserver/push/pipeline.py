@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from homeserver.events.members import RoomMembers
 from homeserver.protocol.power_levels import parse_level, user_power_level
 from homeserver.protocol.push_rules import PushContext, evaluate, is_highlight, is_notify
 from homeserver.protocol.room_versions import KNOWN_ROOM_VERSIONS
@@ -26,8 +27,9 @@ log = logging.getLogger("parley.push")
 
 class NotificationPipeline:
     def __init__(self, stores: Stores, push: PushService, server_name: str,
-                 on_queued: Callable[[], None] | None = None) -> None:
+                 on_queued: Callable[[], None] | None = None, members: RoomMembers | None = None) -> None:
         self.stores = stores
+        self.members = members  # the room's members read once per change, shared with the fan-out
         self.push = push
         self.suffix = ":" + server_name
         self.on_queued = on_queued
@@ -54,7 +56,8 @@ class NotificationPipeline:
 
     async def _process(self, ev: StoredEvent) -> None:
         st = self.stores
-        joined = await st.state.members(ev.room_id, ("join",))
+        joined = sorted(await self.members.get(ev.room_id, ("join",))) if self.members is not None \
+            else await st.state.members(ev.room_id, ("join",))
         users = self._recipients(ev, joined)
         if not users:
             return

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.accounts.account_data import AccountDataService
+from homeserver.events.recent import NothingNote, ReceiptNote
 from homeserver.protocol.errors import MatrixError
 from homeserver.rooms.reads import RoomReader
 from homeserver.storage.stores import Stores
@@ -49,6 +50,8 @@ class ReceiptService:
             changed = await self.stores.receipts.upsert(
                 c, room_id, user_id, rtype, thread, event_id, ev.stream_ordering, ts, pos,
             )
+            self.stores.stream.note(pos, ReceiptNote(room_id, user_id, rtype, thread, event_id, ts)
+                                    if changed else NothingNote())
         if changed:
             if self.on_read is not None:
                 await self.on_read(user_id)
@@ -65,11 +68,13 @@ class ReceiptService:
         ev = await self.stores.events.get(event_id)
         if ev is None or ev.room_id != room_id or not ev.in_timeline or len(thread) > 255:
             return
+        ts = ts if ts is not None else int(time.time() * 1000)
         async with self.stores.stream.write() as (c, pos):
             changed = await self.stores.receipts.upsert(
-                c, room_id, user_id, "m.read", thread, event_id, ev.stream_ordering,
-                ts if ts is not None else int(time.time() * 1000), pos,
+                c, room_id, user_id, "m.read", thread, event_id, ev.stream_ordering, ts, pos,
             )
+            self.stores.stream.note(pos, ReceiptNote(room_id, user_id, "m.read", thread, event_id, ts)
+                                    if changed else NothingNote())
         if changed:
             await self._wake_room(room_id)
 

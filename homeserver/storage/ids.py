@@ -11,7 +11,7 @@ has finished (committed or abandoned).
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from homeserver.storage.database import Conn, Database
@@ -28,6 +28,10 @@ class StreamTracker:
         self._max_done = 0
         self._in_flight: list[int] = []
         self._finished: set[int] = set()
+        self._notes: dict[int, object] = {}
+        #: Told of every finished position (in finishing order) with what its writer noted it
+        #: held, or None when nothing was noted or the write failed: the recent-changes log.
+        self.on_finish: Callable[[int, object | None], None] | None = None
 
     async def open(self) -> None:
         seed = await self._db.fetchval(self._seed_sql) or 0
@@ -64,13 +68,23 @@ class StreamTracker:
     async def write(self) -> AsyncIterator[tuple[Conn, int]]:
         """A transaction with a freshly allocated stream position; finished when it exits."""
         pos: int | None = None
+        committed = False
         try:
             async with self._db.transaction() as c:
                 pos = await self._allocate(c)
                 yield c, pos
+            committed = True
         finally:
             if pos is not None:
+                note = self._notes.pop(pos, None)
                 self._finish(pos)
+                if self.on_finish is not None:
+                    self.on_finish(pos, note if committed else None)
+
+    def note(self, pos: int, what: object) -> None:
+        """Say what the write at `pos` (still open) holds; reported with the position once it
+        commits. A write that notes nothing is reported as unknown."""
+        self._notes[pos] = what
 
     def current(self) -> int:
         """Highest position below which all writes have finished (ours, or announced by peers)."""

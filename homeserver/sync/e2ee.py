@@ -20,6 +20,10 @@ class ToDeviceSource:
     def __init__(self, stream: StreamTracker, to_device: ToDeviceService) -> None:
         self._stream = stream
         self.to_device = to_device
+        # device -> (first, last) stream positions its delivered, not yet deleted messages may
+        # hold: quiet syncs delete only when the acknowledged token reaches into that range,
+        # not (nothing) on every wake-up
+        self._delivered: dict[tuple[str, str], tuple[int, int]] = {}
 
     def current(self) -> int:
         return self._stream.current()
@@ -31,6 +35,28 @@ class ToDeviceSource:
         events, upto = await self.to_device.pending(p.user_id, p.device_id, after, p.now.to_device)
         p.response["to_device"] = {"events": events}
         p.next = p.next.with_position(self.key, upto)
+        key = (p.user_id, p.device_id)
+        if p.acked is not None and key in self._delivered and p.acked.to_device >= self._delivered[key][1]:
+            del self._delivered[key]  # all acknowledged just above
+        if events:
+            low, high = self._delivered.get(key, (after + 1, upto))
+            self._delivered[key] = (min(low, after + 1), max(high, upto))
+
+    async def fill_quiet(self, p: SyncPass) -> bool:
+        # Nothing was sent to the device in the window, so only a token that had everything up
+        # to its stream position can skip the query.
+        if p.since is None or p.since.to_device != p.since.stream:
+            return False
+        key = (p.user_id, p.device_id)
+        delivered = self._delivered.get(key)
+        if delivered is not None and p.acked is not None and p.acked.to_device >= delivered[0]:
+            await self.to_device.acknowledge(p.user_id, p.device_id, p.acked.to_device)
+            if p.acked.to_device >= delivered[1]:
+                del self._delivered[key]
+            else:
+                self._delivered[key] = (p.acked.to_device + 1, delivered[1])
+        p.response["to_device"] = {"events": []}
+        return True
 
     def has_news(self, response: dict[str, Any]) -> bool:
         return bool(response.get("to_device", {}).get("events"))
@@ -62,3 +88,10 @@ class DeviceListSource:
     def has_news(self, response: dict[str, Any]) -> bool:
         lists = response.get("device_lists", {})
         return bool(lists.get("changed") or lists.get("left"))
+
+    async def fill_quiet(self, p: SyncPass) -> bool:
+        p.response["device_lists"] = {"changed": [], "left": []}
+        counts, fallback = await self.keys.sync_key_counts(p.user_id, p.device_id)
+        p.response["device_one_time_keys_count"] = counts
+        p.response["device_unused_fallback_key_types"] = fallback
+        return True

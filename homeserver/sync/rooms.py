@@ -4,6 +4,7 @@ and left rooms, for one room at a time. The sync service decides which rooms to 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from homeserver.ephemeral.typing import TypingManager
@@ -15,6 +16,9 @@ from homeserver.storage.events import StoredEvent
 from homeserver.storage.stores import Stores
 from homeserver.sync.assembly import joined_room_section, left_room_section, room_summary, state_for_room_section
 from homeserver.sync.token import SyncToken
+
+UnreadCounts = Callable[[str, str, int, bool, dict[str, int] | None, int | None],
+                        Awaitable[tuple[dict[str, int], dict[str, dict[str, int]]]]]
 
 DEFAULT_TIMELINE_LIMIT = 10
 #: Events examined for one room's timeline at most (hidden history is not scanned forever).
@@ -36,11 +40,13 @@ class RoomSections:
         self.push = push
         self.visibility = visibility
         self._ll_sent: OrderedDict[tuple[str, str, str], dict[str, str]] = OrderedDict()
+        #: Where unread counts come from (the sync service hands in its incremental counter).
+        self.unread_counts: UnreadCounts = push.unread_counts
 
     async def add_ephemeral(
         self, section: dict[str, Any], user_id: str, room_id: str, since: SyncToken | None,
         receipts: list[dict[str, Any]] | None, flt: SyncFilter, now: int,
-        read: dict[str, int], joined_at: int,
+        read: dict[str, int] | None, joined_at: int,
     ) -> None:
         events: list[dict[str, Any]] = []
         if since is None or self.typing.changed_since(room_id, since.typing):
@@ -59,7 +65,7 @@ class RoomSections:
             events.append({"type": "m.receipt", "content": content})
         section["ephemeral"] = {"events": [e for e in events if flt.ephemeral.matches(e["type"], "", {})]}
         threaded = flt.timeline_unread_threads
-        main, threads = await self.push.unread_counts(user_id, room_id, now, threaded, read, joined_at)
+        main, threads = await self.unread_counts(user_id, room_id, now, threaded, read, joined_at)
         section["unread_notifications"] = main
         if threaded:
             section["unread_thread_notifications"] = threads

@@ -55,6 +55,11 @@ class UserSource(Source, Protocol):
         """Whether what `fill` wrote is worth answering a long-poll for."""
         ...
 
+    async def fill_quiet(self, p: SyncPass) -> bool:
+        """`fill` for a window known to hold no write of this stream (nothing but events and
+        receipts: `sync/delta.py`); False when that is not enough to answer (the full pass runs)."""
+        ...
+
 
 class SharedStreamSource:
     """Events, receipts and account data: the shared persistent stream (the room sections are
