@@ -1,6 +1,6 @@
 // Client state of the rooms the user is in, fed by sync frames, history pages and local echoes.
 import { create } from "zustand";
-import type { MatrixEvent, RoomData, SyncResponse } from "./types";
+import type { MatrixEvent, Presence, RoomData, SyncResponse } from "./types";
 
 export type SyncStatus = "connecting" | "live" | "reconnecting";
 
@@ -8,6 +8,8 @@ interface RoomsState {
   rooms: Record<string, RoomData>;
   /** room ID -> the other user, from m.direct account data. */
   direct: Record<string, string>;
+  /** user ID -> their last known presence (m.presence). */
+  presence: Record<string, Presence>;
   selected: string | null;
   status: SyncStatus;
   transport: "websocket" | "long-poll" | null;
@@ -27,6 +29,7 @@ interface RoomsState {
 const empty = {
   rooms: {} as Record<string, RoomData>,
   direct: {} as Record<string, string>,
+  presence: {} as Record<string, Presence>,
   selected: null as string | null,
   status: "connecting" as SyncStatus,
   transport: null as "websocket" | "long-poll" | null,
@@ -116,6 +119,15 @@ export const useRooms = create<RoomsState>()((set) => ({
     set((s) => {
       const rooms = { ...s.rooms };
       let direct = s.direct;
+      let presence = s.presence;
+      for (const p of sync.presence?.events ?? []) {
+        if (p.type !== "m.presence" || typeof p.sender !== "string") continue;
+        const ago = p.content?.last_active_ago;
+        presence = { ...presence, [p.sender]: {
+          presence: str(p.content?.presence) ?? "offline", seenAt: Date.now(),
+          lastActiveAgo: typeof ago === "number" ? ago : undefined,
+        } };
+      }
       for (const ad of sync.account_data?.events ?? []) {
         if (ad.type === "m.direct") {
           direct = {};
@@ -139,6 +151,9 @@ export const useRooms = create<RoomsState>()((set) => ({
           }
           for (const ev of tl.events ?? []) if (ev.state_key !== undefined) applyState(room, ev);
           appendEvents(room, tl.events ?? []);
+        }
+        for (const e of sec.account_data?.events ?? []) {
+          if (e.type === "m.fully_read" && typeof e.content?.event_id === "string") room.fullyRead = e.content.event_id;
         }
         for (const e of sec.ephemeral?.events ?? []) {
           if (e.type === "m.typing" && Array.isArray(e.content?.user_ids)) {
@@ -168,7 +183,7 @@ export const useRooms = create<RoomsState>()((set) => ({
         delete rooms[roomId];
         if (selected === roomId) selected = null;
       }
-      return { rooms, direct, selected, initialSyncDone: true };
+      return { rooms, direct, presence, selected, initialSyncDone: true };
     }),
 
   prependHistory: (roomId, chunk, end) =>

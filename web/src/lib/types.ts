@@ -42,6 +42,15 @@ export interface RoomData {
   related?: MatrixEvent[];
   /** Who else is typing right now (m.typing), in the server's order. */
   typing: string[];
+  /** The user's fully-read marker (m.fully_read room account data): the last event they read. */
+  fullyRead?: string;
+}
+
+export interface Presence {
+  presence: "online" | "unavailable" | "offline" | string;
+  /** Client clock when last_active_ago was received, to age it. */
+  seenAt: number;
+  lastActiveAgo?: number;
 }
 
 export interface SyncRoomSection {
@@ -53,6 +62,7 @@ export interface SyncRoomSection {
 }
 
 export interface SyncResponse {
+  presence?: { events?: { type: string; sender: string; content: Record<string, unknown> }[] };
   next_batch: string;
   rooms?: {
     join?: Record<string, SyncRoomSection>;
