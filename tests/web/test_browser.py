@@ -5,7 +5,9 @@ register, log in, reload, token refresh, create a channel, a second person joins
 real time (one over the WebSocket, one falling back to long-poll), direct messages, older history
 on scroll, an XSS corpus rendered as text, log out; edits, deletion, reactions, threads, typing,
 invites, a windowed long channel, uploads, settings, organizations, keyboard use, an axe-core scan;
-and a server restart in mid-conversation.
+notification settings as push rules and the badges they give, browser notifications (Web Push),
+the plugins page and a slash command answered by the poll plugin, @-mentions, presence dots and
+the "new messages" divider; and a server restart in mid-conversation.
 For the restart the browser test asks this harness, over a small control endpoint on loopback,
 to stop the server and to start it again on the same port and database.
 `make test` builds web/out first (web/scripts/build.sh).
@@ -28,6 +30,14 @@ from tests.e2e.conftest import free_port, spawn_server, stop_server, wait_ready
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# The plugins page and slash commands: plugins on, the shipped poll plugin found in the plugins
+# folder (not installed: the browser test installs and enables it), and one server admin.
+ADMIN_USER = "webadmin"
+
+
+def plugin_env(tmp: Path) -> dict[str, str]:
+    return {"PARLEY_PLUGINS__ENABLED": "true", "PARLEY_PLUGINS__DIR": str(tmp / "plugins"),
+            "PARLEY_PLUGINS__RESTART_BACKOFF_MAX_S": "2", "PARLEY_ADMINS": f"@{ADMIN_USER}:e2e.parley"}
 
 
 class RestartableServer:
@@ -45,7 +55,7 @@ class RestartableServer:
         with self.lock:
             assert self.proc is None
             self.proc, self.base = spawn_server(self.tmp, f"sqlite:///{self.tmp}/parley.db", port=self.port,
-                                                PARLEY_WEB_CLIENT_DIR=str(WEB / "out"))
+                                                PARLEY_WEB_CLIENT_DIR=str(WEB / "out"), **plugin_env(self.tmp))
             wait_ready(self.proc, self.base, self.tmp / "server.log")
 
     def stop(self) -> None:
@@ -89,12 +99,14 @@ def test_web_client_in_a_real_browser(tmp_path: Path) -> None:
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
     node = shutil.which("node")
     assert node, "Node.js >= 20 is needed for the browser test"
+    shutil.copytree(REPO / "plugins" / "poll", tmp_path / "plugins" / "poll",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     server = RestartableServer(tmp_path)
     server.start()
     try:
         with control_endpoint(server) as control:
             env = {**os.environ, "PARLEY_URL": server.base, "PARLEY_CONTROL_URL": control,
-                   "CHROMIUM_PATH": CHROMIUM}
+                   "CHROMIUM_PATH": CHROMIUM, "PARLEY_ADMIN_USER": ADMIN_USER}
             run = subprocess.run([node, "--test", "--test-concurrency=1", "--test-reporter=spec", "e2e/"],
                                  cwd=WEB, env=env, capture_output=True, text=True, timeout=900)
     finally:
