@@ -57,9 +57,20 @@ test("slash command: /po offers /poll, which is sent to the plugin and answered 
     const r = await fetch(`/_matrix/client/v3/rooms/${encodeURIComponent(id)}/joined_members`, { headers: { Authorization: `Bearer ${t}` } });
     return r.ok && b in (await r.json()).joined;
   }, [token, roomId, bot], { timeout: 60_000, polling: 200 });
+  // The server offers the command once it sees the bot in the room (its plugin service may see
+  // the join a moment after joined_members does).
+  await A.page.waitForFunction(async ([t, id]) => {
+    const r = await fetch(`/_matrix/client/unstable/org.parley.plugins/rooms/${encodeURIComponent(id)}/commands`,
+      { headers: { Authorization: `Bearer ${t}` } });
+    return r.ok && (await r.json()).commands.some((c) => c.command === "poll");
+  }, [token, roomId], { timeout: 60_000, polling: 200 });
 
   const composer = A.page.getByTestId("composer");
+  const asked = A.page.waitForResponse((r) => r.url().includes("/commands"));
   await composer.fill("/po");
+  const listed = await asked;
+  assert.equal(listed.status(), 200, await listed.text());
+  assert.deepEqual((await listed.json()).commands.map((c) => c.command), ["poll"]);
   const list = A.page.getByRole("listbox", { name: "Slash commands" });
   const option = list.getByRole("option").filter({ hasText: "/poll" });
   await option.waitFor();
