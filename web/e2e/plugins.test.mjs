@@ -1,8 +1,8 @@
 // The plugins page and slash commands against a real Parley with plugins on (test_browser.py
 // puts the shipped poll plugin in the plugins folder and names PARLEY_ADMIN_USER a server admin):
 // the admin installs and enables the plugin from the settings, then in a channel with its bot
-// types "/po", picks /poll from the list and sends it; the plugin answers with the poll. A room
-// admin then turns the plugin off for that channel.
+// types "/po", picks /poll from the list and sends it; the plugin answers with the poll, and a
+// bad use with a reply only the caller sees. A room admin then turns the plugin off for that channel.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { api, assertClean, createChannel, launch, newPage, registerInUi, RUN, session } from "./lib.mjs";
@@ -87,6 +87,19 @@ test("slash command: /po offers /poll, which is sent to the plugin and answered 
   const history = await api("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=50`, token);
   assert.equal(history.chunk.some((e) => String(e.content?.body ?? "").startsWith("/poll")), false);
   assert.equal(await composer.inputValue(), "");
+
+  // A reply only the caller sees (an ephemeral notice): shown in the channel, marked so, and
+  // not part of its history.
+  await composer.fill("/poll");
+  await A.page.getByRole("listbox", { name: "Slash commands" }).waitFor();
+  await composer.press("Escape");
+  assert.equal(await A.page.getByRole("listbox", { name: "Slash commands" }).count(), 0);
+  await composer.press("Enter");
+  const notice = A.page.getByTestId("ephemeral-notice").filter({ hasText: "Usage: /poll" });
+  await notice.waitFor({ timeout: 60_000 });
+  assert.match(await notice.textContent(), /Only visible to you/);
+  const later = await api("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=50`, token);
+  assert.equal(later.chunk.some((e) => String(e.content?.body ?? "").startsWith("Usage:")), false);
 });
 
 test("per channel: the room admin turns the plugin off; its command is no longer offered", async () => {

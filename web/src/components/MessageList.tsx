@@ -79,8 +79,25 @@ function rowsOf(client: MatrixClient, room: RoomData, agg: Aggregation, unreadFr
   const rows: Row[] = [];
   let prev: MatrixEvent | null = null;
   let prevDay = "";
+  const notices = room.notices ?? [];
+  let n = 0;
+  const flushNotices = (before: number) => {
+    for (; n < notices.length && notices[n].ts < before; n++) {
+      const x = notices[n];
+      rows.push({ key: `notice-${x.id}`, node: (
+        <div data-testid="ephemeral-notice" className="mx-4 my-1 rounded border-l-4 border-slate-400 bg-slate-50 px-3 py-1 text-sm dark:bg-slate-800">
+          <div className="text-xs text-slate-500">
+            <span className="font-semibold">{memberName(room, x.sender)}</span> · Only visible to you
+          </div>
+          <p className="whitespace-pre-wrap break-words" data-testid="notice-body">{x.body}</p>
+        </div>
+      ) });
+      prev = null;
+    }
+  };
   for (const ev of room.timeline) {
     if (!isMainTimelineEvent(ev)) continue;
+    flushNotices(ev.origin_server_ts);
     const day = new Date(ev.origin_server_ts).toDateString();
     if (day !== prevDay) {
       rows.push({ key: `day-${day}-${ev.event_id}`, node: (
@@ -111,6 +128,7 @@ function rowsOf(client: MatrixClient, room: RoomData, agg: Aggregation, unreadFr
     rows.push({ key: ev.event_id, node: <MessageItem client={client} room={room} ev={ev} agg={agg} grouped={grouped} /> });
     prev = ev;
   }
+  flushNotices(Infinity);
   return rows;
 }
 

@@ -2,6 +2,9 @@
 import { create } from "zustand";
 import type { MatrixEvent, Presence, RoomData, SyncResponse } from "./types";
 
+/** A plugin's reply that only the caller sees, sent to their devices (spec/plugins.md). */
+export const PLUGIN_NOTICE = "org.parley.plugin.notice";
+
 export type SyncStatus = "connecting" | "live" | "reconnecting";
 
 interface RoomsState {
@@ -177,6 +180,15 @@ export const useRooms = create<RoomsState>()((set) => ({
           }
         }
         rooms[roomId] = room;
+      }
+      for (const ev of sync.to_device?.events ?? []) {
+        const c = ev.content ?? {};
+        const roomId = str(c.room_id);
+        const body = str(c.body);
+        const room = roomId ? rooms[roomId] : undefined;
+        if (ev.type !== PLUGIN_NOTICE || !room || room.membership !== "join" || body === undefined) continue;
+        const id = `${str(c.command_id) ?? ""}:${(room.notices ?? []).length}:${body}`;
+        rooms[room.roomId] = { ...room, notices: [...(room.notices ?? []), { id, sender: ev.sender, body, ts: Date.now() }] };
       }
       let selected = s.selected;
       for (const roomId of Object.keys(sync.rooms?.leave ?? {})) {

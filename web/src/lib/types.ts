@@ -44,6 +44,16 @@ export interface RoomData {
   typing: string[];
   /** The user's fully-read marker (m.fully_read room account data): the last event they read. */
   fullyRead?: string;
+  /** Replies only this user sees (a plugin's ephemeral notice, spec/plugins.md), oldest first. */
+  notices?: EphemeralNotice[];
+}
+
+export interface EphemeralNotice {
+  id: string;
+  sender: string;
+  body: string;
+  /** Client clock when it arrived, to place it among the messages. */
+  ts: number;
 }
 
 export interface Presence {
@@ -62,6 +72,7 @@ export interface SyncRoomSection {
 }
 
 export interface SyncResponse {
+  to_device?: { events?: { type: string; sender: string; content: Record<string, unknown> }[] };
   presence?: { events?: { type: string; sender: string; content: Record<string, unknown> }[] };
   next_batch: string;
   rooms?: {
