@@ -1,6 +1,6 @@
 // People in the conversation, two browser contexts against a real Parley: @-mention
 // autocomplete (the pill, m.mentions, and the highlight it gives the other person), presence
-// dots on direct messages following the other person's presence, and the "new messages"
+// dots on direct messages and in the member list following the other person's presence, and the "new messages"
 // divider at the first unread message when a channel is opened.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -64,7 +64,7 @@ test("@-mention: autocomplete inserts the person, the message carries m.mentions
   assert.match(sent.content.formatted_body, new RegExp(`<a href="https://matrix.to/#/${encodeURIComponent(bSession.userId).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"[^>]*>@${bob}</a>`));
 });
 
-test("presence: a direct message shows the other person online, then offline when they go", async () => {
+test("presence: a direct message and the member list show the other person online, then offline when they go", async () => {
   const dm = await api("POST", "/_matrix/client/v3/createRoom", aSession.accessToken,
     { is_direct: true, invite: [bSession.userId], preset: "trusted_private_chat" });
   await api("PUT", `/_matrix/client/v3/user/${encodeURIComponent(aSession.userId)}/account_data/m.direct`,
@@ -74,9 +74,17 @@ test("presence: a direct message shows the other person online, then offline whe
   // B's client says it is online while open.
   await dot.and(A.page.locator("[data-presence=online]")).waitFor();
   assert.equal(await dot.getAttribute("aria-label"), "online");
+  // The channel's member list shows it too.
+  await room(A.page, channel).click();
+  await A.page.getByRole("button", { name: "2 members" }).click();
+  const listed = A.page.getByTestId("member-list").locator(`[data-testid=member][data-user-id="${bSession.userId}"] [data-testid=presence]`);
+  await listed.and(A.page.locator("[data-presence=online]")).waitFor();
   await api("PUT", `/_matrix/client/v3/presence/${encodeURIComponent(bSession.userId)}/status`, bSession.accessToken,
     { presence: "offline" });
   await dot.and(A.page.locator("[data-presence=offline]")).waitFor();
+  await listed.and(A.page.locator("[data-presence=offline]")).waitFor();
+  await A.page.keyboard.press("Escape");
+  assert.equal(await A.page.getByTestId("member-list").count(), 0);
 });
 
 /** Wait until the server's fully-read marker of `page`'s user is the shown message with `text`. */

@@ -10,6 +10,7 @@ import { useUi } from "@/lib/ui";
 import type { RoomData } from "@/lib/types";
 import { Composer } from "./Composer";
 import { InviteDialog } from "./InviteDialog";
+import { MembersButton } from "./MembersButton";
 import { MessageList } from "./MessageList";
 import { ThreadPanel } from "./ThreadPanel";
 import { UploadList, useUploads } from "./Uploads";
@@ -42,7 +43,6 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
   const [inviting, setInviting] = useState(false);
   const { uploads, add: addFiles, dismiss } = useUploads(client, room.roomId);
   const [dragging, setDragging] = useState(false);
-  const members = Object.values(room.members).filter((m) => m.membership === "join").length;
 
   async function leave() {
     setError(null);
@@ -61,7 +61,7 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
           className="shrink-0 rounded px-1 text-slate-600 hover:bg-slate-100 md:hidden">←</button>
         <h1 className="truncate text-lg font-bold" data-testid="room-name">{direct ? "" : "# "}{name}</h1>
         {room.topic && <p className="truncate text-sm text-slate-500" data-testid="room-topic">{room.topic}</p>}
-        <span className="ml-auto shrink-0 text-xs text-slate-500">{members} {members === 1 ? "member" : "members"}</span>
+        <MembersButton room={room} />
         <button type="button" onClick={() => setInviting(true)} className="shrink-0 rounded px-2 py-1 text-xs text-slate-600 hover:bg-slate-100 dark:text-slate-300 dark:hover:bg-slate-700">
           Invite
         </button>
