@@ -5,12 +5,15 @@ register, log in, reload, token refresh, create a channel, a second person joins
 real time (one over the WebSocket, one falling back to long-poll), direct messages, older history
 on scroll, an XSS corpus rendered as text, log out; edits, deletion, reactions, threads, typing,
 invites, a windowed long channel, uploads, settings, organizations, keyboard use, an axe-core scan;
-notification settings as push rules and the badges they give, browser notifications (Web Push),
-the plugins page and a slash command answered by the poll plugin, @-mentions, presence dots and
-the "new messages" divider; and a server restart in mid-conversation.
+and a server restart in mid-conversation.
 For the restart the browser test asks this harness, over a small control endpoint on loopback,
 to stop the server and to start it again on the same port and database.
 `make test` builds web/out first (web/scripts/build.sh).
+
+The server runs with plugins on and the shipped poll plugin in its plugins folder (installed and
+enabled from the plugins page by the test), for: notification settings as push rules and the
+badges they give, browser notifications (Web Push), the plugins page, a slash command answered
+by the poll plugin, @-mentions, presence dots and the "new messages" divider.
 """
 
 from __future__ import annotations
