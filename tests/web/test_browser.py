@@ -33,14 +33,6 @@ from tests.e2e.conftest import free_port, spawn_server, stop_server, wait_ready
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-# The plugins page and slash commands: plugins on, the shipped poll plugin found in the plugins
-# folder (not installed: the browser test installs and enables it), and one server admin.
-ADMIN_USER = "webadmin"
-
-
-def plugin_env(tmp: Path) -> dict[str, str]:
-    return {"PARLEY_PLUGINS__ENABLED": "true", "PARLEY_PLUGINS__DIR": str(tmp / "plugins"),
-            "PARLEY_PLUGINS__RESTART_BACKOFF_MAX_S": "2", "PARLEY_ADMINS": f"@{ADMIN_USER}:e2e.parley"}
 
 
 class RestartableServer:
@@ -53,12 +45,17 @@ class RestartableServer:
         self.base = ""
         self.lock = threading.Lock()
         self.logs: list[str] = []
+        shutil.copytree(REPO / "plugins" / "poll", tmp / "plugins" / "poll",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
     def start(self) -> None:
         with self.lock:
             assert self.proc is None
             self.proc, self.base = spawn_server(self.tmp, f"sqlite:///{self.tmp}/parley.db", port=self.port,
-                                                PARLEY_WEB_CLIENT_DIR=str(WEB / "out"), **plugin_env(self.tmp))
+                                                PARLEY_WEB_CLIENT_DIR=str(WEB / "out"), PARLEY_PLUGINS__ENABLED="true",
+                                                PARLEY_PLUGINS__DIR=str(self.tmp / "plugins"),
+                                                PARLEY_PLUGINS__RESTART_BACKOFF_MAX_S="2",
+                                                PARLEY_ADMINS=f"@{ADMIN_USER}:e2e.parley")
             wait_ready(self.proc, self.base, self.tmp / "server.log")
 
     def stop(self) -> None:
@@ -96,14 +93,17 @@ def control_endpoint(server: RestartableServer) -> Iterator[str]:
         httpd.server_close()
 
 
+# The plugins page and slash commands: the server's one admin (RestartableServer runs with
+# plugins on and the shipped poll plugin in its plugins folder, found but not installed).
+ADMIN_USER = "webadmin"
+
+
 def test_web_client_in_a_real_browser(tmp_path: Path) -> None:
     assert (WEB / "out" / "index.html").is_file(), "web/out is not built: run `make web-client` (make test does)"
     assert (WEB / "node_modules" / "playwright-core").is_dir(), "run `make web-client` to install web/ dependencies"
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
     node = shutil.which("node")
     assert node, "Node.js >= 20 is needed for the browser test"
-    shutil.copytree(REPO / "plugins" / "poll", tmp_path / "plugins" / "poll",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     server = RestartableServer(tmp_path)
     server.start()
     try:
