@@ -27,6 +27,15 @@ after(async () => {
   await browser?.close();
 });
 
+/** Poll `what` until it is truthy, with a deadline. */
+async function until(what, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await what())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 function plugin(name) {
   return A.page.getByRole("dialog", { name: "Settings" }).locator(`[data-testid=plugin][data-plugin="${name}"]`);
 }
@@ -59,11 +68,9 @@ test("slash command: /po offers /poll, which is sent to the plugin and answered 
   }, [token, roomId, bot], { timeout: 60_000, polling: 200 });
   // The server offers the command once it sees the bot in the room (its plugin service may see
   // the join a moment after joined_members does).
-  await A.page.waitForFunction(async ([t, id]) => {
-    const r = await fetch(`/_matrix/client/unstable/org.parley.plugins/rooms/${encodeURIComponent(id)}/commands`,
-      { headers: { Authorization: `Bearer ${t}` } });
-    return r.ok && (await r.json()).commands.some((c) => c.command === "poll");
-  }, [token, roomId], { timeout: 60_000, polling: 200 });
+  // Polled from here, not from the page, so the page's only requests for commands are the composer's.
+  await until(async () => (await api("GET", `/_matrix/client/unstable/org.parley.plugins/rooms/${encodeURIComponent(roomId)}/commands`, token))
+    .commands.some((c) => c.command === "poll"));
 
   const composer = A.page.getByTestId("composer");
   const asked = A.page.waitForResponse((r) => r.url().includes("/commands"));

@@ -10,7 +10,9 @@ import { adminPlugins, installPlugin, roomPlugins, setPluginEnabled, setRoomPlug
 export function PluginsAdmin({ client }: { client: MatrixClient }) {
   const qc = useQueryClient();
   const key = ["admin-plugins", client.userId];
-  const list = useQuery({ queryKey: key, queryFn: () => adminPlugins(client), staleTime: 0, refetchInterval: 5_000 });
+  const list = useQuery({ queryKey: key, queryFn: () => adminPlugins(client), staleTime: 0,
+    // Follow the plugins' processes while an admin looks; nobody else is asked twice.
+    refetchInterval: (q) => (q.state.data ? 5_000 : false) });
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   if (list.data === null || (list.isLoading && !list.data)) return null;
