@@ -54,7 +54,9 @@ test("@-mention: autocomplete inserts the person, the message carries m.mentions
   await badge.filter({ hasText: /^1$/ }).waitFor();
   assert.equal(await badge.getAttribute("data-highlight"), "true");
   await room(B.page, channel).click();
-  await pill.waitFor();
+  await B.page.getByTestId("room-name").filter({ hasText: channel }).waitFor();
+  await message(B.page, "can you look?").waitFor();
+  assert.equal(await pill.count(), 1, await message(B.page, "can you look?").innerHTML());
   assert.equal(await pill.getAttribute("data-mention"), bSession.userId);
   assert.equal(await pill.textContent(), `@${bob}`);
 
