@@ -25,7 +25,7 @@ export function MembersButton({ room }: { room: RoomData }) {
   }, [open]);
 
   return (
-    <div ref={ref} className="relative ml-auto shrink-0">
+    <div ref={ref} className="relative ml-auto hidden shrink-0 sm:block">
       <button type="button" aria-expanded={open} onClick={() => setOpen((o) => !o)}
         className="rounded px-2 py-1 text-xs text-slate-500 hover:bg-slate-100 dark:hover:bg-slate-700">
         {joined.length} {joined.length === 1 ? "member" : "members"}
