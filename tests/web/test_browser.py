@@ -11,6 +11,11 @@ server's database and media store must hold none of their plaintexts.
 For the restart the browser test asks this harness, over a small control endpoint on loopback,
 to stop the server and to start it again on the same port and database.
 `make test` builds web/out first (web/scripts/build.sh).
+
+The server runs with plugins on and the shipped poll plugin in its plugins folder (installed and
+enabled from the plugins page by the test), for: notification settings as push rules and the
+badges they give, browser notifications (Web Push), the plugins page, a slash command answered
+by the poll plugin, @-mentions, presence dots and the "new messages" divider.
 """
 
 from __future__ import annotations
@@ -46,12 +51,17 @@ class RestartableServer:
         self.base = ""
         self.lock = threading.Lock()
         self.logs: list[str] = []
+        shutil.copytree(REPO / "plugins" / "poll", tmp / "plugins" / "poll",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
     def start(self) -> None:
         with self.lock:
             assert self.proc is None
             self.proc, self.base = spawn_server(self.tmp, f"sqlite:///{self.tmp}/parley.db", port=self.port,
-                                                PARLEY_WEB_CLIENT_DIR=str(WEB / "out"))
+                                                PARLEY_WEB_CLIENT_DIR=str(WEB / "out"), PARLEY_PLUGINS__ENABLED="true",
+                                                PARLEY_PLUGINS__DIR=str(self.tmp / "plugins"),
+                                                PARLEY_PLUGINS__RESTART_BACKOFF_MAX_S="2",
+                                                PARLEY_ADMINS=f"@{ADMIN_USER}:e2e.parley")
             wait_ready(self.proc, self.base, self.tmp / "server.log")
 
     def stop(self) -> None:
@@ -89,6 +99,11 @@ def control_endpoint(server: RestartableServer) -> Iterator[str]:
         httpd.server_close()
 
 
+# The plugins page and slash commands: the server's one admin (RestartableServer runs with
+# plugins on and the shipped poll plugin in its plugins folder, found but not installed).
+ADMIN_USER = "webadmin"
+
+
 def test_web_client_in_a_real_browser(tmp_path: Path) -> None:
     assert (WEB / "out" / "index.html").is_file(), "web/out is not built: run `make web-client` (make test does)"
     assert (WEB / "node_modules" / "playwright-core").is_dir(), "run `make web-client` to install web/ dependencies"
@@ -101,7 +116,7 @@ def test_web_client_in_a_real_browser(tmp_path: Path) -> None:
     try:
         with control_endpoint(server) as control:
             env = {**os.environ, "PARLEY_URL": server.base, "PARLEY_CONTROL_URL": control,
-                   "CHROMIUM_PATH": CHROMIUM}
+                   "CHROMIUM_PATH": CHROMIUM, "PARLEY_ADMIN_USER": ADMIN_USER}
             run = subprocess.run([node, "--test", "--test-concurrency=1", "--test-reporter=spec", "e2e/"],
                                  cwd=WEB, env=env, capture_output=True, text=True, timeout=900)
     finally:

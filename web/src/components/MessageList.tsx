@@ -14,6 +14,8 @@ const LOAD_MARGIN_PX = 150;
 const WINDOW_FROM_ROWS = 200;
 const ESTIMATED_ROW_PX = 44;
 const OVERSCAN_PX = 800;
+/** Room left above the "new messages" divider when a channel opens there. */
+const NEW_MARGIN_PX = 40;
 
 function dayLabel(ts: number): string {
   const d = new Date(ts);
@@ -58,12 +60,44 @@ interface Row {
   node: React.ReactNode;
 }
 
-function rowsOf(client: MatrixClient, room: RoomData, agg: Aggregation): Row[] {
+/** The first message someone else sent after the user's fully-read marker, if the marker is in
+ * the loaded timeline: where the "new messages" divider goes. */
+export function firstUnread(room: RoomData, me: string): string | null {
+  if (!room.fullyRead) return null;
+  const at = room.timeline.findIndex((e) => e.event_id === room.fullyRead);
+  if (at < 0) return null;
+  for (const ev of room.timeline.slice(at + 1)) {
+    if (ev.pending || ev.event_id.startsWith("~") || !isMainTimelineEvent(ev)) continue;
+    if (ev.sender !== me && (ev.type === "m.room.message" || ev.type === "m.room.encrypted")) return ev.event_id;
+  }
+  return null;
+}
+
+const NEW_KEY = "new-messages";
+
+function rowsOf(client: MatrixClient, room: RoomData, agg: Aggregation, unreadFrom: string | null): Row[] {
   const rows: Row[] = [];
   let prev: MatrixEvent | null = null;
   let prevDay = "";
+  const notices = room.notices ?? [];
+  let n = 0;
+  const flushNotices = (before: number) => {
+    for (; n < notices.length && notices[n].ts < before; n++) {
+      const x = notices[n];
+      rows.push({ key: `notice-${x.id}`, node: (
+        <div data-testid="ephemeral-notice" className="mx-4 my-1 rounded border-l-4 border-slate-400 bg-slate-50 px-3 py-1 text-sm dark:bg-slate-800">
+          <div className="text-xs text-slate-500">
+            <span className="font-semibold">{memberName(room, x.sender)}</span> · Only visible to you
+          </div>
+          <p className="whitespace-pre-wrap break-words" data-testid="notice-body">{x.body}</p>
+        </div>
+      ) });
+      prev = null;
+    }
+  };
   for (const ev of room.timeline) {
     if (!isMainTimelineEvent(ev)) continue;
+    flushNotices(ev.origin_server_ts);
     const day = new Date(ev.origin_server_ts).toDateString();
     if (day !== prevDay) {
       rows.push({ key: `day-${day}-${ev.event_id}`, node: (
@@ -72,6 +106,14 @@ function rowsOf(client: MatrixClient, room: RoomData, agg: Aggregation): Row[] {
         </div>
       ) });
       prevDay = day;
+      prev = null;
+    }
+    if (ev.event_id === unreadFrom) {
+      rows.push({ key: NEW_KEY, node: (
+        <div role="separator" aria-label="New messages" data-testid="new-messages" className="my-1 flex items-center gap-2 text-xs font-semibold text-red-600">
+          <span className="h-px flex-1 bg-red-400" />New messages<span className="h-px flex-1 bg-red-400" />
+        </div>
+      ) });
       prev = null;
     }
     if (ev.type !== "m.room.message" && ev.type !== "m.room.encrypted") {
@@ -86,6 +128,7 @@ function rowsOf(client: MatrixClient, room: RoomData, agg: Aggregation): Row[] {
     rows.push({ key: ev.event_id, node: <MessageItem client={client} room={room} ev={ev} agg={agg} grouped={grouped} /> });
     prev = ev;
   }
+  flushNotices(Infinity);
   return rows;
 }
 
@@ -123,7 +166,10 @@ export function MessageList({ client, room }: { client: MatrixClient; room: Room
 
   const me = client.userId;
   const agg = useMemo(() => aggregate(roomEvents(room.timeline, room.related), me), [room.timeline, room.related, me]);
-  const rows = useMemo(() => rowsOf(client, room, agg), [client, room, agg]);
+  // Where the unread part began when the channel was opened; reading it does not move the line.
+  const [unreadFrom] = useState(() => firstUnread(room, me));
+  const shownUnread = useRef(false);
+  const rows = useMemo(() => rowsOf(client, room, agg, unreadFrom), [client, room, agg, unreadFrom]);
   const windowed = rows.length > WINDOW_FROM_ROWS;
   // measured is the version of the heights map: offsets are recomputed when a row's size changes.
   const tops = useMemo(() => {
@@ -185,8 +231,17 @@ export function MessageList({ client, room }: { client: MatrixClient; room: Room
   useLayoutEffect(() => {
     const el = scroller.current;
     if (!el) return;
-    const a = anchor.current;
     const offset = inner.current?.offsetTop ?? 0;
+    if (!shownUnread.current && unreadFrom) {
+      // Opening a channel with more unread than fits: start at the divider, not at the bottom.
+      shownUnread.current = true;
+      const i = rows.findIndex((r) => r.key === NEW_KEY);
+      if (i >= 0 && offset + tops[i] - NEW_MARGIN_PX < el.scrollHeight - el.clientHeight) {
+        atBottom.current = false;
+        anchor.current = { key: NEW_KEY, delta: NEW_MARGIN_PX };
+      }
+    }
+    const a = anchor.current;
     if (atBottom.current) {
       el.scrollTop = el.scrollHeight;
     } else if (a) {
@@ -197,7 +252,7 @@ export function MessageList({ client, room }: { client: MatrixClient; room: Room
       }
     }
     updateRange();
-  }, [rows, tops, updateRange]);
+  }, [rows, tops, updateRange, unreadFrom]);
 
   // A short channel does not scroll, so it fills itself until it can (or history ends).
   useEffect(() => {

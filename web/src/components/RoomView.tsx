@@ -14,6 +14,7 @@ import { AiDrawer } from "./AiDrawer";
 import { Composer } from "./Composer";
 import { InviteDialog } from "./InviteDialog";
 import { JumpToMessage } from "./JumpToMessage";
+import { MembersButton } from "./MembersButton";
 import { MessageList } from "./MessageList";
 import { ReplySuggestions } from "./ReplySuggestions";
 import { ThreadPanel } from "./ThreadPanel";
@@ -64,7 +65,6 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
   const [inviting, setInviting] = useState(false);
   const { uploads, add: addFiles, dismiss } = useUploads(client, room.roomId);
   const [dragging, setDragging] = useState(false);
-  const members = Object.values(room.members).filter((m) => m.membership === "join").length;
 
   async function leave() {
     setError(null);
@@ -84,7 +84,7 @@ export function RoomView({ client, room }: { client: MatrixClient; room: RoomDat
         <h1 className="truncate text-lg font-bold" data-testid="room-name">{direct ? "" : "# "}{name}</h1>
         {room.encrypted && <EncryptedMark />}
         {room.topic && <p className="truncate text-sm text-slate-500" data-testid="room-topic">{room.topic}</p>}
-        <span className="ml-auto hidden shrink-0 text-xs text-slate-500 sm:inline">{members} {members === 1 ? "member" : "members"}</span>
+        <MembersButton room={room} />
         <form role="search" data-testid="search-form" className="ml-auto shrink-0 sm:ml-0" onSubmit={(e) => {
           e.preventDefault();
           if (searchTerm.trim()) useUi.getState().setSearch({ term: searchTerm.trim(), roomId: room.roomId });

@@ -8,6 +8,8 @@ import {
   setAiServer, setDisplayName, type Device, type Theme,
 } from "@/lib/settings";
 import { Dialog } from "./Dialog";
+import { AccountNotifications } from "./NotificationSettings";
+import { PluginsAdmin } from "./PluginsAdmin";
 
 const input = "mt-1 w-full rounded-md border border-slate-300 bg-transparent px-3 py-2 font-normal focus:border-indigo-500 focus:outline-none dark:border-slate-600";
 const primary = "rounded bg-indigo-600 px-3 py-1.5 text-sm font-semibold text-white disabled:opacity-60";
@@ -104,6 +106,7 @@ export function SettingsDialog({ client, onClose }: { client: MatrixClient; onCl
             </label>
           ))}
         </fieldset>
+        <AccountNotifications client={client} />
         <Section title="Password" submit="Change password" onSubmit={async () => {
           await changePassword(client, current, next);
           setCurrent("");
@@ -127,6 +130,7 @@ export function SettingsDialog({ client, onClose }: { client: MatrixClient; onCl
             ))}
           </ul>
         </section>
+        <PluginsAdmin client={client} />
         <Section title="AI features" submit="Save AI server" onSubmit={async () => {
           await setAiServer(client, aiUrl ?? ai.data ?? "");
           await qc.invalidateQueries({ queryKey: ["ai-server", client.userId] });

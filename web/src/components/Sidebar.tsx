@@ -1,18 +1,23 @@
 "use client";
 
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { describeError, type MatrixClient } from "@/lib/api";
 import { acceptInvite, leaveRoom } from "@/lib/actions";
 import { openRoom } from "@/lib/navigation";
+import { roomLevel } from "@/lib/notifications";
+import { announceOnline, PRESENCE_REFRESH_MS } from "@/lib/presence";
 import { roomName, useRooms } from "@/lib/rooms";
 import type { RoomData } from "@/lib/types";
 import { useUi } from "@/lib/ui";
+import { ChannelSettingsDialog } from "./ChannelSettingsDialog";
+import { useRuleset } from "./NotificationSettings";
+import { PresenceDot } from "./PresenceDot";
 
 function Badge({ room }: { room: RoomData }) {
   if (room.notificationCount <= 0) return null;
   const label = `${room.notificationCount} unread`;
   return (
-    <span aria-label={label} data-testid="unread-badge"
+    <span aria-label={label} data-testid="unread-badge" data-highlight={room.highlightCount > 0 ? "true" : "false"}
       className={`ml-auto rounded-full px-2 text-xs font-bold text-white ${room.highlightCount > 0 ? "bg-red-600" : "bg-indigo-500"}`}>
       {room.notificationCount}
     </span>
@@ -29,7 +34,17 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout, onSett
   const direct = useRooms((s) => s.direct);
   const selected = useRooms((s) => s.selected);
   const [error, setError] = useState<string | null>(null);
+  const [channelSettings, setChannelSettings] = useState<{ roomId: string; label: string } | null>(null);
+  const rules = useRuleset(client);
   const me = client.userId;
+
+  // While the app is open the person is online (WebSocket sync alone does not say so).
+  useEffect(() => {
+    const say = () => { announceOnline(client).catch(() => undefined); };
+    say();
+    const timer = setInterval(say, PRESENCE_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [client]);
 
   const all = Object.values(rooms);
   const joined = all.filter((r) => r.membership === "join" && r.roomType !== "m.space");
@@ -45,15 +60,21 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout, onSett
     const name = roomName(r, me, direct[r.roomId]);
     const active = r.roomId === selected;
     const unread = r.notificationCount > 0;
+    const other = direct[r.roomId];
+    const muted = rules.data ? roomLevel(rules.data, r.roomId) === "mute" : false;
+    const label = `${other ? "" : "#"}${name}`;
     return (
-      <li key={r.roomId}>
+      <li key={r.roomId} className="group relative">
         <button type="button" onClick={() => openRoom(r.roomId)} aria-current={active ? "page" : undefined}
-          data-testid="room-link" data-room-id={r.roomId}
-          className={`flex w-full items-center gap-1 rounded px-2 py-1 text-left ${active ? "bg-indigo-600 text-white" : "text-slate-300 hover:bg-slate-700"} ${unread && !active ? "font-bold text-white" : ""}`}>
-          <span aria-hidden="true" className="opacity-70">{prefix}</span>
+          data-testid="room-link" data-room-id={r.roomId} data-muted={muted || undefined}
+          className={`flex w-full items-center gap-1 rounded py-1 pl-2 pr-7 text-left ${active ? "bg-indigo-600 text-white" : "text-slate-300 hover:bg-slate-700"} ${unread && !active ? "font-bold text-white" : ""} ${muted && !active ? "opacity-60" : ""}`}>
+          {other ? <PresenceDot userId={other} /> : <span aria-hidden="true" className="opacity-70">{prefix}</span>}
           <span className="truncate">{name}</span>
+          {muted && <span className="text-xs" aria-label="muted" title="Muted">🔕</span>}
           <Badge room={r} />
         </button>
+        <button type="button" aria-label={`Notifications and plugins for ${label}`} onClick={() => setChannelSettings({ roomId: r.roomId, label })}
+          className="absolute right-1 top-1 rounded px-1 text-xs text-slate-300 opacity-0 hover:bg-slate-600 focus:opacity-100 group-hover:opacity-100">⋯</button>
       </li>
     );
   }
@@ -77,6 +98,7 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout, onSett
   }
 
   return (
+    <>
     <nav aria-label="Channels"
       className={`${selected ? "hidden md:flex" : "flex"} w-full shrink-0 flex-col bg-slate-800 text-slate-200 md:w-64`}>
       <div className="flex items-center justify-between border-b border-slate-700 px-3 py-3">
@@ -143,5 +165,10 @@ export function Sidebar({ client, onCreate, onBrowse, onDirect, onLogout, onSett
         {error && <p role="alert" className="mt-3 px-2 text-xs text-red-300">{error}</p>}
       </div>
     </nav>
+    {channelSettings && (
+      <ChannelSettingsDialog client={client} roomId={channelSettings.roomId} label={channelSettings.label}
+        onClose={() => setChannelSettings(null)} />
+    )}
+    </>
   );
 }

@@ -12,6 +12,8 @@ const ALLOWED_TAGS = [
 const ALLOWED_ATTR = ["href", "title"];
 const SAFE_URL = /^(?:https?:|mailto:|matrix:)/i;
 
+const MENTION_HREF = /^https:\/\/matrix\.to\/#\/(@[^/?]+|%40[^/?]+)$/;
+
 let hooked = false;
 
 function purifier(): typeof DOMPurify | null {
@@ -24,6 +26,19 @@ function purifier(): typeof DOMPurify | null {
         if (!SAFE_URL.test(href.trim())) node.removeAttribute("href");
         node.setAttribute("target", "_blank");
         node.setAttribute("rel", "noopener noreferrer nofollow");
+        // A link to a user on matrix.to is a mention: shown as a pill (set after sanitizing,
+        // so a sender cannot style anything else this way).
+        const user = MENTION_HREF.exec(href.trim());
+        let id: string | null = null;
+        try {
+          id = user ? decodeURIComponent(user[1]) : null;
+        } catch {
+          id = null;
+        }
+        if (id) {
+          node.setAttribute("class", "mention-pill");
+          node.setAttribute("data-mention", id);
+        }
       }
     });
   }

@@ -1,6 +1,9 @@
 // Client state of the rooms the user is in, fed by sync frames, history pages and local echoes.
 import { create } from "zustand";
-import type { MatrixEvent, RoomData, SyncResponse } from "./types";
+import type { MatrixEvent, Presence, RoomData, SyncResponse } from "./types";
+
+/** A plugin's reply that only the caller sees, sent to their devices (spec/plugins.md). */
+export const PLUGIN_NOTICE = "org.parley.plugin.notice";
 
 export type SyncStatus = "connecting" | "live" | "reconnecting";
 
@@ -8,6 +11,8 @@ interface RoomsState {
   rooms: Record<string, RoomData>;
   /** room ID -> the other user, from m.direct account data. */
   direct: Record<string, string>;
+  /** user ID -> their last known presence (m.presence). */
+  presence: Record<string, Presence>;
   selected: string | null;
   status: SyncStatus;
   transport: "websocket" | "long-poll" | null;
@@ -29,6 +34,7 @@ interface RoomsState {
 const empty = {
   rooms: {} as Record<string, RoomData>,
   direct: {} as Record<string, string>,
+  presence: {} as Record<string, Presence>,
   selected: null as string | null,
   status: "connecting" as SyncStatus,
   transport: null as "websocket" | "long-poll" | null,
@@ -121,6 +127,15 @@ export const useRooms = create<RoomsState>()((set) => ({
     set((s) => {
       const rooms = { ...s.rooms };
       let direct = s.direct;
+      let presence = s.presence;
+      for (const p of sync.presence?.events ?? []) {
+        if (p.type !== "m.presence" || typeof p.sender !== "string") continue;
+        const ago = p.content?.last_active_ago;
+        presence = { ...presence, [p.sender]: {
+          presence: str(p.content?.presence) ?? "offline", seenAt: Date.now(),
+          lastActiveAgo: typeof ago === "number" ? ago : undefined,
+        } };
+      }
       for (const ad of sync.account_data?.events ?? []) {
         if (ad.type === "m.direct") {
           direct = {};
@@ -145,6 +160,9 @@ export const useRooms = create<RoomsState>()((set) => ({
           for (const ev of tl.events ?? []) if (ev.state_key !== undefined) applyState(room, ev);
           appendEvents(room, tl.events ?? []);
         }
+        for (const e of sec.account_data?.events ?? []) {
+          if (e.type === "m.fully_read" && typeof e.content?.event_id === "string") room.fullyRead = e.content.event_id;
+        }
         for (const e of sec.ephemeral?.events ?? []) {
           if (e.type === "m.typing" && Array.isArray(e.content?.user_ids)) {
             room.typing = (e.content.user_ids as unknown[]).filter((u): u is string => typeof u === "string" && u !== me);
@@ -168,12 +186,21 @@ export const useRooms = create<RoomsState>()((set) => ({
         }
         rooms[roomId] = room;
       }
+      for (const ev of sync.to_device?.events ?? []) {
+        const c = ev.content ?? {};
+        const roomId = str(c.room_id);
+        const body = str(c.body);
+        const room = roomId ? rooms[roomId] : undefined;
+        if (ev.type !== PLUGIN_NOTICE || !room || room.membership !== "join" || body === undefined) continue;
+        const id = `${str(c.command_id) ?? ""}:${(room.notices ?? []).length}:${body}`;
+        rooms[room.roomId] = { ...room, notices: [...(room.notices ?? []), { id, sender: ev.sender, body, ts: Date.now() }] };
+      }
       let selected = s.selected;
       for (const roomId of Object.keys(sync.rooms?.leave ?? {})) {
         delete rooms[roomId];
         if (selected === roomId) selected = null;
       }
-      return { rooms, direct, selected, initialSyncDone: true };
+      return { rooms, direct, presence, selected, initialSyncDone: true };
     }),
 
   prependHistory: (roomId, chunk, end) =>

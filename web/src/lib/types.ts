@@ -46,6 +46,25 @@ export interface RoomData {
   related?: MatrixEvent[];
   /** Who else is typing right now (m.typing), in the server's order. */
   typing: string[];
+  /** The user's fully-read marker (m.fully_read room account data): the last event they read. */
+  fullyRead?: string;
+  /** Replies only this user sees (a plugin's ephemeral notice, spec/plugins.md), oldest first. */
+  notices?: EphemeralNotice[];
+}
+
+export interface EphemeralNotice {
+  id: string;
+  sender: string;
+  body: string;
+  /** Client clock when it arrived, to place it among the messages. */
+  ts: number;
+}
+
+export interface Presence {
+  presence: "online" | "unavailable" | "offline" | string;
+  /** Client clock when last_active_ago was received, to age it. */
+  seenAt: number;
+  lastActiveAgo?: number;
 }
 
 export interface SyncRoomSection {
@@ -62,6 +81,8 @@ export interface SyncRoomSection {
 }
 
 export interface SyncResponse {
+  to_device?: { events?: { type: string; sender: string; content: Record<string, unknown> }[] };
+  presence?: { events?: { type: string; sender: string; content: Record<string, unknown> }[] };
   next_batch: string;
   rooms?: {
     join?: Record<string, SyncRoomSection>;
@@ -69,7 +90,6 @@ export interface SyncResponse {
     leave?: Record<string, unknown>;
   };
   account_data?: { events?: { type: string; content: Record<string, unknown> }[] };
-  to_device?: { events?: Record<string, unknown>[] };
   device_lists?: { changed?: string[]; left?: string[] };
   device_one_time_keys_count?: Record<string, number>;
   device_unused_fallback_key_types?: string[];

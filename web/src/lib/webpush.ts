@@ -42,3 +42,22 @@ export async function enableWebPush(baseUrl: string, token: string, deviceName: 
   });
   return true;
 }
+
+/** This browser's subscription endpoint, if it has one (no prompt, no registration). */
+export async function currentSubscription(): Promise<string | null> {
+  if (!("serviceWorker" in navigator) || !("PushManager" in window)) return null;
+  const registration = await navigator.serviceWorker.getRegistration("/");
+  const sub = await registration?.pushManager.getSubscription();
+  return sub?.endpoint ?? null;
+}
+
+/** Remove this browser's pusher and its subscription. */
+export async function disableWebPush(baseUrl: string, token: string): Promise<void> {
+  const registration = "serviceWorker" in navigator ? await navigator.serviceWorker.getRegistration("/") : undefined;
+  const sub = await registration?.pushManager.getSubscription();
+  if (!sub) return;
+  await rawRequest(baseUrl, "POST", "/_matrix/client/v3/pushers/set", {
+    token, body: { kind: null, app_id: "org.parley.web", pushkey: sub.endpoint },
+  });
+  await sub.unsubscribe();
+}
