@@ -95,12 +95,17 @@ async def _longpoll_client(http: aiohttp.ClientSession, u: User, run: Run, ready
         since = resp["next_batch"]
         if first:
             first = False
-            count[0] += 1
-            if count[0] == count[1]:
-                ready.set()
+            _connected(count, ready)
             continue
         for body in _bodies(resp):
             run.seen(body, now)
+
+
+def _connected(count: list[int], ready: asyncio.Event) -> None:
+    """A client's first (initial) sync came: `ready` once all `count[1]` clients have had theirs."""
+    count[0] += 1
+    if count[0] == count[1]:
+        ready.set()
 
 
 async def _ws_client(u: User, run: Run, ready: asyncio.Event, stop_at: asyncio.Event, count: list[int]) -> None:
@@ -122,9 +127,7 @@ async def _ws_client(u: User, run: Run, ready: asyncio.Event, stop_at: asyncio.E
             await sock.send(orjson.dumps({"type": "ack", "next_batch": f["next_batch"]}).decode())
             if first:
                 first = False
-                count[0] += 1
-                if count[0] == count[1]:
-                    ready.set()
+                _connected(count, ready)
                 continue
             for body in _bodies(f):
                 run.seen(body, now)

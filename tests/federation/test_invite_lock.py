@@ -4,6 +4,7 @@ invite, once answered, still lands, beside them."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -26,10 +27,9 @@ def slow_server(parley: Peer, test_ca: TestCA) -> Iterator[HostileServer]:
         server.close()
 
 
-def test_a_hanging_invitee_server_does_not_block_the_room(parley: Peer, slow_server: HostileServer) -> None:
-    alice = User(parley)
-    room = alice.call("POST", "/createRoom", {"preset": "private_chat", "name": "invites"})["room_id"]
-    invitee = slow_server.user("slowpoke")
+def _invite_in_background(parley: Peer, slow_server: HostileServer, alice: User, room: str,
+                          invitee: str) -> tuple[threading.Thread, dict[str, Any]]:
+    """Alice invites the slow server's user from a thread; the answer lands in the dict."""
     slow_server.release_invites.clear()
     slow_server.invite_arrived.clear()
     answer: dict[str, Any] = {}
@@ -42,6 +42,14 @@ def test_a_hanging_invitee_server_does_not_block_the_room(parley: Peer, slow_ser
 
     inviting = threading.Thread(target=invite)
     inviting.start()
+    return inviting, answer
+
+
+def test_a_hanging_invitee_server_does_not_block_the_room(parley: Peer, slow_server: HostileServer) -> None:
+    alice = User(parley)
+    room = alice.call("POST", "/createRoom", {"preset": "private_chat", "name": "invites"})["room_id"]
+    invitee = slow_server.user("slowpoke")
+    inviting, answer = _invite_in_background(parley, slow_server, alice, room, invitee)
     try:
         assert slow_server.invite_arrived.wait(60), "the invite never reached the invitee's server"
         # The invitee's server is still sitting on the invite: the room goes on without it.
@@ -67,18 +75,7 @@ def test_an_invite_no_longer_allowed_after_the_wait_is_refused(parley: Peer, slo
     alice = User(parley)
     room = alice.call("POST", "/createRoom", {"preset": "private_chat"})["room_id"]
     invitee = slow_server.user("banned")
-    slow_server.release_invites.clear()
-    slow_server.invite_arrived.clear()
-    answer: dict[str, Any] = {}
-
-    def invite() -> None:
-        resp = httpx.post(f"{parley.client_base}/_matrix/client/v3/rooms/{quote(room)}/invite",
-                          json={"user_id": invitee}, headers={"Authorization": f"Bearer {alice.token}"},
-                          timeout=120)
-        answer["status"], answer["body"] = resp.status_code, resp.json()
-
-    inviting = threading.Thread(target=invite)
-    inviting.start()
+    inviting, answer = _invite_in_background(parley, slow_server, alice, room, invitee)
     try:
         assert slow_server.invite_arrived.wait(60), "the invite never reached the invitee's server"
         # While the invitee's server thinks, the invitee is banned: the countersigned invite
@@ -87,5 +84,5 @@ def test_an_invite_no_longer_allowed_after_the_wait_is_refused(parley: Peer, slo
     finally:
         slow_server.release_invites.set()
         inviting.join(120)
-    assert answer.get("status") == 403 and answer["body"]["errcode"] == "M_FORBIDDEN", answer
+    assert answer.get("status") == 403 and json.loads(answer["body"])["errcode"] == "M_FORBIDDEN", answer
     assert alice.membership(room, invitee) == "ban"

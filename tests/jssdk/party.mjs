@@ -156,15 +156,7 @@ if (mode === "backup-restore") {
   const { decodeRecoveryKey } = await import("matrix-js-sdk/lib/crypto-api/recovery-key.js");
   await crypto.storeSessionBackupPrivateKey(decodeRecoveryKey(recoveryKey), version);
   const result = await crypto.restoreKeyBackup();
-  const page = await client.createMessagesRequest(roomId, null, 20, sdk.Direction.Backward);
-  const mapper = client.getEventMapper();
-  const bodies = [];
-  for (const raw of page.chunk.reverse()) {
-    const ev = mapper(raw);
-    await client.decryptEventIfNeeded(ev);
-    if (ev.getType() === "m.room.message") bodies.push({ body: ev.getContent().body, encrypted: ev.isEncrypted() });
-  }
-  out({ restored: result.imported, total: result.total, messages: bodies });
+  out({ restored: result.imported, total: result.total, messages: await roomMessages(roomId) });
   process.exit(0);
 }
 
