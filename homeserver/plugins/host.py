@@ -44,9 +44,10 @@ def server_url(config: Config) -> tuple[str, int]:
 
 
 class Running:
-    def __init__(self, name: str, manifest: Manifest, process: PluginProcess) -> None:
+    def __init__(self, name: str, manifest: Manifest, process: PluginProcess, revision: tuple[int, int]) -> None:
         self.name = name
         self.manifest = manifest
+        self.revision = revision
         self.process = process
         self.task: asyncio.Task[None] | None = None
         self.failures: dict[str, int] = {}
@@ -129,13 +130,16 @@ class PluginHost:
                 continue
             r = self.running.get(name)
             settings = src.manifest.check_settings(row["settings"])
-            if r is not None and (r.manifest != src.manifest or r.process.launch.settings != settings):
-                await self._stop(name)  # a new version or new settings: start afresh
+            if r is not None and (r.manifest != src.manifest or r.revision != src.revision
+                                  or r.process.launch.settings != settings):
+                log.info("plugin %s: restarting for its new code, manifest or settings", name)
+                await self._stop(name)  # a new install or new settings: start afresh
                 r = None
             if r is None:
-                await self._launch(name, src.manifest, src.code_dir, settings)
+                await self._launch(name, src.manifest, src.code_dir, settings, src.revision)
 
-    async def _launch(self, name: str, m: Manifest, code_dir: Path, settings: dict[str, Any]) -> None:
+    async def _launch(self, name: str, m: Manifest, code_dir: Path, settings: dict[str, Any],
+                      revision: tuple[int, int]) -> None:
         url, port = server_url(self.config)
         user_id = await self.service.ensure_bot(m)
         work = Path(self.config.plugins.work_dir or Path(self.config.data_dir) / "plugin-work") / name
@@ -154,9 +158,10 @@ class PluginHost:
         if await self.service.store.cursor(name) is None:
             # A newly enabled plugin starts from now, not from the whole history.
             await self.service.store.set_cursor(name, self.stores.stream.current())
-        r = Running(name, m, proc)
+        r = Running(name, m, proc, revision)
         self.running[name] = r
         proc.start()
+        log.info("plugin %s %s: started as %s", name, m.version, user_id)
         r.task = asyncio.ensure_future(self._deliver(r))
 
     async def _deliver(self, r: Running) -> None:

@@ -24,6 +24,13 @@ class Source:
     code_dir: Path
     origin: str  # "folder" | "entry_point"
 
+    @property
+    def revision(self) -> tuple[int, int]:
+        """Changes whenever the code folder is replaced (an install renames a fresh copy into
+        place), so a reinstalled plugin is restarted even when its version stayed the same."""
+        st = self.code_dir.stat()
+        return st.st_ino, st.st_mtime_ns
+
 
 def _entry_point_sources() -> list[Source]:
     out = []

@@ -167,3 +167,23 @@ def test_scope_decisions() -> None:
 def test_manifest_errors(raw: dict[str, Any], why: str) -> None:
     with pytest.raises(ManifestError, match=why):
         parse_manifest(raw)
+
+
+def test_reinstalling_the_same_version_gives_a_new_revision(tmp_path: Path) -> None:
+    """The host restarts a running plugin when its installed copy's revision changes: a
+    reinstall of edited code under the same version must count as a change."""
+    import shutil
+
+    from homeserver.plugins.registry import Registry
+
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "plugins" / "poll", src)
+    registry = Registry(tmp_path / "plugins")
+    first = registry.install_folder(src)
+    running = first.revision  # what the host keeps for the process it started
+    again = registry.get("poll")
+    assert again is not None and again.revision == running  # nothing changed: no restart
+    (src / "plugin.py").write_text((src / "plugin.py").read_text() + "\n# edited\n")
+    second = registry.install_folder(src)
+    assert second.manifest == first.manifest
+    assert second.revision != running
