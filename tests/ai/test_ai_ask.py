@@ -50,6 +50,12 @@ async def test_ask_streams_over_sse_and_runs_as_a_job(client: MatrixClient, fake
     assert "Question: who acked?" in prompt and "SECRET" not in prompt
 
 
+async def test_settings_tell_clients_the_default_summary_model(client: MatrixClient) -> None:
+    bob = await client.register("bob")
+    s = await bob.ok("GET", f"{AI}/settings")
+    assert s["server"]["summary_model"] == "llama3.2" and "summary" not in s["models"]
+
+
 async def test_ask_errors(client: MatrixClient, fake: FakeInference) -> None:
     alice, bob, room, _ = await room_with_history(client)
     for body in ({}, {"question": ""}, {"question": "   "}, {"question": 5}, {"question": "x" * 2001},
