@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { askMessages, baseUrl, chatRequest, ChatStreamParser, summaryMessages, transcriptLines } from "@/lib/aiBrowser";
+import { askMessages, baseUrl, BrowserAiError, chatRequest, ChatStreamParser, streamChat, summaryMessages, transcriptLines } from "@/lib/aiBrowser";
 import type { MatrixEvent } from "@/lib/types";
 
 // Frames as the real servers write them: OpenAI's SSE chunks ended by `data: [DONE]`, and
@@ -67,5 +67,33 @@ describe("browser-side chat with the person's own endpoint", () => {
     expect(lines).toEqual(["[2026-12-01 10:00] @ana:hs: first", "[2026-12-01 10:05] @ana:hs: second"]);
     const ask = askMessages(lines, "  who wrote first? ");
     expect(ask[1].content).toBe("Messages:\n" + lines.join("\n") + "\n\nQuestion: who wrote first?");
+  });
+});
+
+describe("streamChat", () => {
+  const ep = { url: "http://127.0.0.1:11434", style: "ollama" as const, model: "llama3.2" };
+  const chunked = (text: string, size: number) => new ReadableStream<Uint8Array>({
+    start(c) {
+      const bytes = new TextEncoder().encode(text); // split inside multi-byte characters too
+      for (let i = 0; i < bytes.length; i += size) c.enqueue(bytes.slice(i, i + size));
+      c.close();
+    },
+  });
+
+  it("hands each piece over in order and returns the whole answer", async () => {
+    const got: string[] = [];
+    const out = await streamChat(ep, summaryMessages(["x"]), (t) => got.push(t), undefined,
+      async () => new Response(chunked(OLLAMA, 7), { headers: { "Content-Type": "application/x-ndjson" } }));
+    expect(got).toEqual(["The ", "plan é"]);
+    expect(out).toBe("The plan é");
+  });
+
+  it("says what went wrong: unreachable (or CORS refused), model missing", async () => {
+    const refused = streamChat(ep, [], () => undefined, undefined, async () => { throw new TypeError("Failed to fetch"); });
+    await expect(refused).rejects.toThrow(/OLLAMA_ORIGINS/);
+    const missing = streamChat(ep, [], () => undefined, undefined, async () =>
+      new Response('{"error":"model \\"llama3.2\\" not found, try pulling it first"}', { status: 404 }));
+    await expect(missing).rejects.toMatchObject({ kind: "model", message: 'model "llama3.2" not found, try pulling it first' });
+    await expect(missing).rejects.toBeInstanceOf(BrowserAiError);
   });
 });
