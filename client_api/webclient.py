@@ -8,7 +8,8 @@
   scripts, so instead of `'unsafe-inline'` each page's inline scripts are hashed when the file is
   first served (and again whenever it changes) and only those hashes are allowed. The one
   relaxation is `'wasm-unsafe-eval'`: it lets the end-to-end encryption's WebAssembly (served
-  from this origin) be compiled, and allows no JavaScript `eval`.
+  from this origin) be compiled, and allows no JavaScript `eval`. `connect-src` also admits
+  loopback origins, for the person's own AI server (spec/ai.md, "Encrypted rooms").
 - Hashed assets that compress well (scripts, styles, and above all the end-to-end encryption's
   WebAssembly: 7.6 MB, 2.1 MB gzipped) are sent gzipped to clients that accept it. Each is
   compressed once, off the event loop, and kept in memory while its file is unchanged.
@@ -74,7 +75,9 @@ def content_security_policy(script_hashes: list[str]) -> str:
         "style-src 'self'",
         "img-src 'self' data: blob:",
         "font-src 'self'",
-        "connect-src 'self'",
+        # Loopback too: in an encrypted room the page calls the person's own inference server on
+        # their machine (Ollama, LM Studio) with text only the browser can read (spec/ai.md).
+        "connect-src 'self' http://localhost:* http://127.0.0.1:*",
         "media-src 'self' blob:",
         "object-src 'none'",
         "base-uri 'none'",

@@ -49,10 +49,10 @@ class AIFrames:
             out = await self.hs.ai.suggest_replies(user_id, room_id, event_id)
             await self.send({"type": "ai.suggestions", "id": rid, "suggestions": out})
             return
-        if kind != "ai.summarize":
+        if kind not in ("ai.summarize", "ai.ask"):
             raise MatrixError(400, "M_UNRECOGNIZED", f"Unknown frame type {kind!r}")
         if rid is None or rid in self.running:
-            raise MatrixError(400, "M_BAD_JSON", "ai.summarize needs an 'id' not already streaming")
+            raise MatrixError(400, "M_BAD_JSON", f"{kind} needs an 'id' not already streaming")
         if len(self.running) >= MAX_RUNNING:
             raise MatrixError(429, "M_LIMIT_EXCEEDED", "Too many AI streams on this socket")
         since_ts, thread_id = msg.get("since_ts"), msg.get("thread_id")
@@ -60,9 +60,15 @@ class AIFrames:
             raise MatrixError(400, "M_BAD_JSON", "'since_ts' must be an integer")
         if thread_id is not None and not isinstance(thread_id, str):
             raise MatrixError(400, "M_BAD_JSON", "'thread_id' must be an event ID")
-        chat = await self.hs.ai.prepare_summary(user_id, room_id, since_ts=since_ts,
-                                                since_read_marker=msg.get("since") == "read_marker",
-                                                thread_id=thread_id)
+        if kind == "ai.ask":
+            question = msg.get("question")
+            if not isinstance(question, str):
+                raise MatrixError(400, "M_BAD_JSON", "'question' must be a string")
+            chat = await self.hs.ai.prepare_ask(user_id, room_id, question, since_ts=since_ts)
+        else:
+            chat = await self.hs.ai.prepare_summary(user_id, room_id, since_ts=since_ts,
+                                                    since_read_marker=msg.get("since") == "read_marker",
+                                                    thread_id=thread_id)
         self.running[rid] = asyncio.create_task(self._stream(rid, chat))
 
     async def _stream(self, rid: Any, chat: Any) -> None:

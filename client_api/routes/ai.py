@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from client_api.http import CORS_HEADERS, endpoint, json_body
 from homeserver.accounts.service import Requester
+from homeserver.ai.service import PreparedChat
 from homeserver.app import Homeserver
 from homeserver.protocol.errors import MatrixError
 from homeserver.protocol.ids import is_valid_event_id, is_valid_room_id
@@ -69,9 +70,7 @@ async def models(request: Request, hs: Homeserver, req: Requester) -> dict[str, 
 async def summarize(request: Request, hs: Homeserver, req: Requester) -> Any:
     room_id = _room(request)
     body = await json_body(request, allow_empty=True)
-    since_ts = body.get("since_ts")
-    if since_ts is not None and (not isinstance(since_ts, int) or isinstance(since_ts, bool) or since_ts < 0):
-        raise MatrixError(400, "M_INVALID_PARAM", "'since_ts' must be a timestamp in milliseconds")
+    since_ts = _since_ts(body)
     since = body.get("since")
     if since not in (None, "read_marker"):
         raise MatrixError(400, "M_INVALID_PARAM", "'since' may only be \"read_marker\"")
@@ -82,10 +81,37 @@ async def summarize(request: Request, hs: Homeserver, req: Requester) -> Any:
     stream = wants_stream(request, body)
     chat = await hs.ai.prepare_summary(req.user_id, room_id, since_ts=since_ts,
                                        since_read_marker=since == "read_marker", thread_id=thread_id)
+    return await _answer(hs, chat, stream, "summary")
+
+
+def _since_ts(body: dict[str, Any]) -> int | None:
+    since_ts = body.get("since_ts")
+    if since_ts is not None and (not isinstance(since_ts, int) or isinstance(since_ts, bool) or since_ts < 0):
+        raise MatrixError(400, "M_INVALID_PARAM", "'since_ts' must be a timestamp in milliseconds")
+    return since_ts
+
+
+@endpoint()
+async def ask(request: Request, hs: Homeserver, req: Requester) -> Any:
+    room_id = _room(request)
+    body = await json_body(request)
+    question = body.get("question")
+    if not isinstance(question, str):
+        raise MatrixError(400, "M_INVALID_PARAM", "'question' must be a string")
+    since_ts = _since_ts(body)
+    if body.get("background") is True:
+        return {"job_id": await hs.ai.submit_ask(req.user_id, room_id, question, since_ts)}
+    stream = wants_stream(request, body)
+    chat = await hs.ai.prepare_ask(req.user_id, room_id, question, since_ts=since_ts)
+    return await _answer(hs, chat, stream, "answer")
+
+
+async def _answer(hs: Homeserver, chat: PreparedChat, stream: bool, key: str) -> Any:
+    """The model's answer as JSON (`{key, message_count, model}`) or as Server-Sent Events."""
     first, rest = await hs.ai.first_and_rest(chat)
     if not stream:
         text = first + "".join([p async for p in rest])
-        return {"summary": text, "message_count": chat.message_count, "model": chat.model}
+        return {key: text, "message_count": chat.message_count, "model": chat.model}
 
     async def frames() -> AsyncIterator[bytes]:
         parts = [first]
@@ -156,6 +182,7 @@ routes = [
     Route(f"{PREFIX}/settings", delete_settings, methods=["DELETE"]),
     Route(f"{PREFIX}/models", models, methods=["GET"]),
     Route(f"{PREFIX}/rooms/{{room_id}}/summarize", summarize, methods=["POST"]),
+    Route(f"{PREFIX}/rooms/{{room_id}}/ask", ask, methods=["POST"]),
     Route(f"{PREFIX}/rooms/{{room_id}}/suggest_replies", suggest_replies, methods=["POST"]),
     Route(f"{PREFIX}/rooms/{{room_id}}/topics", refresh_topics, methods=["POST"]),
     Route(f"{PREFIX}/rooms/{{room_id}}/topics", get_topics, methods=["GET"]),

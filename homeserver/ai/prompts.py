@@ -20,6 +20,10 @@ SUGGEST_SYSTEM = (
     "write exactly three short, different replies the user could send, one per line, with no "
     "numbering and no quotes."
 )
+ASK_SYSTEM = (
+    "You answer a question about a team chat channel. Use only the messages given; when they do "
+    "not hold the answer, say so. Be brief, and name who said what when it matters."
+)
 TOPICS_SYSTEM = (
     "You label the topics of a team chat channel. Given its recent messages, answer with at most "
     "five short topic labels (one to three words each), one per line, most important first."
@@ -34,6 +38,13 @@ def summary_prompt(lines: list[Line], thread: bool = False) -> list[Message]:
     return [
         {"role": "system", "content": THREAD_SYSTEM if thread else SUMMARY_SYSTEM},
         {"role": "user", "content": "Messages:\n" + transcript(lines)},
+    ]
+
+
+def ask_prompt(lines: list[Line], question: str) -> list[Message]:
+    return [
+        {"role": "system", "content": ASK_SYSTEM},
+        {"role": "user", "content": "Messages:\n" + transcript(lines) + "\n\nQuestion: " + question},
     ]
 
 

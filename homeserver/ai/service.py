@@ -34,6 +34,7 @@ from homeserver.storage.ai_vectors import AIVectorStore
 from homeserver.storage.stores import Stores
 
 SUMMARY_MAX_TOKENS = 600
+MAX_QUESTION = 2000  # characters of a question about a channel
 JOB_LOOPS = 2
 TOPICS_REFRESH_MS = 10 * 60 * 1000  # at most one automatic relabelling per channel and user in this time
 
@@ -61,6 +62,7 @@ class AIService:
         self.jobs = JobQueue(AIJobStore(db), lease_s=cfg.job_lease_s)
         self.jobs.register("topics", self._topics_job)
         self.jobs.register("summary", self._summary_job)
+        self.jobs.register("ask", self._ask_job)
         self._tasks: list[asyncio.Task[None]] = []
         self.vectors = AIVectorStore(db)
         self.index = EmbeddingIndex(self.store, self.vectors, Embedder(cfg, self.settings, self.client),
@@ -104,6 +106,19 @@ class AIService:
             raise MatrixError(400, "ORG.PARLEY.AI_NOTHING_TO_SUMMARIZE", "There are no messages to summarize")
         return PreparedChat(ep, model, prompts.summary_prompt(lines, thread_id is not None), len(lines))
 
+    async def prepare_ask(self, user_id: str, room_id: str, question: str, *,
+                          since_ts: int | None = None) -> PreparedChat:
+        """A question about a channel, answered from the newest messages the user may read."""
+        question = question.strip()
+        if not question or len(question) > MAX_QUESTION:
+            raise MatrixError(400, "M_INVALID_PARAM",
+                              f"'question' must be a non-empty string of at most {MAX_QUESTION} characters")
+        ep, model = await self.settings.endpoint_for(user_id, "summary")
+        lines = await self.transcripts.channel(user_id, room_id, since_ts=since_ts)
+        if not lines:
+            raise MatrixError(400, "ORG.PARLEY.AI_NOTHING_TO_SUMMARIZE", "There are no messages to answer from")
+        return PreparedChat(ep, model, prompts.ask_prompt(lines, question), len(lines))
+
     async def stream(self, chat: PreparedChat) -> AsyncGenerator[str, None]:
         """The answer piece by piece. Cancelling the consumer closes the upstream request."""
         async for piece in self.client.chat_stream(chat.endpoint, chat.model, chat.messages, SUMMARY_MAX_TOKENS):
@@ -145,6 +160,13 @@ class AIService:
         await self.settings.endpoint_for(user_id, "summary")
         await self.transcripts.refuse_encrypted(user_id, room_id)
         return await self.jobs.submit("summary", user_id, room_id, params)
+
+    async def submit_ask(self, user_id: str, room_id: str, question: str, since_ts: int | None) -> str:
+        await self.prepare_ask(user_id, room_id, question, since_ts=since_ts)  # refuse now what would fail
+        params: dict[str, object] = {"question": question}
+        if since_ts is not None:
+            params["since_ts"] = since_ts
+        return await self.jobs.submit("ask", user_id, room_id, params)
 
     async def topics(self, user_id: str, room_id: str) -> dict[str, object]:
         """The newest topic labels computed for this user and room, and the newest job."""
@@ -189,6 +211,15 @@ class AIService:
         progress(20)
         text = "".join([piece async for piece in self.stream(chat)])
         return {"summary": text, "message_count": chat.message_count, "model": chat.model}
+
+    async def _ask_job(self, job: JobRow, progress: Progress) -> dict[str, object]:
+        assert job.room_id is not None
+        since_ts = job.params.get("since_ts")
+        chat = await self.prepare_ask(job.user_id, job.room_id, str(job.params.get("question", "")),
+                                      since_ts=since_ts if isinstance(since_ts, int) else None)
+        progress(20)
+        text = "".join([piece async for piece in self.stream(chat)])
+        return {"answer": text, "message_count": chat.message_count, "model": chat.model}
 
     async def search(self, user_id: str, term: str, room_ids: list[str] | None, limit: int) -> list[dict[str, object]]:
         if not self.cfg.enabled:

@@ -61,6 +61,8 @@ class AISettings:
                 "enabled": self.cfg.enabled,
                 "endpoint_configured": self.cfg.endpoint is not None,
                 "user_endpoints": self.cfg.user_endpoints,
+                # A client summarizing an encrypted room itself uses this model unless the user chose one.
+                "summary_model": self.cfg.summary_model,
             },
             "available": self.cfg.enabled and (self.cfg.endpoint is not None or bool(s and s.endpoint)),
         }

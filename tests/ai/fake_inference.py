@@ -7,6 +7,10 @@ Content-Type application/x-ndjson, the last with "done": true and its timing fie
 error bodies each returns for a missing model. Knobs: a delay before answering, a delay
 between chunks, a hang (nothing after the headers until released), scripted failures and
 redirects. Every request is recorded; a client that goes away mid-stream sets `disconnected`.
+
+CORS as Ollama answers it when `OLLAMA_ORIGINS` names the page's origin (`cors_origins`): a
+preflight `OPTIONS` gets 204 with the Access-Control-Allow-* headers, responses carry
+`Access-Control-Allow-Origin`, and a request from any other origin is refused with 403.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import hashlib
 import re
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +27,10 @@ import orjson
 
 WORD = re.compile(r"[a-z0-9]+")
 EMBED_DIM = 64
+_ORIGIN: ContextVar[str | None] = ContextVar("origin", default=None)  # of the request being answered
+CORS_PREFLIGHT = ("Access-Control-Allow-Methods: GET,POST,PUT,PATCH,DELETE,HEAD,OPTIONS\r\n"
+                  "Access-Control-Allow-Headers: Authorization,Content-Type,User-Agent,Accept,X-Requested-With\r\n"
+                  "Access-Control-Max-Age: 43200\r\n")
 
 
 def fake_embedding(text: str) -> list[float]:
@@ -51,6 +60,7 @@ class FakeInference:
     hang: bool = False
     fail_next: list[int] = field(default_factory=list)  # statuses for the next requests
     redirects: dict[str, str] = field(default_factory=dict)  # path -> Location
+    cors_origins: tuple[str, ...] = ()  # origins allowed like OLLAMA_ORIGINS does
     requests: list[Recorded] = field(default_factory=list)
     port: int = 0
 
@@ -76,7 +86,7 @@ class FakeInference:
             await self._server.wait_closed()
 
     def chats(self) -> list[Recorded]:
-        return [r for r in self.requests if r.path in ("/v1/chat/completions", "/api/chat")]
+        return [r for r in self.requests if r.method == "POST" and r.path in ("/v1/chat/completions", "/api/chat")]
 
     # ------------------------------------------------------------------ HTTP
 
@@ -88,9 +98,16 @@ class FakeInference:
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
                 raw = await reader.readexactly(int(headers.get("content-length", "0")))
-                body = orjson.loads(raw) if raw else None
+                body = orjson.loads(raw) if raw and method != "OPTIONS" else None
                 self.requests.append(Recorded(method, path, headers, body))
-                await self._answer(method, path, body, writer)
+                origin = headers.get("origin")
+                _ORIGIN.set(origin)
+                if origin is not None and origin not in self.cors_origins:
+                    await self._send(writer, 403, b"")
+                elif method == "OPTIONS":
+                    await self._send(writer, 204, b"", extra=CORS_PREFLIGHT)
+                else:
+                    await self._answer(method, path, body, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -98,11 +115,18 @@ class FakeInference:
 
     async def _send(self, writer: asyncio.StreamWriter, status: int, body: bytes,
                     ctype: str = "application/json", extra: str = "") -> None:
-        reason = {200: "OK", 307: "Temporary Redirect", 404: "Not Found", 500: "Internal Server Error",
-                  503: "Service Unavailable"}.get(status, "Error")
-        writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+        reason = {200: "OK", 204: "No Content", 307: "Temporary Redirect", 403: "Forbidden", 404: "Not Found",
+                  500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
+        length = "" if status == 204 else f"Content-Length: {len(body)}\r\n"
+        writer.write(f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n{length}{self._cors()}"
                      f"{extra}\r\n".encode() + body)
         await writer.drain()
+
+    def _cors(self) -> str:
+        origin = _ORIGIN.get()
+        if origin is None or origin not in self.cors_origins:
+            return ""
+        return f"Access-Control-Allow-Origin: {origin}\r\nVary: Origin\r\n"
 
     async def _chunk(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -141,7 +165,8 @@ class FakeInference:
         return isinstance(model, str) and model.removesuffix(":latest") in pool
 
     async def _stream(self, writer: asyncio.StreamWriter, ctype: str, frames: list[bytes]) -> None:
-        writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\n{self._cors()}"
+                     "Transfer-Encoding: chunked\r\n\r\n".encode())
         await writer.drain()
         self.stream_started.set()
         try:

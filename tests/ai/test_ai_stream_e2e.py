@@ -73,6 +73,19 @@ async def test_websocket_streams_in_order_and_cancels(world: Any, fake: FakeInfe
         assert fake.chats()[-1].path == "/api/chat"
         assert "fixed by reverting" in fake.chats()[-1].body["messages"][-1]["content"]
 
+        # A question about the channel streams the same way, its prompt holding the question.
+        fake.reply = ["It ", "was ", "the ", "flaky ", "test."]
+        await sock.send(json.dumps({"type": "ai.ask", "id": "q1", "room_id": room, "question": "why was it red?"}))
+        got = await frames_until(sock, {"ai.done", "ai.error"})
+        assert got[0]["type"] == "ai.start" and got[0]["id"] == "q1"
+        assert [f["text"] for f in got if f["type"] == "ai.token"] == fake.reply
+        assert got[-1] == {"type": "ai.done", "id": "q1", "text": "It was the flaky test."}
+        prompt = fake.chats()[-1].body["messages"][-1]["content"]
+        assert "Question: why was it red?" in prompt and "the build is red" in prompt
+        await sock.send(json.dumps({"type": "ai.ask", "id": "q2", "room_id": room}))
+        got = await frames_until(sock, {"error"})
+        assert got[-1]["id"] == "q2" and got[-1]["errcode"] == "M_BAD_JSON"
+
         fake.hang = True
         fake.stream_started.clear()
         await sock.send(json.dumps({"type": "ai.summarize", "id": "s2", "room_id": room}))

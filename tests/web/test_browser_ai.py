@@ -4,8 +4,11 @@ OpenAI-compatible server (tests/ai/fake_inference.py) on loopback.
 
 The browser scenario is web/e2e-ai/assistant.test.mjs: the person saves the fake's URL in the
 settings (through the AI settings endpoint), the assistant appears, "Catch me up" streams a summary
-into the page piece by piece, a thread is summarized in its panel, a reply suggestion lands in the composer, and smart search finds a
-message by meaning. Here: what the fake was asked holds the channel's messages.
+into the page piece by piece, a question about the channel streams its answer, a thread is
+summarized in its panel, a reply suggestion lands in the composer, smart search finds a message by
+meaning, and an encrypted DM is summarized by the page itself calling the fake (which allows the
+page's origin, as Ollama does with OLLAMA_ORIGINS). Here: what the fake was asked holds the
+channel's messages, and the encrypted room's text reached it only from the browser.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ async def test_ai_assistant_in_a_real_browser(tmp_path: Path) -> None:
     proc, base = await asyncio.to_thread(
         start_server, tmp_path, f"sqlite:///{tmp_path}/parley.db", PARLEY_WEB_CLIENT_DIR=str(WEB / "out"),
         PARLEY_AI__USER_ENDPOINTS="any", PARLEY_AI__INDEX_EMBEDDINGS="true")
+    fake.cors_origins = (base.rstrip("/"),)  # the page's origin, like OLLAMA_ORIGINS
     try:
         env = {**os.environ, "PARLEY_URL": base, "FAKE_AI_URL": fake.url, "CHROMIUM_PATH": CHROMIUM,
                "FAKE_AI_REPLY": "".join(REPLY)}
@@ -53,5 +57,14 @@ async def test_ai_assistant_in_a_real_browser(tmp_path: Path) -> None:
     assert any("the kestrel release is out" in p for p in prompts), prompts
     assert any("dashboards look green in the thread" in p for p in prompts), prompts  # the thread's summary
     assert not any("secret room" in p for p in prompts), prompts
+    assert any("Question: who shipped the kestrel release?" in p for p in prompts), prompts
+    # The encrypted DM's text came from the browser (a CORS preflight, then a POST with the page's
+    # Origin), never from the server, which only ever held its ciphertext.
+    sealed = [r for r in fake.chats() if "launch word is heron" in str(r.body)]
+    assert sealed and all(r.headers.get("origin") == base.rstrip("/") for r in sealed), sealed
+    assert "authorization" not in sealed[0].headers
+    assert any(r.method == "OPTIONS" and r.path == "/v1/chat/completions" for r in fake.requests)
+    server_side = [r for r in fake.chats() if "origin" not in r.headers]
+    assert server_side and not any("heron" in str(r.body) for r in server_side)
     log = (tmp_path / "server.log").read_text(errors="replace")
     assert "Traceback" not in log, log

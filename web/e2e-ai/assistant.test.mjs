@@ -1,11 +1,14 @@
 // The AI assistant against a real Parley and a fake OpenAI-compatible server on loopback
 // (tests/web/test_browser_ai.py starts both): the AI server URL saved in the settings reaches the
 // server's AI settings, the assistant appears, "Catch me up" streams a summary into the page,
-// a reply suggestion lands in the composer, and smart search finds a message by meaning.
+// a question about the channel streams its answer, a reply suggestion lands in the composer, smart
+// search finds a message by meaning, and an encrypted direct message is summarized by the page
+// itself, which calls the person's own AI server (the fake, allowing this origin like Ollama
+// with OLLAMA_ORIGINS) with the text only the browser can decrypt.
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { after, before, test } from "node:test";
-import { api, assertClean, BASE, createChannel, launch, newPage, registerInUi, registerViaApi, RUN, session } from "../e2e/lib.mjs";
+import { api, assertClean, BASE, body, createChannel, launch, newPage, registerInUi, registerViaApi, RUN, send, session } from "../e2e/lib.mjs";
 
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
@@ -17,6 +20,7 @@ let browser;
 let A;
 let token;
 let roomId;
+let ana;
 const channel = `ai-${RUN}`;
 
 async function sendApi(tok, room, text, extra = {}) {
@@ -33,7 +37,7 @@ before(async () => {
   await createChannel(A.page, channel, "");
   token = (await session(A.page)).accessToken;
   roomId = await A.page.evaluate(() => decodeURIComponent(location.hash.replace(/^#\/room\//, "")));
-  const ana = await registerViaApi(`ana${RUN}`);
+  ana = await registerViaApi(`ana${RUN}`);
   await api("POST", `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, ana.access_token, {});
   // A room of Ana's that the person is not in: never part of what the AI is sent.
   const secret = await api("POST", "/_matrix/client/v3/createRoom", ana.access_token, {});
@@ -77,6 +81,23 @@ test("catch me up streams the summary into the drawer", async () => {
   });
   await drawer.locator("[data-testid=ai-summary][data-done=true]").waitFor();
   assert.equal(await summary.textContent(), REPLY);
+  await drawer.getByLabel("Close assistant").click();
+  await drawer.waitFor({ state: "detached" });
+});
+
+test("a question about the channel streams its answer into the drawer", async () => {
+  await A.page.getByRole("button", { name: "Assistant" }).click();
+  const drawer = A.page.getByTestId("ai-drawer");
+  const ask = drawer.getByRole("form", { name: "Ask about this channel" });
+  assert.equal(await ask.getByRole("button", { name: "Ask" }).isDisabled(), true);
+  await ask.getByTestId("ai-question").fill("who shipped the kestrel release?");
+  await ask.getByRole("button", { name: "Ask" }).click();
+  await A.page.waitForFunction(() => {
+    const el = document.querySelector("[data-testid=ai-summary]");
+    return el && el.textContent.length > 0 && el.dataset.done === "false";
+  });
+  await drawer.locator("[data-testid=ai-summary][data-done=true]").waitFor();
+  assert.equal(await drawer.getByTestId("ai-summary").textContent(), REPLY);
   await drawer.getByLabel("Close assistant").click();
   await drawer.waitFor({ state: "detached" });
 });
@@ -141,4 +162,36 @@ test("the assistant drawer and reply suggestions have no serious accessibility v
     .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
   assert.deepEqual(bad, [], "assistant: serious or critical accessibility violations");
   await context.close();
+});
+
+test("an encrypted direct message is summarized in the browser, by the person's own AI server", async () => {
+  const page = A.page;
+  await page.getByRole("button", { name: "Start a direct message" }).click();
+  await page.getByLabel("User ID").fill(ana.user_id);
+  await page.getByRole("button", { name: "Start", exact: true }).click();
+  await page.getByTestId("encrypted-room").waitFor({ timeout: 90_000 });
+  await send(page, "the e2ee-sealed launch word is heron");
+  await body(page, "the e2ee-sealed launch word is heron").waitFor({ timeout: 90_000 });
+  // Once sent, the server holds only its ciphertext.
+  const dm = await page.evaluate(() => decodeURIComponent(location.hash.replace(/^#\/room\//, "")));
+  const deadline = Date.now() + 60_000;
+  let held;
+  for (;;) {
+    held = await api("GET", `/_matrix/client/v3/rooms/${encodeURIComponent(dm)}/messages?dir=b&limit=20`, token);
+    if (held.chunk.some((e) => e.type === "m.room.encrypted")) break;
+    assert.ok(Date.now() < deadline, "the encrypted message reaches the server");
+    await page.waitForTimeout(250);
+  }
+  assert.ok(!JSON.stringify(held).includes("heron"));
+  await page.getByRole("button", { name: "Assistant" }).click();
+  const drawer = page.getByTestId("ai-drawer");
+  await drawer.getByTestId("ai-in-browser").filter({ hasText: "straight to your own AI server" }).waitFor();
+  await drawer.getByRole("button", { name: "Catch me up" }).click();
+  await page.waitForFunction(() => {
+    const el = document.querySelector("[data-testid=ai-summary]");
+    return el && el.textContent.length > 0 && el.dataset.done === "false";
+  });
+  await drawer.locator("[data-testid=ai-summary][data-done=true]").waitFor();
+  assert.equal(await drawer.getByTestId("ai-summary").textContent(), REPLY);
+  await drawer.getByLabel("Close assistant").click();
 });

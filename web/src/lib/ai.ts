@@ -10,7 +10,7 @@ export interface AiSettings {
   api_style: "openai" | "ollama";
   has_token: boolean;
   models: Record<string, string>;
-  server: { enabled: boolean; endpoint_configured: boolean; user_endpoints: string };
+  server: { enabled: boolean; endpoint_configured: boolean; user_endpoints: string; summary_model?: string };
   available: boolean;
 }
 
@@ -51,7 +51,18 @@ export async function streamSummary(client: MatrixClient, roomId: string, scope:
   const body: Record<string, unknown> = { stream: true };
   if (scope.kind === "unread") body.since = "read_marker";
   if (scope.kind === "thread") body.thread_id = scope.rootId;
-  const url = new URL(`${AI}/rooms/${enc(roomId)}/summarize`, client.session.baseUrl);
+  return streamSse(client, `${AI}/rooms/${enc(roomId)}/summarize`, body, onToken, signal);
+}
+
+/** Stream the answer to a question about the channel, like a summary. */
+export async function streamAnswer(client: MatrixClient, roomId: string, question: string,
+  onToken: (text: string) => void, signal?: AbortSignal): Promise<string> {
+  return streamSse(client, `${AI}/rooms/${enc(roomId)}/ask`, { stream: true, question }, onToken, signal);
+}
+
+async function streamSse(client: MatrixClient, path: string, body: Record<string, unknown>,
+  onToken: (text: string) => void, signal?: AbortSignal): Promise<string> {
+  const url = new URL(path, client.session.baseUrl);
   const send = () => fetch(url, {
     method: "POST", signal, body: JSON.stringify(body),
     headers: { Authorization: `Bearer ${client.session.accessToken}`, "Content-Type": "application/json", Accept: "text/event-stream" },
