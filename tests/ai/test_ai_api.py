@@ -170,7 +170,7 @@ async def test_errors_are_matrix_errors(client: MatrixClient, fake: FakeInferenc
 async def test_hung_endpoint_times_out_without_blocking_others(client: MatrixClient, fake: FakeInference,
                                                                hs: Homeserver) -> None:
     _, bob, room, _ = await room_with_history(client)
-    hs.ai.client.http.timeout = httpx.Timeout(30.0, connect=5.0, read=1.0)
+    hs.ai.client.http.timeout = httpx.Timeout(30.0, connect=5.0, read=5.0)
     fake.hang = True
     hung = asyncio.create_task(bob.post(f"{AI}/rooms/{room}/summarize", {"stream": True}))
     await asyncio.wait_for(fake.stream_started.wait(), 10)
@@ -178,13 +178,12 @@ async def test_hung_endpoint_times_out_without_blocking_others(client: MatrixCli
     other = await FakeInference().start()
     try:
         await bob.ok("PUT", f"{AI}/settings", {"endpoint": other.url})
-        t0 = time.monotonic()
         out = await bob.ok("POST", f"{AI}/rooms/{room}/summarize", {})
-        assert out["summary"] == "The team fixed the outage." and time.monotonic() - t0 < 1.0
-        assert not hung.done()
+        assert out["summary"] == "The team fixed the outage."
+        assert not hung.done()  # answered while the hung request still waits for its read timeout
     finally:
         await other.stop()
-    r = await asyncio.wait_for(hung, 10)
+    r = await asyncio.wait_for(hung, 30)
     assert r.status_code == 504 and r.json()["errcode"] == "ORG.PARLEY.AI_TIMEOUT"
 
 
