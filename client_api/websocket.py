@@ -297,6 +297,10 @@ class SyncSocket:
         assert req is not None
         first = True
         while True:
+            if self.hs.stopping.is_set():
+                # A stopping server's sync answers at once; from memory it may not even yield,
+                # so this loop would spin and starve the rest of the shutdown.
+                raise _Closed("shutdown")
             # Only what the client acknowledged counts as received (to-device messages are
             # deleted up to there), never a frame merely sent.
             acked = SyncToken.parse(self.delivered) if self.delivered else None
