@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -42,7 +41,6 @@ log = logging.getLogger("parley.ai.index")
 POSITION = "messages"
 BATCH = 64
 MAX_TEXT = 2000
-WORD = re.compile(r"\w+", re.UNICODE)
 #: (user_id, search term, room IDs, limit) -> event IDs by full-text rank, best first.
 KeywordSearch = Callable[[str, str, list[str], int], Awaitable[list[str]]]
 
@@ -96,7 +94,7 @@ class Embedder:
 class EmbeddingIndex:
     def __init__(self, store: AIStore, vectors: AIVectorStore, embedder: Embedder, committed: Callable[[], int],
                  visibility: VisibilityFilter, membership: MembershipService, serializer: EventSerializer,
-                 get_events: Callable[[list[str]], Any], keyword_search: KeywordSearch | None = None,
+                 get_events: Callable[[list[str]], Any], keyword_search: KeywordSearch,
                  poll_s: float = 1.0) -> None:
         self.store = store
         self.vectors = vectors
@@ -178,10 +176,7 @@ class EmbeddingIndex:
         q = (await self.embedder.embed([term]))[0]
         nearest = await self.vectors.nearest(rooms, model, q, limit * 4)
         scores = dict(nearest)
-        if self.keyword_search is not None:  # the server's full-text index (POST /search)
-            keyword = await self.keyword_search(user_id, term, rooms, limit * 4)
-        else:
-            keyword = await self.vectors.keyword_matches(rooms, WORD.findall(term)[:8], model, limit * 4)
+        keyword = await self.keyword_search(user_id, term, rooms, limit * 4)  # POST /search's index
         fused = fuse([[e for e, _ in nearest], keyword])[: limit * 2]
         ranked = dict(fused)
         best = [e for e, _ in fused]

@@ -50,8 +50,8 @@ class PreparedChat:
 class AIService:
     def __init__(self, stores: Stores, cfg: AIConfig, seed: bytes, reader: RoomReader,
                  account_data: AccountDataService, membership: MembershipService,
-                 transport: httpx.AsyncBaseTransport | None = None, resolver: Resolver = system_resolve,
-                 keyword_search: KeywordSearch | None = None) -> None:
+                 keyword_search: KeywordSearch,
+                 transport: httpx.AsyncBaseTransport | None = None, resolver: Resolver = system_resolve) -> None:
         self.cfg = cfg
         self.db = stores.db
         db = stores.db

@@ -242,7 +242,9 @@ class AIVectorStore:
         return [(str(r["event_id"]), 1.0 - float(r["dist"])) for r in rows]
 
     async def keyword_matches(self, room_ids: list[str], words: list[str], model: str, limit: int) -> list[str]:
-        """Event IDs whose indexed text holds every word (case-insensitive), newest first."""
+        """Event IDs whose indexed text holds every word (case-insensitive), newest first: the
+        keyword-only baseline of the labelled search evaluation (tests/ai/search_eval.py). Smart
+        search itself takes its keyword half from the full-text index of POST /search."""
         if not words or not room_ids:
             return []
         out: list[str] = []
