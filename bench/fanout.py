@@ -93,19 +93,21 @@ async def _longpoll_client(http: aiohttp.ClientSession, u: User, run: Run, ready
         now = time.perf_counter()
         resp = orjson.loads(raw)
         since = resp["next_batch"]
-        if first:
-            first = False
-            _connected(count, ready)
-            continue
+        first = _received(resp, first, now, run, count, ready)
+
+
+def _received(resp: dict[str, Any], first: bool, now: float, run: Run, count: list[int],
+              ready: asyncio.Event) -> bool:
+    """One sync answer (long-poll body or WebSocket frame). The first is the initial sync: it
+    counts the client as connected (`ready` once all `count[1]` are); later ones deliver."""
+    if first:
+        count[0] += 1
+        if count[0] == count[1]:
+            ready.set()
+    else:
         for body in _bodies(resp):
             run.seen(body, now)
-
-
-def _connected(count: list[int], ready: asyncio.Event) -> None:
-    """A client's first (initial) sync came: `ready` once all `count[1]` clients have had theirs."""
-    count[0] += 1
-    if count[0] == count[1]:
-        ready.set()
+    return False
 
 
 async def _ws_client(u: User, run: Run, ready: asyncio.Event, stop_at: asyncio.Event, count: list[int]) -> None:
@@ -125,12 +127,7 @@ async def _ws_client(u: User, run: Run, ready: asyncio.Event, stop_at: asyncio.E
                     await sock.send('{"type":"pong"}')
                 continue
             await sock.send(orjson.dumps({"type": "ack", "next_batch": f["next_batch"]}).decode())
-            if first:
-                first = False
-                _connected(count, ready)
-                continue
-            for body in _bodies(f):
-                run.seen(body, now)
+            first = _received(f, first, now, run, count, ready)
 
 
 async def _setup(c: Client, n_clients: int, devices: int, n_rooms: int) -> tuple[User, list[str], list[User]]:
