@@ -39,7 +39,7 @@ def _server(user_id: str) -> str:
 
 class FederationOutbound:
     def __init__(self, stores: Stores, server_name: str, bus: Bus, sender: FederationSender,
-                 enabled: bool, members: RoomMembers | None = None) -> None:
+                 enabled: bool, members: RoomMembers) -> None:
         self.stores = stores
         self.members = members  # shared with the fan-out and the push pipeline
         self.server_name = server_name
@@ -59,8 +59,7 @@ class FederationOutbound:
     # ------------------------------------------------------------------ who is where
 
     async def servers_in_room(self, room_id: str) -> set[str]:
-        members = await self.members.get(room_id, ("join",)) if self.members is not None \
-            else await self.stores.state.members(room_id, ("join",))
+        members = await self.members.get(room_id, ("join",))
         return {_server(u) for u in members} - {self.server_name, ""}
 
     async def servers_sharing_with(self, user_id: str) -> set[str]:

@@ -27,7 +27,7 @@ log = logging.getLogger("parley.push")
 
 class NotificationPipeline:
     def __init__(self, stores: Stores, push: PushService, server_name: str,
-                 on_queued: Callable[[], None] | None = None, members: RoomMembers | None = None) -> None:
+                 members: RoomMembers, on_queued: Callable[[], None] | None = None) -> None:
         self.stores = stores
         self.members = members  # the room's members read once per change, shared with the fan-out
         self.push = push
@@ -56,8 +56,7 @@ class NotificationPipeline:
 
     async def _process(self, ev: StoredEvent) -> None:
         st = self.stores
-        joined = sorted(await self.members.get(ev.room_id, ("join",))) if self.members is not None \
-            else await st.state.members(ev.room_id, ("join",))
+        joined = sorted(await self.members.get(ev.room_id, ("join",)))
         users = self._recipients(ev, joined)
         if not users:
             return

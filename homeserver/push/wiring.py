@@ -25,8 +25,8 @@ class NotificationParts:
         self.delivery = PushDelivery(hs.stores, cfg.push, cfg.push.vapid_contact or cfg.public_baseurl, http,
                                      [self._email_round] if cfg.email.enabled else [])
         self.pushers = PusherService(hs.stores, hs.serializer, on_change=self.delivery.wake)
-        self.pipeline = NotificationPipeline(hs.stores, hs.push, cfg.server_name, on_queued=self.delivery.wake,
-                                             members=hs.members)
+        self.pipeline = NotificationPipeline(hs.stores, hs.push, cfg.server_name, hs.members,
+                                             on_queued=self.delivery.wake)
         # Chain onto the hooks already wired (fan-out, device keys, ...), never replace them.
         persisted, deleted = hs.persister.on_persisted, hs.accounts.on_devices_deleted
 
